@@ -1,0 +1,181 @@
+"""rea.toml -> validated, typed, frozen settings.
+
+Every problem in the file becomes one UsageError line that names the key, what is wrong and the
+file to fix. Unknown keys are rejected (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rea_cli.errors import UsageError
+
+CONFIG_NAME = "rea.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalSettings(_Section):
+    max_parallel: int = Field(2, ge=1, description="trials running at once on this machine")
+    gpus_per_trial: int = Field(
+        1, ge=0, description="devices counted per trial for the budget (CPU or GPU)"
+    )
+    time_limit_min: int = Field(30, ge=1, description="worst-case minutes per trial (budget)")
+
+
+class SlurmSettings(_Section):
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    gpus_per_trial: int = Field(1, ge=0)
+    cpus_per_trial: int = Field(4, ge=1)
+    mem_gb: float | None = Field(16.0, gt=0)
+    time_limit_min: int = Field(60, ge=1)
+    array_parallelism: int = Field(16, ge=1)
+    extra_sbatch: dict[str, str] = Field(default_factory=dict)
+    setup: list[str] = Field(default_factory=list)
+    preamble: str | None = Field(None, description="file (workspace-relative) in every wake-up")
+
+
+class InsightsSettings(_Section):
+    storage_version: str | None = Field(None, description="e.g. 'v1.4.0' for older DuckDB clients")
+    lock_retries: int = Field(5, ge=0)
+
+
+class GuardrailSettings(_Section):
+    max_attempts_per_trial: int = Field(3, ge=1, description="first run + retries")
+    max_failed_fraction: float = Field(
+        0.5, ge=0, le=1, description="pause the campaign when more of a phase's trials fail"
+    )
+
+
+class PlannerSettings(_Section):
+    metric: Literal["auc", "ne", "logloss"] = "auc"
+    max_hypotheses: int = Field(6, ge=1)
+    validation_seeds: int = Field(2, ge=1)
+    combination_top_k: int = Field(3, ge=1)
+    combination_seeds: int = Field(2, ge=1)
+    exploitation_seeds: int = Field(3, ge=2)
+    validation_data_fraction: float = Field(0.5, gt=0, le=1)
+
+
+class Settings(_Section):
+    backend: Literal["local", "slurm"] = "local"
+    local: LocalSettings = Field(default_factory=LocalSettings)  # type: ignore[arg-type]
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)  # type: ignore[arg-type]
+    insights: InsightsSettings = Field(default_factory=InsightsSettings)  # type: ignore[arg-type]
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)  # type: ignore[arg-type]
+    planner: PlannerSettings = Field(default_factory=PlannerSettings)  # type: ignore[arg-type]
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate rea.toml; raise UsageError with one line naming the fix."""
+    if not path.is_file():
+        raise UsageError(f"{path}: missing; create it with `rea init {path.parent}`")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    return parse_settings(raw, source=str(path))
+
+
+def parse_settings(raw: dict[str, Any], *, source: str = CONFIG_NAME) -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(f"{source}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    key = _key_name(loc)
+    if err["type"] == "extra_forbidden":
+        section = _section_model(loc[:-1])
+        valid = ", ".join(section.model_fields) if section else ""
+        return f"unknown key {key}; valid keys here: {valid}"
+    given = err.get("input")
+    shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+    return f"{key}: {err['msg']}{shown}; fix this value"
+
+
+def _key_name(loc: list[str]) -> str:
+    if len(loc) == 1:
+        return loc[0]
+    return f"[{'.'.join(loc[:-1])}].{loc[-1]}"
+
+
+def _section_model(loc: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def default_toml(backend: str) -> str:
+    """The commented rea.toml written by `rea init`."""
+    return f"""\
+# rea workspace settings. Every key is optional; shown values are the defaults.
+# Docs: README.md and docs/ in the rea repository.
+
+# Where trials run: "slurm" (sbatch on this cluster) or "local" (this machine).
+backend = "{backend}"
+
+[local]
+# Trials running at once on this machine.
+max_parallel = 2
+# Devices counted per trial for the budget (device-hours; a CPU-only box counts 1).
+gpus_per_trial = 1
+# Worst-case minutes per trial, used to reserve budget.
+time_limit_min = 30
+
+[slurm]
+# partition = "gpu"
+# account = "my-account"
+# qos = "normal"
+# constraint = "a100"
+gpus_per_trial = 1
+cpus_per_trial = 4
+mem_gb = 16.0
+time_limit_min = 60
+# Array tasks of one phase running at once.
+array_parallelism = 16
+# Extra sbatch options, e.g. {{ "exclusive" = "" }}.
+extra_sbatch = {{}}
+# Shell lines run before every trial and wake-up, e.g. ["module load cuda/12.4"].
+setup = []
+# A file (relative to this workspace) inserted in every wake-up job script.
+# preamble = "preamble.sh"
+
+[insights]
+# Write the DB readable by older DuckDB clients, e.g. "v1.4.0".
+# storage_version = "v1.4.0"
+lock_retries = 5
+
+[guardrails]
+# A trial runs at most this many times (first run + retries from the runbooks).
+max_attempts_per_trial = 3
+# Pause the campaign when a larger fraction of one phase's trials fail.
+max_failed_fraction = 0.5
+
+[planner]
+# Metric the campaign optimises on the validation split: auc (higher is better), ne or logloss.
+metric = "auc"
+max_hypotheses = 6
+validation_seeds = 2
+combination_top_k = 3
+combination_seeds = 2
+exploitation_seeds = 3
+validation_data_fraction = 0.5
+"""

@@ -1,0 +1,96 @@
+"""The workspace: a folder on the shared filesystem with rea.toml, campaigns/ and the insights DB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from rea_cli.config import CONFIG_NAME, Settings, default_toml, load_settings
+from rea_cli.errors import UsageError
+
+ENV_VAR = "REA_WORKSPACE"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return self.root / "campaigns"
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "insights.duckdb"
+
+    @property
+    def analyst_db_path(self) -> Path:
+        return self.root / "insights-analyst.duckdb"
+
+    @property
+    def state_dir(self) -> Path:
+        """Backend state, locks and logs (not for humans)."""
+        return self.root / ".rea"
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.config_path)
+
+    def campaign_dir(self, campaign_id: str) -> Path:
+        return self.campaigns_dir / campaign_id
+
+
+def find_workspace(explicit: Path | None = None, *, cwd: Path | None = None) -> Workspace:
+    """--workspace, else $REA_WORKSPACE, else the current directory or its nearest parent."""
+    if explicit is not None:
+        return _checked(explicit, "--workspace")
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return _checked(Path(env), f"${ENV_VAR}")
+    start = (cwd or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return Workspace(folder)
+    raise UsageError(
+        f"no rea workspace here (no {CONFIG_NAME} in {start} or its parents); "
+        "run `rea init DIR`, or pass --workspace DIR or set REA_WORKSPACE"
+    )
+
+
+def _checked(path: Path, origin: str) -> Workspace:
+    root = path.expanduser().resolve()
+    if not (root / CONFIG_NAME).is_file():
+        raise UsageError(
+            f"{origin} {path}: not a rea workspace (no {CONFIG_NAME}); create it with `rea init {path}`"
+        )
+    return Workspace(root)
+
+
+def default_backend() -> str:
+    """slurm when sbatch is on PATH, local otherwise."""
+    return "slurm" if shutil.which("sbatch") else "local"
+
+
+def init_workspace(root: Path, *, backend: str | None = None) -> Workspace:
+    """Create rea.toml (commented defaults), campaigns/ and .rea/. Refuses to overwrite."""
+    root = root.expanduser().resolve()
+    config = root / CONFIG_NAME
+    if config.exists():
+        raise UsageError(f"{config} already exists; this folder is already a rea workspace")
+    chosen = backend or default_backend()
+    if chosen not in ("local", "slurm"):
+        raise UsageError(f"unknown backend {chosen!r}; use 'local' or 'slurm'")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "campaigns").mkdir(exist_ok=True)
+    (root / ".rea").mkdir(exist_ok=True)
+    tmp = config.with_suffix(".toml.tmp")
+    tmp.write_text(default_toml(chosen), encoding="utf-8")
+    os.replace(tmp, config)
+    return Workspace(root)
