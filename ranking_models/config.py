@@ -1,0 +1,241 @@
+"""Trial configs: what a hypothesis can change, validated and frozen. Imports no torch.
+
+A config is plain data ``{"model": {"family": ..., ...}, "train": {...}}``. A hypothesis is a
+delta in dotted keys (``{"model.embedding_dim": 32}``) applied with :func:`apply_delta`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ranking_models.errors import ConfigError, describe_pydantic_error
+
+__all__ = [
+    "FAMILIES",
+    "ConfigError",
+    "TrainConfig",
+    "TrialConfig",
+    "apply_delta",
+    "default_config",
+    "valid_keys",
+    "validate_config",
+]
+
+FAMILIES: tuple[str, ...] = ("lr", "fm", "wide_deep", "deepfm", "dcn_v2", "dlrm", "finalmlp")
+
+Norm = Literal["none", "batch", "layer"]
+Activation = Literal["relu", "gelu", "silu"]
+PositiveDims = list[Annotated[int, Field(ge=1, le=65536)]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LRModel(_Strict):
+    """Logistic regression on one-hot categorical features and the numerical features."""
+
+    family: Literal["lr"] = "lr"
+
+
+class FMModel(_Strict):
+    """Factorization machine: first-order terms + pairwise dot products of field embeddings."""
+
+    family: Literal["fm"] = "fm"
+    embedding_dim: int = Field(16, ge=1, le=1024)
+
+
+class _DeepModel(_Strict):
+    """Knobs shared by the models with an MLP ("deep" part)."""
+
+    embedding_dim: int = Field(16, ge=1, le=1024)
+    hidden_dims: PositiveDims = Field(default_factory=lambda: [256, 128])
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    norm: Norm = "none"
+    activation: Activation = "relu"
+
+
+class WideDeepModel(_DeepModel):
+    """Wide & Deep: a linear (wide) part plus an MLP over the concatenated embeddings."""
+
+    family: Literal["wide_deep"] = "wide_deep"
+
+
+class DeepFMModel(_DeepModel):
+    """DeepFM: FM and an MLP sharing the field embeddings."""
+
+    family: Literal["deepfm"] = "deepfm"
+
+
+class DCNv2Model(_DeepModel):
+    """DCN-v2: cross network (full or low-rank) stacked before, or parallel to, an MLP."""
+
+    family: Literal["dcn_v2"] = "dcn_v2"
+    cross_layers: int = Field(3, ge=0, le=16)
+    structure: Literal["stacked", "parallel"] = "parallel"
+    low_rank: int | None = Field(None, ge=1, le=4096)
+
+
+class DLRMModel(_DeepModel):
+    """DLRM: bottom MLP on numerical features, dot interaction, top MLP (hidden_dims)."""
+
+    family: Literal["dlrm"] = "dlrm"
+    bottom_dims: PositiveDims = Field(default_factory=lambda: [64])
+
+
+class FinalMLPModel(_DeepModel):
+    """FinalMLP: two MLP streams with feature gating, fused by multi-head bilinear fusion."""
+
+    family: Literal["finalmlp"] = "finalmlp"
+    hidden_dims_2: PositiveDims = Field(default_factory=lambda: [256, 128])
+    n_heads: int = Field(2, ge=1, le=64)
+    feature_selection: bool = True
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> FinalMLPModel:
+        d1 = self.hidden_dims[-1] if self.hidden_dims else None
+        d2 = self.hidden_dims_2[-1] if self.hidden_dims_2 else None
+        for name, dim in (("hidden_dims", d1), ("hidden_dims_2", d2)):
+            if dim is not None and dim % self.n_heads:
+                raise ValueError(
+                    f"the last of {name} ({dim}) must be divisible by n_heads ({self.n_heads})"
+                )
+        return self
+
+
+ModelConfig = Annotated[
+    LRModel | FMModel | WideDeepModel | DeepFMModel | DCNv2Model | DLRMModel | FinalMLPModel,
+    Field(discriminator="family"),
+]
+
+MODEL_CLASSES: dict[str, type[_Strict]] = {
+    "lr": LRModel,
+    "fm": FMModel,
+    "wide_deep": WideDeepModel,
+    "deepfm": DeepFMModel,
+    "dcn_v2": DCNv2Model,
+    "dlrm": DLRMModel,
+    "finalmlp": FinalMLPModel,
+}
+
+
+class TrainConfig(_Strict):
+    """Optimisation, schedule, fidelity and the instability detectors."""
+
+    epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(512, ge=1, le=1 << 20)
+    optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
+    lr_dense: float = Field(1e-3, gt=0.0)
+    lr_sparse: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay_sparse: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    grad_clip_norm: float | None = Field(None, gt=0.0)
+    data_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    eval_batch_size: int = Field(16384, ge=1)
+    log_every_steps: int = Field(50, ge=1)
+    # Instability detectors (None disables one). A NaN/Inf loss always stops the trial.
+    loss_explosion_factor: float | None = Field(10.0, gt=1.0)
+    loss_explosion_window: int = Field(50, ge=5)
+    grad_norm_threshold: float | None = Field(1e4, gt=0.0)
+
+
+class TrialConfig(_Strict):
+    """A trial's whole config: ``model`` (discriminated by ``family``) and ``train``."""
+
+    model: ModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+# Train settings that differ per family from TrainConfig's defaults (tuned on MovieLens-100k).
+_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {}
+_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+def valid_keys(family: str) -> list[str]:
+    """Every dotted key a delta may set for this family, e.g. ``model.embedding_dim``."""
+    if family not in MODEL_CLASSES:
+        raise ConfigError(f"unknown model family '{family}'; valid families: {', '.join(FAMILIES)}")
+    model = [f"model.{k}" for k in MODEL_CLASSES[family].model_fields]
+    train = [f"train.{k}" for k in TrainConfig.model_fields]
+    return model + train
+
+
+def _valid_fields(config: dict[str, Any]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {
+        "": ["model", "train"],
+        "train": list(TrainConfig.model_fields),
+        "_tags": list(FAMILIES),
+    }
+    model = config.get("model")
+    family = model.get("family") if isinstance(model, dict) else None
+    if isinstance(family, str) and family in MODEL_CLASSES:
+        fields["model"] = list(MODEL_CLASSES[family].model_fields)
+    return fields
+
+
+def validate_config(config: dict[str, Any]) -> TrialConfig:
+    """Validate a plain config; raise ConfigError with one line naming the bad field."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"invalid config: expected a mapping, got {type(config).__name__}")
+    try:
+        return TrialConfig.model_validate(config)
+    except ValidationError as exc:
+        raise ConfigError(
+            describe_pydantic_error(exc, "invalid config", _valid_fields(config))
+        ) from None
+
+
+def default_config(family: str) -> dict[str, Any]:
+    """A good default config for the family as plain data: ``{"model": {...}, "train": {...}}``."""
+    if family not in MODEL_CLASSES:
+        raise ConfigError(f"unknown model family '{family}'; valid families: {', '.join(FAMILIES)}")
+    model = {"family": family, **_MODEL_DEFAULTS.get(family, {})}
+    train = dict(_TRAIN_DEFAULTS.get(family, {}))
+    return validate_config({"model": model, "train": train}).model_dump(mode="json")
+
+
+def apply_delta(config: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of config with the dotted keys of delta set, validated.
+
+    ``{"model.embedding_dim": 32, "train.lr_dense": 0.003}``. Setting ``model.family`` replaces
+    the model section with that family's defaults before the other ``model.*`` keys apply.
+    An unknown key raises ConfigError listing the valid keys.
+    """
+    out = copy.deepcopy(config)
+    out.setdefault("model", {})
+    out.setdefault("train", {})
+    items = sorted(delta.items(), key=lambda kv: kv[0] != "model.family")
+    for key, value in items:
+        family = out["model"].get("family")
+        if not isinstance(key, str) or key.count(".") != 1:
+            raise ConfigError(_unknown_key_message(key, family))
+        section, field = key.split(".")
+        if key == "model.family":
+            if value not in MODEL_CLASSES:
+                raise ConfigError(
+                    f"invalid delta: model.family '{value}' is not a family; "
+                    f"valid families: {', '.join(FAMILIES)}"
+                )
+            if value != family:
+                out["model"] = default_config(value)["model"]
+            continue
+        if family not in MODEL_CLASSES or key not in valid_keys(family):
+            raise ConfigError(_unknown_key_message(key, family))
+        out[section][field] = copy.deepcopy(value)
+    validate_config(out)
+    return out
+
+
+def _unknown_key_message(key: Any, family: Any) -> str:
+    if family not in MODEL_CLASSES:
+        return f"invalid delta key {key!r}: the config has no valid model.family"
+    return (
+        f"invalid delta key {key!r} for family '{family}'; "
+        f"valid keys: {', '.join(valid_keys(family))}"
+    )
