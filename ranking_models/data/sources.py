@@ -1,0 +1,282 @@
+"""Raw data sources: each returns a RawTable (numpy columns + a 0/1 label). No torch.
+
+Processing (split, vocabularies, numeric transforms) is the same for all sources and lives in
+``ranking_models.data.processing``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ranking_models.data.registry import FETCH_COMMAND, load_byo_schema
+from ranking_models.errors import DataError, join_names
+
+
+@dataclass
+class RawTable:
+    """Columns before processing. categorical: any comparable dtype; numerical: float64."""
+
+    label: np.ndarray
+    categorical: dict[str, np.ndarray]
+    numerical: dict[str, np.ndarray]
+    log1p: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def file_digest(*paths: Path) -> str:
+    """sha256 over the contents of the files (the processed-data cache key uses it)."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+def synthetic(spec: dict[str, Any]) -> RawTable:
+    """A CTR table with planted pairwise interactions and a calibrated positive rate.
+
+    logit = field biases + a dense linear term + dot products of hidden vectors for pairs of
+    adjacent fields + a numerical x categorical interaction; the global bias is solved so the
+    expected positive rate is ``positive_rate``.
+    """
+    rng = np.random.default_rng(spec["seed"])
+    n, n_cat, n_num, vocab = spec["n_rows"], spec["n_categorical"], spec["n_numerical"], spec["vocab_size"]
+    zipf = 1.0 / np.arange(1, vocab + 1) ** 1.1
+    zipf /= zipf.sum()
+    cats = [rng.choice(vocab, size=n, p=zipf) for _ in range(n_cat)]
+    nums = rng.standard_normal((n, n_num))
+    logit = np.zeros(n)
+    for col in cats:
+        logit += rng.normal(0.0, 0.5, vocab)[col]
+    if n_num:
+        logit += nums @ rng.normal(0.0, 0.5, n_num)
+    k = 4
+    for f in range(min(n_cat - 1, 4)):
+        u = rng.normal(0.0, 1.0 / np.sqrt(k), (vocab, k))
+        v = rng.normal(0.0, 1.0, (vocab, k))
+        logit += (u[cats[f]] * v[cats[f + 1]]).sum(1)
+    if n_num:
+        logit += nums[:, 0] * rng.normal(0.0, 0.7, vocab)[cats[0]]
+    bias = _solve_bias(logit, spec["positive_rate"])
+    prob = 1.0 / (1.0 + np.exp(-(logit + bias)))
+    label = (rng.random(n) < prob).astype(np.float32)
+    return RawTable(
+        label=label,
+        categorical={f"c{i}": c.astype(np.int64) for i, c in enumerate(cats)},
+        numerical={f"n{i}": nums[:, i].copy() for i in range(n_num)},
+    )
+
+
+def _solve_bias(logit: np.ndarray, rate: float) -> float:
+    lo, hi = -30.0, 30.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if (1.0 / (1.0 + np.exp(-(logit + mid)))).mean() < rate:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+# ---------------------------------------------------------------- movielens-100k
+
+
+def movielens_files() -> list[Path]:
+    from ranking_models.data.fetch import MOVIELENS_FILES, movielens_available, movielens_dir
+
+    if not movielens_available():
+        raise DataError(
+            f"MovieLens-100k is not in the dataset cache ({movielens_dir()}); "
+            f"run `{FETCH_COMMAND}` (or `make data`) first"
+        )
+    return [movielens_dir() / f for f in MOVIELENS_FILES]
+
+
+def _read_atomic_file(path: Path) -> dict[str, np.ndarray]:
+    """Read a recbole atomic file (tab-separated, 'name:type' header) as string columns."""
+    lines = path.read_text(encoding="latin-1").splitlines()
+    names = [h.split(":")[0] for h in lines[0].split("\t")]
+    rows = [line.split("\t") for line in lines[1:] if line]
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return {name: np.array(col, dtype=str) for name, col in zip(names, cols, strict=True)}
+
+
+def movielens_100k(spec: dict[str, Any]) -> RawTable:
+    """100,000 ratings joined with user and item features; label = rating >= 4."""
+    inter_path, user_path, item_path = movielens_files()
+    inter = _read_atomic_file(inter_path)
+    users = _read_atomic_file(user_path)
+    items = _read_atomic_file(item_path)
+    u_index = {uid: i for i, uid in enumerate(users["user_id"])}
+    i_index = {iid: i for i, iid in enumerate(items["item_id"])}
+    ui = np.array([u_index[u] for u in inter["user_id"]])
+    ii = np.array([i_index[i] for i in inter["item_id"]])
+    genres = items["class"][ii]
+    year = items["release_year"][ii]
+    age = users["age"][ui]
+    year_num = np.array([float(y) if y.isdigit() else np.nan for y in year])  # some 'unkonwn'
+    stamp = inter["timestamp"].astype(np.float64)
+    categorical = {
+        "user_id": inter["user_id"],
+        "item_id": inter["item_id"],
+        "age": age,
+        "gender": users["gender"][ui],
+        "occupation": users["occupation"][ui],
+        "zip3": np.array([z[:3] for z in users["zip_code"][ui]]),
+        "release_year": year,
+        "genre": np.array([g.split(" ")[0] if g else "" for g in genres]),
+        "genres": genres,
+        "weekday": ((stamp // 86400 + 3) % 7).astype(np.int64).astype(str),
+    }
+    numerical = {
+        "age": age.astype(np.float64),
+        "release_year": year_num,
+        "timestamp": stamp,
+    }
+    label = (inter["rating"].astype(np.float64) >= 4).astype(np.float32)
+    return RawTable(label=label, categorical=categorical, numerical=numerical)
+
+
+# ---------------------------------------------------------------- bring your own
+
+
+def byo(spec: dict[str, Any]) -> RawTable:
+    """A CSV or Parquet file described by a TOML/YAML schema file (see docs/models.md)."""
+    schema, data_path = load_byo_schema(spec["path"])
+    fmt = schema.format or ("parquet" if data_path.suffix in (".parquet", ".pq") else "csv")
+    wanted = [schema.label, *schema.categorical, *schema.numerical]
+    table = _read_table(data_path, fmt, schema.delimiter)
+    missing = [c for c in wanted if c not in table.column_names]
+    if missing:
+        raise DataError(
+            f"{data_path}: missing column(s) {join_names(missing)} named in the schema; "
+            f"the file has: {join_names(table.column_names)}"
+        )
+    if table.num_rows == 0:
+        raise DataError(f"{data_path}: the file has no rows")
+    label = _numeric_column(table, schema.label, data_path)
+    if np.isnan(label).any():
+        raise DataError(f"{data_path}: label column '{schema.label}' has missing values")
+    if schema.label_threshold is not None:
+        label = (label >= schema.label_threshold).astype(np.float64)
+    _check_binary(label, schema.label, data_path, hint="; set label_threshold in the schema")
+    return RawTable(
+        label=label.astype(np.float32),
+        categorical={c: _string_column(table, c) for c in schema.categorical},
+        numerical={c: _numeric_column(table, c, data_path) for c in schema.numerical},
+        log1p=list(schema.log1p),
+    )
+
+
+def _read_table(path: Path, fmt: str, delimiter: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    try:
+        if fmt == "parquet":
+            return pq.read_table(path)
+        return pcsv.read_csv(path, parse_options=pcsv.ParseOptions(delimiter=delimiter))
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
+        first = str(exc).splitlines()[0]
+        raise DataError(f"cannot read {path} as {fmt}: {first}") from None
+
+
+def _string_column(table: Any, name: str) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = pc.cast(table.column(name), pa.string())
+    return np.array(col.fill_null("<null>").to_pylist(), dtype=str)
+
+
+def _numeric_column(table: Any, name: str, path: Path) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        col = pc.cast(table.column(name), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise DataError(f"{path}: column '{name}' is not numeric") from None
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _check_binary(label: np.ndarray, name: str, path: Path, hint: str = "") -> None:
+    values = np.unique(label)
+    if not np.isin(values, (0.0, 1.0)).all():
+        shown = join_names(f"{v:g}" for v in values[:5])
+        raise DataError(f"{path}: label column '{name}' must be 0/1, found values {shown}{hint}")
+
+
+# ---------------------------------------------------------------- criteo
+
+
+CRITEO_INT = [f"I{i}" for i in range(1, 14)]
+CRITEO_CAT = [f"C{i}" for i in range(1, 27)]
+
+
+def criteo(spec: dict[str, Any]) -> RawTable:
+    """The Criteo TSV layout: label, 13 integer and 26 categorical columns, no header."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    path = Path(spec["path"])
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    names = ["label", *CRITEO_INT, *CRITEO_CAT]
+    types: dict[str, Any] = {"label": pa.float64()}
+    types |= {c: pa.float64() for c in CRITEO_INT} | {c: pa.string() for c in CRITEO_CAT}
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=names),
+            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
+            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        first = str(exc).splitlines()[0]
+        raise DataError(
+            f"cannot read {path} as Criteo TSV (label, I1..I13, C1..C26, tab-separated): {first}"
+        ) from None
+    if spec.get("max_rows"):
+        table = table.slice(0, spec["max_rows"])
+    label = _numeric_column(table, "label", path)
+    if np.isnan(label).any():
+        raise DataError(f"{path}: the label column has missing values")
+    _check_binary(label, "label", path)
+    return RawTable(
+        label=label.astype(np.float32),
+        categorical={c: _string_column(table, c) for c in CRITEO_CAT},
+        numerical={c: _numeric_column(table, c, path) for c in CRITEO_INT},
+        log1p=list(CRITEO_INT),
+    )
+
+
+def source_digest(spec: dict[str, Any]) -> str | None:
+    """Content digest of a spec's source files; None for generated data (not cached)."""
+    name = spec["name"]
+    if name == "movielens-100k":
+        return file_digest(*movielens_files())
+    if name == "byo":
+        schema_path = Path(spec["path"])
+        _, data_path = load_byo_schema(schema_path)
+        return file_digest(schema_path, data_path)
+    if name == "criteo":
+        return file_digest(Path(spec["path"]))
+    return None
+
+
+LOADERS = {"synthetic": synthetic, "movielens-100k": movielens_100k, "byo": byo, "criteo": criteo}
