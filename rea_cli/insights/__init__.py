@@ -1,0 +1,34 @@
+"""The insights DB: a derived, queryable DuckDB index of the campaign folders (docs/insights.md).
+
+The agent calls sync_campaign after each step; analysts read the published copy; the planner
+reads hypothesis_effects.
+"""
+
+from rea_cli.insights.db import InsightsError, InsightsLocked, init_db, storage_version_of
+from rea_cli.insights.ingest import SyncReport, sync_campaign
+from rea_cli.insights.publish import publish
+from rea_cli.insights.queries import (
+    export_parquet,
+    hypothesis_effects,
+    readable_db,
+    relation_names,
+    run_sql,
+)
+from rea_cli.insights.schema import LATEST_VERSION, VIEWS
+
+__all__ = [
+    "LATEST_VERSION",
+    "VIEWS",
+    "InsightsError",
+    "InsightsLocked",
+    "SyncReport",
+    "export_parquet",
+    "hypothesis_effects",
+    "init_db",
+    "publish",
+    "readable_db",
+    "relation_names",
+    "run_sql",
+    "storage_version_of",
+    "sync_campaign",
+]
