@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -108,16 +109,23 @@ def create_file(db_path: Path, storage_version: str | None) -> None:
         con.close()
 
 
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """First value of the first row. fetchall, not fetchone: DuckDB 2 refuses other work on a
+    connection whose last result was not read to the end."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The version recorded in the open database; 0 for a database without the table."""
-    exists = con.execute(
+    exists = scalar(
+        con,
         "SELECT count(*) FROM duckdb_tables() "
-        "WHERE table_name = 'schema_version' AND database_name = current_database()"
-    ).fetchone()
-    if not exists or exists[0] == 0:
+        "WHERE table_name = 'schema_version' AND database_name = current_database()",
+    )
+    if not exists:
         return 0
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    return int(row[0]) if row else 0
+    return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version"))
 
 
 def migrate(con: duckdb.DuckDBPyConnection, target: int = LATEST_VERSION) -> list[int]:
@@ -153,10 +161,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = LATEST_VERSION) -> lis
 
 
 def _refuse_foreign(con: duckdb.DuckDBPyConnection) -> None:
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
-    ).fetchone()
-    if row and row[0]:
+    if scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"):
         raise InsightsError(
             "this DuckDB file has tables but no schema_version: it is not an insights DB; "
             "point rea at another path or move the file away"
@@ -184,10 +189,11 @@ def storage_version_of(db_path: Path) -> str:
     try:
         path_sql = str(db_path).replace("'", "''")
         con.execute(f"ATTACH '{path_sql}' AS probe (READ_ONLY)")
-        row = con.execute(
-            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'probe'"
-        ).fetchone()
+        tag = scalar(
+            con,
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'probe'",
+        )
         con.execute("DETACH probe")
     finally:
         con.close()
-    return str(row[0]) if row and row[0] is not None else "unknown"
+    return str(tag) if tag is not None else "unknown"

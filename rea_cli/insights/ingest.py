@@ -222,8 +222,8 @@ def upsert(
 
 
 def _count(result: duckdb.DuckDBPyConnection) -> int:
-    row: Any = result.fetchone()
-    return int(row[0]) if row else 0
+    rows: list[Any] = result.fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _attempts_from_jobs(con: duckdb.DuckDBPyConnection, campaign_id: str) -> None:
