@@ -1,0 +1,378 @@
+"""Pure parsers for the output of squeue, sacct, scontrol, sacctmgr and sbatch.
+
+No subprocess here: every function takes text and returns data, so each is tested on output
+captured from a real cluster (tests/fixtures/slurm/). The command lines that produce the text
+are built from the format constants below, so parser and command cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from rea_cli.executor.scheduler import JobInfo, JobState
+from rea_cli.executor.slurm.states import to_job_state
+
+# Name last: it is the only free-text field, so a "|" inside it cannot shift the others.
+SQUEUE_FIELDS = (
+    "JobArrayID",
+    "State",
+    "Reason",
+    "exit_code",
+    "NodeList",
+    "SubmitTime",
+    "StartTime",
+    "EndTime",
+    "RestartCnt",
+    "tres-alloc",
+    "TimeUsed",
+    "Name",
+)
+# `Field:|` = no width limit, "|" after each field (squeue -O).
+SQUEUE_FORMAT = ",".join(f"{f}:|" for f in SQUEUE_FIELDS)
+
+SACCT_FIELDS = (
+    "JobID",
+    "State",
+    "Reason",
+    "ExitCode",
+    "NodeList",
+    "Submit",
+    "Start",
+    "End",
+    "ElapsedRaw",
+    "AllocTRES",
+    "JobName",
+)
+SACCT_FORMAT = ",".join(SACCT_FIELDS)
+
+_NO_VALUE = {"", "N/A", "NONE", "None", "Unknown", "(null)", "None assigned"}
+
+
+@dataclass(frozen=True)
+class SlurmRecord:
+    """One job (or array task) as one Slurm command reports it."""
+
+    job_id: str
+    name: str
+    slurm_state: str
+    reason: str | None = None
+    exit_code: int | None = None
+    node: str | None = None
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    elapsed_s: float | None = None
+    gpus: int = 0
+    restarts: int = 0
+
+    @property
+    def state(self) -> JobState:
+        return to_job_state(self.slurm_state, self.reason)
+
+    def settled(self) -> SlurmRecord:
+        """Drop what Slurm prints as 0 before it is known: the exit code of a job that has not
+        ended, the elapsed time of one that never started."""
+        return replace(
+            self,
+            exit_code=self.exit_code if self.state.is_terminal else None,
+            elapsed_s=self.elapsed_s if self.started_at is not None else None,
+        )
+
+    def to_job_info(self) -> JobInfo:
+        self = self.settled()
+        return JobInfo(
+            job_id=self.job_id,
+            name=self.name,
+            state=self.state,
+            exit_code=self.exit_code,
+            node=self.node,
+            submitted_at=self.submitted_at,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            elapsed_s=self.elapsed_s,
+            gpus=self.gpus,
+            reason=self.reason,
+            restarts=self.restarts,
+        )
+
+
+# ------------------------------------------------------------------ small fields
+
+
+def parse_time(text: str) -> datetime | None:
+    """Slurm timestamp (cluster local time, no zone) -> aware datetime; N/A, Unknown -> None."""
+    text = text.strip()
+    if text in _NO_VALUE:
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone()
+    except ValueError:
+        return None
+
+
+def parse_duration(text: str) -> float | None:
+    """Slurm duration `[D-][HH:]MM:SS` (also `MM`, `D-HH`) -> seconds; UNLIMITED, N/A -> None."""
+    text = text.strip()
+    if text in _NO_VALUE or text.upper() in {"UNLIMITED", "INFINITE"}:
+        return None
+    days = 0
+    if "-" in text:
+        day_text, text = text.split("-", 1)
+        days = int(day_text)
+        parts = [int(p) for p in text.split(":")]
+        parts += [0] * (3 - len(parts))  # D-HH, D-HH:MM
+        hours, minutes, seconds = parts
+    else:
+        parts = [int(p) for p in text.split(":")]
+        if len(parts) == 1:  # minutes
+            hours, minutes, seconds = 0, parts[0], 0
+        elif len(parts) == 2:
+            hours, minutes, seconds = 0, parts[0], parts[1]
+        else:
+            hours, minutes, seconds = parts
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def exit_code_from_status(status: str) -> int | None:
+    """squeue `exit_code` is a raw wait status: 768 -> 3; killed by signal 9 -> 137."""
+    status = status.strip()
+    if not status.isdigit():
+        return None
+    raw = int(status)
+    signal = raw & 0x7F
+    return 128 + signal if signal else raw >> 8
+
+
+def exit_code_from_pair(pair: str) -> int | None:
+    """sacct/scontrol `ExitCode` is `code:signal`: "3:0" -> 3; "0:9" -> 137."""
+    match = re.fullmatch(r"\s*(\d+):(\d+)\s*", pair)
+    if match is None:
+        return None
+    code, signal = int(match[1]), int(match[2])
+    return 128 + signal if signal else code
+
+
+def gpus_from_tres(tres: str) -> int:
+    """GPUs in a TRES string ("cpu=1,gres/gpu=2"); typed ones count when no untyped entry."""
+    untyped = 0
+    typed = 0
+    for item in tres.split(","):
+        key, _, value = item.partition("=")
+        if not value.isdigit():
+            continue
+        if key == "gres/gpu":
+            untyped += int(value)
+        elif key.startswith("gres/gpu:"):
+            typed += int(value)
+    return untyped or typed
+
+
+def expand_job_id(job_id: str) -> list[str]:
+    """`5_[1-3,7%2]` -> ["5_1", "5_2", "5_3", "5_7"]; any other id -> [id]."""
+    match = re.fullmatch(r"(\d+)_\[([^\]]+)\]", job_id.strip())
+    if match is None:
+        return [job_id.strip()]
+    base, spec = match[1], match[2].split("%")[0]
+    ids: list[str] = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        ids.extend(f"{base}_{i}" for i in range(int(lo), int(hi or lo) + 1))
+    return ids
+
+
+def base_job_id(job_id: str) -> str:
+    """ "12_3" -> "12" (the array); "12" -> "12"."""
+    return job_id.split("_", 1)[0]
+
+
+def _opt(text: str) -> str | None:
+    text = text.strip()
+    return None if text in _NO_VALUE else text
+
+
+# ------------------------------------------------------------------ squeue / sacct
+
+
+def parse_squeue(text: str) -> list[SlurmRecord]:
+    """Parse `squeue -h -r -t all -O SQUEUE_FORMAT`: one record per job or array task."""
+    records = []
+    n = len(SQUEUE_FIELDS)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|", n - 1)
+        if len(parts) < n:
+            continue
+        f = dict(zip(SQUEUE_FIELDS, parts, strict=True))
+        f["Name"] = f["Name"].removesuffix("|")
+        restarts = f["RestartCnt"].strip()
+        records.append(
+            SlurmRecord(
+                job_id=f["JobArrayID"].strip(),
+                name=f["Name"],
+                slurm_state=f["State"].strip(),
+                reason=_opt(f["Reason"]),
+                exit_code=exit_code_from_status(f["exit_code"]),
+                node=_opt(f["NodeList"]),
+                submitted_at=parse_time(f["SubmitTime"]),
+                started_at=parse_time(f["StartTime"]),
+                ended_at=parse_time(f["EndTime"]),
+                elapsed_s=parse_duration(f["TimeUsed"]),
+                gpus=gpus_from_tres(f["tres-alloc"]),
+                restarts=int(restarts) if restarts.isdigit() else 0,
+            )
+        )
+    return records
+
+
+def parse_sacct(text: str) -> dict[str, SlurmRecord]:
+    """Parse `sacct -X -D -P -n --format=SACCT_FORMAT` into one record per job id.
+
+    With -D a requeued job has one line per run, oldest first: the last one wins and the
+    number of earlier lines is its restart count. `5_[1-2]` lines (tasks that never started)
+    are expanded to one record per task.
+    """
+    out: dict[str, SlurmRecord] = {}
+    n = len(SACCT_FIELDS)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|", n - 1)
+        if len(parts) < n:
+            continue
+        f = dict(zip(SACCT_FIELDS, parts, strict=True))
+        elapsed = f["ElapsedRaw"].strip()
+        for job_id in expand_job_id(f["JobID"]):
+            previous = out.get(job_id)
+            record = SlurmRecord(
+                job_id=job_id,
+                name=f["JobName"],
+                slurm_state=f["State"].strip(),
+                reason=_opt(f["Reason"]),
+                exit_code=exit_code_from_pair(f["ExitCode"]),
+                node=_opt(f["NodeList"]),
+                submitted_at=parse_time(f["Submit"]),
+                started_at=parse_time(f["Start"]),
+                ended_at=parse_time(f["End"]),
+                elapsed_s=float(elapsed) if elapsed.isdigit() else None,
+                gpus=gpus_from_tres(f["AllocTRES"]),
+            )
+            if previous is not None:
+                record = replace(record, restarts=previous.restarts + 1)
+            out[job_id] = record
+    return out
+
+
+def merge_records(live: SlurmRecord | None, accounted: SlurmRecord | None) -> SlurmRecord | None:
+    """squeue (the controller, current) wins on state; sacct fills what squeue lacks.
+
+    sacct lags the controller by seconds, so its state is used only for jobs the controller
+    has purged. Its Elapsed and AllocTRES are used when it already has the job's end.
+    """
+    if live is None:
+        return accounted
+    if accounted is None:
+        return live
+    if accounted.state.is_terminal and accounted.ended_at is not None:
+        return replace(
+            live,
+            elapsed_s=accounted.elapsed_s if accounted.elapsed_s is not None else live.elapsed_s,
+            gpus=accounted.gpus or live.gpus,
+            restarts=max(live.restarts, accounted.restarts),
+        )
+    return replace(live, restarts=max(live.restarts, accounted.restarts))
+
+
+# ------------------------------------------------------------------ scontrol / sacctmgr / sbatch
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """`scontrol show config` -> {"MaxArraySize": "1001", ...}."""
+    config = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep and key.strip() and " " not in key.strip():
+            config[key.strip()] = value.strip()
+    return config
+
+
+@dataclass(frozen=True)
+class Partition:
+    name: str
+    default: bool
+    max_time_min: float | None  # None = unlimited
+    state: str
+
+
+def parse_partitions(text: str) -> dict[str, Partition]:
+    """`scontrol show partition -o` (one line per partition) -> {name: Partition}."""
+    partitions = {}
+    for line in text.splitlines():
+        fields = dict(
+            item.split("=", 1) for item in line.split() if "=" in item and not item.startswith("=")
+        )
+        name = fields.get("PartitionName")
+        if not name:
+            continue
+        max_time = parse_duration(fields.get("MaxTime", "UNLIMITED"))
+        partitions[name] = Partition(
+            name=name,
+            default=fields.get("Default") == "YES",
+            max_time_min=None if max_time is None else max_time / 60.0,
+            state=fields.get("State", "UP"),
+        )
+    return partitions
+
+
+@dataclass(frozen=True)
+class Association:
+    account: str
+    max_submit: int | None
+    qos: tuple[str, ...]
+
+
+def parse_associations(text: str) -> list[Association]:
+    """`sacctmgr -n -P show assoc where user=U format=Account,MaxSubmit,QOS`."""
+    assocs = []
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) < 3 or not parts[0]:
+            continue
+        assocs.append(
+            Association(
+                account=parts[0],
+                max_submit=int(parts[1]) if parts[1].isdigit() else None,
+                qos=tuple(q for q in parts[2].split(",") if q),
+            )
+        )
+    return assocs
+
+
+def parse_qos(text: str) -> dict[str, int | None]:
+    """`sacctmgr -n -P show qos format=Name,MaxSubmitPU` -> {qos: max submit per user}."""
+    qos: dict[str, int | None] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if parts and parts[0]:
+            qos[parts[0]] = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    return qos
+
+
+def parse_sbatch_id(text: str) -> str:
+    """`sbatch --parsable` prints `123` or `123;cluster` -> "123"; ValueError otherwise."""
+    first = text.strip().splitlines()[-1] if text.strip() else ""
+    job_id = first.split(";", 1)[0].strip()
+    if not job_id.isdigit():
+        raise ValueError(f"unexpected sbatch output: {text.strip()!r}")
+    return job_id
+
+
+def squeue_says_unknown(stderr: str) -> bool:
+    """squeue -j with only unknown (purged) ids fails with this instead of printing nothing."""
+    return "Invalid job id" in stderr
+
+
+def unknown(job_id: str) -> JobInfo:
+    return JobInfo(job_id=job_id, name="", state=JobState.UNKNOWN)
