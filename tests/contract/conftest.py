@@ -1,0 +1,66 @@
+"""One Scheduler contract suite, run against every backend (local and slurm).
+
+The slurm parameter is skipped, with the reason shown by `pytest -ra`, when the cluster does
+not answer `scontrol ping` or when rea_cli.executor.slurm.backend is not importable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rea_cli.executor.scheduler import Scheduler
+
+
+def _slurm_unavailable() -> str | None:
+    if shutil.which("scontrol") is None:
+        return "scontrol is not on PATH (start the local cluster: make slurm-up)"
+    try:
+        ping = subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"scontrol ping failed: {exc} (make slurm-up)"
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        return f"Slurm is down: {ping.stdout.strip() or ping.stderr.strip()} (make slurm-up)"
+    return None
+
+
+def _make_slurm(state_dir: Path) -> Scheduler:
+    down = _slurm_unavailable()
+    if down:
+        pytest.skip(down)
+    try:
+        module = importlib.import_module("rea_cli.executor.slurm.backend")
+    except ImportError as exc:
+        pytest.skip(f"rea_cli.executor.slurm.backend is not importable yet: {exc}")
+    scheduler: Scheduler = module.SlurmScheduler(state_dir)
+    return scheduler
+
+
+def _make_local(state_dir: Path) -> Scheduler:
+    from rea_cli.executor.local import LocalScheduler
+
+    return LocalScheduler(state_dir, cancel_grace_s=5.0)
+
+
+@pytest.fixture
+def job_name() -> str:
+    """A job name unique to this test, so find() on a shared cluster sees only our jobs."""
+    return f"rea.contract-{uuid.uuid4().hex[:10]}.validation.r1"
+
+
+@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def scheduler(request: pytest.FixtureRequest, tmp_path: Path, job_name: str) -> Iterator[Scheduler]:
+    """A backend with its own state directory. Jobs the test leaves are cancelled afterwards."""
+    make = {"local": _make_local, "slurm": _make_slurm}[request.param]
+    backend = make(tmp_path / "scheduler-state")
+    yield backend
+    leftovers = backend.find(job_name.rsplit(".", 2)[0])
+    backend.cancel([j.job_id for j in leftovers if not j.state.is_terminal])
