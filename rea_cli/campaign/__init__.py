@@ -1,0 +1,1 @@
+"""Campaign state: the state machine, the event journal and the store (the only writer)."""

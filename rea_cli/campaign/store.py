@@ -1,0 +1,143 @@
+"""The campaign folder: the only code that writes campaign state (campaign.json + journal).
+
+Every write is atomic (temp + rename) and every state change is journaled. A lock file excludes
+concurrent writers (two wake-ups, a wake-up and `rea cancel`, the watchdog).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rea_cli.campaign.journal import append_event, read_events
+from rea_cli.campaign.model import Campaign
+from rea_cli.campaign.state import CampaignState, check_transition
+from rea_cli.errors import LockedError, UsageError
+from rea_cli.fsutil import read_json, write_json_atomic
+from rea_cli.workspace import Workspace
+
+
+class CampaignStore:
+    def __init__(self, ws: Workspace, campaign_id: str) -> None:
+        self.ws = ws
+        self.campaign_id = campaign_id
+        self.dir = ws.campaign_dir(campaign_id)
+
+    # ---------------------------------------------------------------- paths
+    @property
+    def campaign_path(self) -> Path:
+        return self.dir / "campaign.json"
+
+    @property
+    def plan_path(self) -> Path:
+        return self.dir / "plan.json"
+
+    @property
+    def approval_path(self) -> Path:
+        return self.dir / "approval.json"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.dir / "journal.jsonl"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / ".lock"
+
+    def phase_dir(self, phase: str) -> Path:
+        return self.dir / "phases" / phase
+
+    def trial_dir(self, trial_id: str) -> Path:
+        return self.dir / "trials" / trial_id
+
+    def spec_path(self, trial_id: str) -> Path:
+        return self.trial_dir(trial_id) / "spec.json"
+
+    def attempts_dir(self, trial_id: str) -> Path:
+        return self.trial_dir(trial_id) / "attempts"
+
+    # ---------------------------------------------------------------- state
+    def exists(self) -> bool:
+        return self.campaign_path.is_file()
+
+    def load(self) -> Campaign:
+        if not self.exists():
+            raise UsageError(
+                f"unknown campaign {self.campaign_id!r} in {self.ws.root}; "
+                "list campaigns with `rea status`"
+            )
+        try:
+            data = json.loads(self.campaign_path.read_text(encoding="utf-8"))
+            return Campaign.model_validate(data)
+        except (json.JSONDecodeError, ValidationError) as exc:
+            first = str(exc).splitlines()[0]
+            raise UsageError(
+                f"{self.campaign_path} is corrupt ({first}); restore it from the journal or "
+                "cancel the campaign"
+            ) from None
+
+    def save(self, campaign: Campaign) -> None:
+        write_json_atomic(self.campaign_path, campaign.dump())
+
+    def event(self, name: str, /, **details: Any) -> dict[str, Any]:
+        return append_event(self.journal_path, self.campaign_id, name, **details)
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_events(self.journal_path)
+
+    def transition(self, campaign: Campaign, target: CampaignState, /, **details: Any) -> None:
+        """Change state (checked against the state machine), save, then journal it."""
+        check_transition(self.campaign_id, campaign.state, target)
+        previous = campaign.state
+        campaign.state = target
+        self.save(campaign)
+        self.event("state", previous=previous.value, state=target.value, **details)
+
+    def read_plan_bytes(self) -> bytes:
+        try:
+            return self.plan_path.read_bytes()
+        except FileNotFoundError:
+            raise UsageError(
+                f"{self.plan_path} is missing; re-plan with `rea plan`"
+            ) from None
+
+    def approval(self) -> dict[str, Any] | None:
+        data = read_json(self.approval_path)
+        return data if isinstance(data, dict) else None
+
+    # ---------------------------------------------------------------- lock
+    @contextmanager
+    def lock(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Exclusive lock on the campaign (flock; released by the kernel if we die)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait_s
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockedError(
+                            f"campaign {self.campaign_id} is busy (another rea process holds "
+                            f"{self.lock_path}); try again in a moment"
+                        ) from None
+                    time.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)
+
+
+def list_campaigns(ws: Workspace) -> list[str]:
+    if not ws.campaigns_dir.is_dir():
+        return []
+    return sorted(p.name for p in ws.campaigns_dir.iterdir() if (p / "campaign.json").is_file())

@@ -1,0 +1,305 @@
+"""Campaign commands: init, plan, approve, launch, resume, status, watch, cancel, review, report.
+
+Each parses, calls one core function, prints. No logic here.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.table import Table
+
+from rea_cli.cli.common import console, handle_errors, print_json, workspace
+from rea_cli.errors import RefusedError, UsageError
+
+CampaignArg = Annotated[str, typer.Argument(help="Campaign id (see `rea status`).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (init, plan, approve, launch, resume, status, watch, cancel, review, report):
+        app.command()(fn)
+
+
+@handle_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Workspace folder to create.")] = Path("."),
+    backend: Annotated[
+        str | None, typer.Option(help="local or slurm (default: slurm when sbatch is on PATH).")
+    ] = None,
+) -> None:
+    """Create a workspace: rea.toml with commented defaults, campaigns/, the insights DB."""
+    from rea_cli.workspace import init_workspace
+
+    ws = init_workspace(directory, backend=backend)
+    try:
+        from rea_cli.insights import init_db
+
+        init_db(ws.db_path, storage_version=ws.settings.insights.storage_version)
+    except ImportError:  # pragma: no cover
+        pass
+    console.print(f"workspace ready at {ws.root} (backend: {ws.settings.backend})")
+    console.print(f"next: rea --workspace {ws.root} plan --model dcn_v2 --dataset movielens-100k --budget 4gpu-h")
+
+
+@handle_errors
+def plan(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option(help="Model family: lr, fm, wide_deep, deepfm, dcn_v2, dlrm, finalmlp.")],
+    dataset: Annotated[str, typer.Option(help="movielens-100k, synthetic, criteo:FILE.tsv or a schema FILE.toml/.yaml.")],
+    budget: Annotated[str, typer.Option(help="Approved GPU budget, e.g. 4gpu-h or 90gpu-min.")],
+    goal: Annotated[str, typer.Option(help="What the campaign is for (free text).")] = "",
+    metric: Annotated[str | None, typer.Option(help="auc, ne or logloss (default from rea.toml).")] = None,
+    profile: Annotated[str, typer.Option(help="tiny (tests), demo (minutes on a CPU) or standard.")] = "standard",
+    campaign_id: Annotated[str | None, typer.Option("--id", help="Campaign id (default: generated).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
+    from rea_cli.lifecycle import plan_campaign
+    from rea_cli.planner.plan import parse_budget
+
+    ws = workspace(ctx)
+    c, p = plan_campaign(
+        ws, model=model, dataset=dataset, budget_gpu_hours=parse_budget(budget), goal=goal,
+        metric=metric, profile=profile, campaign_id=campaign_id,
+    )
+    if as_json:
+        print_json({"campaign_id": c.campaign_id, "plan": p.dump()})
+        return
+    _print_plan(c.campaign_id, p)
+    console.print(f"\nnext: review the plan, then [bold]rea approve {c.campaign_id}[/]")
+
+
+def _print_plan(cid: str, p: Any) -> None:
+    console.print(f"[bold]Campaign {cid}[/]: {p.goal}")
+    console.print(f"baseline: {p.model_family} on {p.dataset}, metric {p.metric} ({p.direction})")
+    hyps = Table(title="Hypotheses", show_lines=False)
+    for col in ("id", "title", "change", "source"):
+        hyps.add_column(col)
+    for hid, h in p.hypotheses.items():
+        if hid != "baseline":
+            hyps.add_row(hid, h.title, ", ".join(f"{k}={v}" for k, v in h.delta.items()), h.source)
+    console.print(hyps)
+    phases = Table(title=f"Plan (budget {p.budget_gpu_hours:g} GPU-h)")
+    for col in ("phase", "trials (max)", "seeds", "time limit", "est. GPU-h", "reserved GPU-h"):
+        phases.add_column(col)
+    for ph in p.phases:
+        phases.add_row(
+            ph.phase, str(ph.max_trials), str(len(ph.seeds)), f"{ph.time_limit_min} min",
+            f"{ph.estimated_gpu_hours:.3f}", f"{ph.reserved_gpu_hours:.3f}",
+        )
+    console.print(phases)
+    for ph in p.phases:
+        console.print(f"  {ph.phase}: {ph.rule}", highlight=False)
+    console.print(
+        f"total: estimated {p.estimated_gpu_hours:.3f} GPU-h, worst case {p.reserved_gpu_hours:.3f} GPU-h"
+    )
+
+
+@handle_errors
+def approve(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Approve the plan and its budget (human checkpoint 1; bound to the plan's hash)."""
+    from rea_cli.executor.resume import load_plan
+    from rea_cli.lifecycle import approve_campaign, load
+
+    ws = workspace(ctx)
+    store, c = load(ws, campaign)
+    if not yes:
+        _print_plan(campaign, load_plan(store))
+        if not typer.confirm(f"Approve campaign {campaign} with {c.budget.approved_gpu_hours:g} GPU-h?"):
+            raise RefusedError("not approved (answered no)")
+    c = approve_campaign(ws, campaign)
+    console.print(f"approved {campaign} ({c.budget.approved_gpu_hours:g} GPU-h); next: rea launch {campaign}")
+
+
+@handle_errors
+def launch(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Then watch progress (Ctrl-C leaves it running).")] = False,
+) -> None:
+    """Submit phase 1 and its wake-up job, then return: the campaign runs by itself."""
+    from rea_cli.lifecycle import dry_run as make_dry_run
+    from rea_cli.lifecycle import launch_campaign
+
+    ws = workspace(ctx)
+    if dry_run:
+        _print_dry_run(make_dry_run(ws, campaign))
+        return
+    launch_campaign(ws, campaign)
+    console.print(f"launched {campaign}: phase validation submitted; rea is not running now.")
+    if follow:
+        _watch(ctx, campaign)
+    else:
+        console.print(f"follow with: rea watch {campaign}")
+
+
+def _print_dry_run(d: Any) -> None:
+    console.print(f"[bold]dry run[/]: phase {d.phase}, job name {d.job_name}, {len(d.tasks)} tasks, "
+                  f"at most {d.parallelism} at once")
+    console.print(f"resources per task: {d.resources}")
+    for t in d.tasks:
+        console.print(f"  task: (cd {t.workdir} && {' '.join(f'{k}={v}' for k, v in t.env.items())} "
+                      f"{shlex.join(t.argv)})", highlight=False, soft_wrap=True)
+    console.print(f"wake-up after all tasks (afterany): {shlex.join(d.wakeup_argv)}", highlight=False, soft_wrap=True)
+    console.print(f"cost: reserved {d.reserved_gpu_hours:.3f} GPU-h worst case, "
+                  f"estimated {d.estimated_gpu_hours:.3f} GPU-h; nothing was submitted")
+
+
+@handle_errors
+def resume(ctx: typer.Context, campaign: CampaignArg) -> None:
+    """Advance a campaign one step (what the wake-up job runs). Safe to run any time."""
+    from rea_cli.executor.resume import resume_campaign
+
+    outcome = resume_campaign(workspace(ctx), campaign)
+    console.print(f"{campaign}: {outcome.action}: {outcome.detail}", highlight=False)
+
+
+@handle_errors
+def status(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Argument(help="Campaign id; all campaigns if omitted.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Campaign state, per-phase trials, failures with reasons, GPU-hours spent/reserved/approved."""
+    from rea_cli.campaign.store import CampaignStore, list_campaigns
+    from rea_cli.lifecycle import summary
+
+    ws = workspace(ctx)
+    if campaign is None:
+        rows = [summary(CampaignStore(ws, cid).load()) for cid in list_campaigns(ws)]
+        if as_json:
+            print_json(rows)
+            return
+        table = Table(title=f"Campaigns in {ws.root}")
+        for col in ("id", "state", "phase", "model", "dataset", "GPU-h spent/approved"):
+            table.add_column(col)
+        for r in rows:
+            b = r["budget"]
+            table.add_row(r["campaign_id"], r["state"], r["phase"] or "-", r["model"], r["dataset"],
+                          f"{b['spent_gpu_hours']:.3f}/{b['approved_gpu_hours']:g}")
+        console.print(table)
+        return
+    s = summary(CampaignStore(ws, campaign).load())
+    if as_json:
+        print_json(s)
+        return
+    _print_summary(s)
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    b = s["budget"]
+    console.print(f"[bold]{s['campaign_id']}[/]: {s['state']}" + (f" (phase {s['phase']})" if s["phase"] else ""))
+    console.print(f"GPU-h: spent {b['spent_gpu_hours']:.3f}, reserved {b['reserved_gpu_hours']:.3f}, "
+                  f"approved {b['approved_gpu_hours']:g}")
+    table = Table()
+    for col in ("phase", "pending", "running", "succeeded", "failed", "cancelled"):
+        table.add_column(col)
+    for name, p in s["phases"].items():
+        table.add_row(name, *(str(p[k]) for k in ("pending", "running", "succeeded", "failed", "cancelled")))
+    console.print(table)
+    for p in s["phases"].values():
+        for reason in p["reasons"]:
+            console.print(f"  failed: {reason}", highlight=False)
+    if s["pause_reason"]:
+        console.print(f"paused: {s['pause_reason']}")
+    if s["proposal"]:
+        console.print(f"proposal: {s['proposal']['summary']}")
+
+
+@handle_errors
+def watch(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
+) -> None:
+    """Live progress until the campaign stops running. Ctrl-C stops watching, not the campaign."""
+    _watch(ctx, campaign, interval)
+
+
+def _watch(ctx: typer.Context, campaign: str, interval: float = 1.0) -> None:
+    from rea_cli.campaign.store import CampaignStore
+    from rea_cli.executor.progress import live_summary
+
+    ws = workspace(ctx)
+    store = CampaignStore(ws, campaign)
+    try:
+        with Live(console=console, refresh_per_second=4) as live:
+            while True:
+                s = live_summary(ws, store)
+                live.update(_progress_table(s))
+                if s["state"] not in ("RUNNING", "APPROVED"):
+                    break
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        console.print(f"stopped watching; {campaign} goes on (rea watch {campaign} to follow again)")
+        return
+    final = live_summary(ws, store)
+    console.print(f"{campaign} is {final['state']}")
+    if final.get("proposal"):
+        console.print(f"proposal: {final['proposal']['summary']}")
+
+
+def _progress_table(s: dict[str, Any]) -> Table:
+    b = s["budget"]
+    table = Table(title=f"{s['campaign_id']}: {s['state']}" + (f" - phase {s['phase']}" if s["phase"] else "")
+                  + f" - GPU-h spent {b['spent_gpu_hours']:.3f} / {b['approved_gpu_hours']:g}")
+    for col in ("phase", "pending", "running", "succeeded", "failed"):
+        table.add_column(col)
+    for name, p in s["phases"].items():
+        table.add_row(name, *(str(p[k]) for k in ("pending", "running", "succeeded", "failed")))
+    return table
+
+
+@handle_errors
+def cancel(ctx: typer.Context, campaign: CampaignArg) -> None:
+    """Cancel every job of the campaign (trials and wake-ups); the campaign becomes CANCELLED."""
+    from rea_cli.lifecycle import cancel_campaign
+
+    _, n = cancel_campaign(workspace(ctx), campaign)
+    console.print(f"cancelled {campaign} ({n} job(s) cancelled)")
+
+
+@handle_errors
+def review(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    accept: Annotated[bool, typer.Option("--accept", help="Accept the proposal.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the proposal.")] = False,
+    note: Annotated[str, typer.Option(help="Why (kept in the journal and the insights DB).")] = "",
+) -> None:
+    """Accept or reject the campaign's proposal (human checkpoint 2)."""
+    from rea_cli.lifecycle import review_campaign
+
+    if accept == reject:
+        raise UsageError("give exactly one of --accept or --reject")
+    c = review_campaign(workspace(ctx), campaign, accept=accept, note=note)
+    console.print(f"{campaign}: {c.state.value}")
+
+
+@handle_errors
+def report(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write report.md in the campaign folder and print it."""
+    from rea_cli.report import write_report
+
+    path, text, data = write_report(workspace(ctx), campaign)
+    if as_json:
+        print_json(data)
+        return
+    console.print(Markdown(text))
+    console.print(f"\nreport written to {path}")

@@ -1,0 +1,81 @@
+"""The `rea` command: global options, then one module per command group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rea_cli import __version__
+from rea_cli.cli import campaign_cmds, common
+from rea_cli.errors import ReaError
+
+app = typer.Typer(
+    name="rea",
+    help="rea: a Slurm-native Ranking Engineer Agent. Plan, approve and launch budgeted "
+    "experiment campaigns on ranking models; rea sleeps between phases and wakes up by itself.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+# commands that need no existing workspace
+_NO_WORKSPACE = {"init", None}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rea {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace", "-w", help="Workspace folder (default: $REA_WORKSPACE, or the current "
+            "directory or its nearest parent with a rea.toml).",
+        ),
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    common.setup_logging(verbose)
+    ctx.obj = {"workspace": workspace}
+    if ctx.invoked_subcommand in _NO_WORKSPACE:
+        return
+    try:
+        common.workspace(ctx)
+    except ReaError as exc:
+        common.err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+campaign_cmds.register(app)
+
+
+def _add_optional_groups() -> None:
+    # groups owned by other modules; each is a Typer sub-app
+    try:
+        from rea_cli.cli import insights_cmds
+
+        app.add_typer(insights_cmds.app, name="insights")
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from rea_cli.cli import watchdog_cmds
+    except ImportError:  # pragma: no cover
+        return
+    watchdog_cmds.register(app)
+
+
+_add_optional_groups()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,340 @@
+"""The resume step: what every wake-up runs. Lock, reconcile, ingest, diagnose, decide, submit,
+publish, exit. Running it twice, or again after a crash at any line, gives the same end state:
+every decision is saved before its side effect, and every side effect is idempotent or
+reconciled by job name (see phase.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rea_cli.campaign.journal import now_iso
+from rea_cli.campaign.model import Campaign, JobRecord, Round, TrialRecord
+from rea_cli.campaign.state import CampaignState
+from rea_cli.campaign.store import CampaignStore
+from rea_cli.errors import ReaError, RefusedError
+from rea_cli.executor import budget, phase as phase_mod
+from rea_cli.executor.backends import make_scheduler, wakeup_argv
+from rea_cli.executor.scheduler import JobInfo, JobState, Scheduler, job_name
+from rea_cli.faults import crash_point
+from rea_cli.fsutil import read_json
+from rea_cli.planner import gates
+from rea_cli.planner.plan import Plan
+from rea_cli.runbooks import Failure, choose_action, diagnose, load_runbooks
+from rea_cli.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+RETRY_ACTIONS = ("retry", "retry_with")
+
+
+@dataclass(frozen=True)
+class ResumeOutcome:
+    action: str  # noop | waiting | submitted | paused | awaiting_review
+    detail: str
+
+
+def load_plan(store: CampaignStore) -> Plan:
+    return Plan.model_validate_json(store.read_plan_bytes())
+
+
+def resume_campaign(
+    ws: Workspace, campaign_id: str, scheduler: Scheduler | None = None
+) -> ResumeOutcome:
+    store = CampaignStore(ws, campaign_id)
+    store.load()  # unknown campaign -> clear error before taking any lock
+    with store.lock(wait_s=120):
+        campaign = store.load()
+        crash_point("loaded")
+        if campaign.state is not CampaignState.RUNNING:
+            return ResumeOutcome("noop", f"campaign is {campaign.state.value}: nothing to do")
+        sched = scheduler or make_scheduler(ws)
+        outcome = _step(store, load_plan(store), campaign, sched)
+        store.event("resume_done", action=outcome.action, detail=outcome.detail)
+    sync_insights(ws, store, publish=True)
+    crash_point("published")
+    return outcome
+
+
+def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> ResumeOutcome:
+    if c.phase is None or not c.phases.get(c.phase) or not c.phases[c.phase].rounds:
+        # launched, then crashed before the first round was recorded
+        return _submit(store, plan, c, sched, gates.first_phase(plan))
+    current = c.phase
+    rnd = c.phases[current].rounds[-1]
+    if rnd.status != "released":
+        phase_mod.complete_round(store, plan, c, sched, current)
+        return ResumeOutcome("submitted", f"finished the interrupted submission of {current}")
+
+    reconcile(c, sched, current)
+    store.save(c)
+    crash_point("reconciled")
+    waiting = [tid for tid, t in c.trials_of(current).items() if _last_open(t)]
+    if waiting:
+        _ensure_wakeup(store, c, sched, current, rnd, waiting)
+        return ResumeOutcome("waiting", f"{len(waiting)} trial(s) of {current} still running")
+
+    ingest_attempts(store, c, plan)
+    store.save(c)
+    crash_point("ingested")
+    sync_insights(store.ws, store, publish=False)
+
+    diagnose_failures(store, c, plan)
+    store.save(c)
+    crash_point("diagnosed")
+
+    paused = _pause_reason(store, c, current)
+    if paused:
+        c.pause_reason = paused
+        store.transition(c, CampaignState.PAUSED, reason=paused)
+        return ResumeOutcome("paused", paused)
+    retries = {tid: t for tid, t in c.trials_of(current).items() if _needs_retry(t)}
+    if retries:
+        defs = [gates.TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity) for tid, t in retries.items()]
+        overrides = {tid: t.overrides for tid, t in retries.items() if t.overrides}
+        try:
+            phase_mod.submit_round(store, plan, c, sched, current, defs, overrides)
+        except RefusedError as exc:
+            return _budget_pause(store, c, str(exc))
+        return ResumeOutcome("submitted", f"retrying {len(defs)} trial(s) of {current}")
+
+    c.phases[current].status = "done"
+    decision = gates.next_phase(plan, c, current)
+    while decision is not None and not decision.trials:
+        _record_gate(c, decision)
+        c.phases[decision.phase].status = "skipped"
+        store.event("gate", phase=decision.phase, skipped=True, **decision.gate)
+        decision = gates.next_phase(plan, c, decision.phase)
+    if decision is not None:
+        return _submit(store, plan, c, sched, decision)
+    c.proposal = gates.make_proposal(plan, c, now_iso())
+    c.phase = None
+    budget.refresh(c)
+    store.transition(c, CampaignState.AWAITING_REVIEW, proposal=c.proposal.summary)
+    return ResumeOutcome("awaiting_review", c.proposal.summary)
+
+
+def _submit(
+    store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler, decision: gates.PhaseDecision
+) -> ResumeOutcome:
+    _record_gate(c, decision)
+    if decision.gate:
+        store.event("gate", phase=decision.phase, **decision.gate)
+    store.save(c)
+    crash_point("decided")
+    try:
+        phase_mod.submit_round(store, plan, c, sched, decision.phase, decision.trials)
+    except RefusedError as exc:
+        return _budget_pause(store, c, str(exc))
+    return ResumeOutcome("submitted", f"{decision.phase}: {len(decision.trials)} trial(s)")
+
+
+def _record_gate(c: Campaign, decision: gates.PhaseDecision) -> None:
+    from rea_cli.campaign.model import PhaseRecord
+
+    rec = c.phases.setdefault(decision.phase, PhaseRecord())
+    rec.gate = decision.gate or rec.gate
+    c.hypotheses.update(decision.new_hypotheses)
+
+
+def _budget_pause(store: CampaignStore, c: Campaign, reason: str) -> ResumeOutcome:
+    store.event("budget_refused", detail=reason)
+    c.pause_reason = reason
+    store.transition(c, CampaignState.PAUSED, reason=reason)
+    return ResumeOutcome("paused", reason)
+
+
+# ---------------------------------------------------------------- reconcile
+
+
+def _last_open(t: TrialRecord) -> bool:
+    return bool(t.jobs) and not _ended(t.jobs[-1].state)
+
+
+def _ended(state: str) -> bool:
+    # UNKNOWN at resume time means the scheduler has forgotten the job: it has ended
+    return state == JobState.UNKNOWN.value or JobState(state).is_terminal
+
+
+def reconcile(c: Campaign, sched: Scheduler, phase: str) -> None:
+    """Refresh the scheduler's view of every unfinished job of `phase`."""
+    open_jobs = {t.jobs[-1].job_id: t.jobs[-1] for t in c.trials_of(phase).values() if _last_open(t)}
+    if not open_jobs:
+        return
+    infos = sched.states(list(open_jobs))
+    for jid, job in open_jobs.items():
+        apply_info(job, infos.get(jid))
+    budget.refresh(c)
+
+
+def apply_info(job: JobRecord, info: JobInfo | None) -> None:
+    if info is None:
+        return
+    job.state = info.state.value
+    job.exit_code = info.exit_code if info.exit_code is not None else job.exit_code
+    job.node = info.node or job.node
+    job.started_at = _iso(info.started_at) or job.started_at
+    job.ended_at = _iso(info.ended_at) or job.ended_at
+    job.reason = info.reason or job.reason
+    job.restarts = max(job.restarts, info.restarts)
+    gpus = info.gpus or job.gpus
+    if info.elapsed_s is not None:
+        job.gpu_seconds = info.elapsed_s * gpus
+    elif info.started_at and info.ended_at:
+        job.gpu_seconds = max(0.0, (info.ended_at - info.started_at).total_seconds()) * gpus
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
+
+def _ensure_wakeup(
+    store: CampaignStore, c: Campaign, sched: Scheduler, phase: str, rnd: Round, waiting: list[str]
+) -> None:
+    """Trials are still running: make sure some wake-up will fire after them."""
+    me = os.environ.get("REA_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    if rnd.wakeup_job_id and rnd.wakeup_job_id != me:
+        info = sched.states([rnd.wakeup_job_id]).get(rnd.wakeup_job_id)
+        if info is not None and not info.state.is_terminal and info.state is not JobState.UNKNOWN:
+            return
+    ids = [c.trials[tid].jobs[-1].job_id for tid in waiting]
+    wake_name = job_name(store.campaign_id, phase, rnd.round, wakeup=True)
+    rnd.wakeup_job_id = sched.submit_wakeup(
+        ids, wakeup_argv(store.ws, store.campaign_id), job_name=wake_name,
+        log_dir=store.phase_dir(phase) / "logs",
+    )
+    store.save(c)
+    store.event("wakeup_resubmitted", phase=phase, round=rnd.round, wakeup_job_id=rnd.wakeup_job_id)
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def attempt_dirs(store: CampaignStore, trial_id: str) -> list[Path]:
+    root = store.attempts_dir(trial_id)
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def _attempt_for_job(dirs: list[Path], job_id: str) -> Path | None:
+    """The latest attempt folder written by job `job_id` (a requeued job writes several)."""
+    for d in reversed(dirs):
+        meta = read_json(d / "attempt.json")
+        if isinstance(meta, dict) and meta.get("job_id") == job_id:
+            return d
+    return None
+
+
+def ingest_attempts(store: CampaignStore, c: Campaign, plan: Plan) -> None:
+    """Trial outcome from the attempt's result.json and the job's final state."""
+    for tid, t in c.trials_of(c.phase or "").items():
+        if t.status != "submitted" or not t.jobs:
+            continue
+        job = t.jobs[-1]
+        dirs = attempt_dirs(store, tid)
+        t.attempts = len(dirs)
+        folder = _attempt_for_job(dirs, job.job_id)
+        result = read_json(folder / "result.json") if folder else None
+        if isinstance(result, dict) and result.get("status") == "succeeded":
+            t.status = "succeeded"
+            t.metric_value = _metric(result.get("valid"), plan.metric)
+            t.test_value = _metric(result.get("test"), plan.metric)
+            if t.metric_value is None:
+                t.status = "failed"
+                job.failure_kind = "missing_result"
+            if not job.gpu_seconds and isinstance(result.get("wall_time_s"), int | float):
+                job.gpu_seconds = float(result["wall_time_s"]) * job.gpus
+            continue
+        t.status = "failed"
+        failure = result.get("failure") if isinstance(result, dict) else None
+        job.failure_kind = (failure or {}).get("kind") if isinstance(failure, dict) else None
+        if job.failure_kind is None and job.state == JobState.COMPLETED.value:
+            job.failure_kind = "missing_result"
+        job.reason = job.reason or ((failure or {}).get("message") if isinstance(failure, dict) else None)
+    budget.refresh(c)
+
+
+def _metric(block: Any, metric: str) -> float | None:
+    if isinstance(block, dict) and isinstance(block.get(metric), int | float):
+        return float(block[metric])
+    return None
+
+
+# ---------------------------------------------------------------- diagnose
+
+
+def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
+    """Runbook diagnosis and action for every failed trial whose last job has none yet."""
+    books = load_runbooks(store.ws.root / "runbooks")
+    max_attempts = store.ws.settings.guardrails.max_attempts_per_trial
+    for tid, t in c.trials_of(c.phase or "").items():
+        job = t.jobs[-1] if t.jobs else None
+        if t.status != "failed" or job is None or job.action is not None:
+            continue
+        failure = Failure(job.failure_kind, job.state, job.exit_code, job.reason or "")
+        book = diagnose(books, failure)
+        config = phase_mod.trial_config(
+            plan, c, gates.TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity), t.overrides
+        )
+        decision = choose_action(
+            book, failure, attempts=len(t.jobs), max_attempts=max_attempts, config=config
+        )
+        job.runbook, job.diagnosis, job.action = decision.runbook_id, decision.diagnosis, decision.action
+        t.diagnosis = decision.diagnosis
+        if decision.change:
+            t.overrides = {**t.overrides, **decision.change}
+        store.save(c)
+        store.event(
+            "diagnosis", trial_id=tid, job_id=job.job_id, attempt=t.attempts,
+            runbook=decision.runbook_id, diagnosis=decision.diagnosis, action=decision.action,
+            change=decision.change, detail=decision.detail, job_state=job.state,
+            failure_kind=job.failure_kind,
+        )
+
+
+def _needs_retry(t: TrialRecord) -> bool:
+    return t.status == "failed" and bool(t.jobs) and t.jobs[-1].action in RETRY_ACTIONS
+
+
+def _pause_reason(store: CampaignStore, c: Campaign, phase: str) -> str | None:
+    trials = c.trials_of(phase)
+    for tid, t in trials.items():
+        if t.status == "failed" and t.jobs and t.jobs[-1].action == "pause_campaign":
+            return f"trial {tid}: {t.diagnosis}; fix the cause, then `rea cancel` and re-plan"
+    given_up = [t for t in trials.values() if t.status == "failed" and not _needs_retry(t)]
+    limit = store.ws.settings.guardrails.max_failed_fraction
+    if trials and len(given_up) / len(trials) > limit:
+        return (
+            f"{len(given_up)} of {len(trials)} trials of {phase} failed (more than "
+            f"{limit:.0%}); see `rea status {c.campaign_id}` and the trial logs"
+        )
+    return None
+
+
+# ---------------------------------------------------------------- insights
+
+
+def sync_insights(ws: Workspace, store: CampaignStore, *, publish: bool) -> None:
+    """Mirror the campaign folder into the insights DB. A locked DB loses nothing: the files
+    stay and the next sync ingests them."""
+    try:
+        from rea_cli.insights import sync_campaign
+    except ImportError:  # pragma: no cover - only while the insights package is absent
+        return
+    settings = ws.settings.insights
+    try:
+        sync_campaign(
+            ws.db_path,
+            store.dir,
+            analyst_path=ws.analyst_db_path if publish else None,
+            storage_version=settings.storage_version,
+            retries=settings.lock_retries,
+        )
+    except ReaError as exc:
+        log.warning("insights not updated this time (%s); the next wake-up will retry", exc)

@@ -1,0 +1,250 @@
+"""What the human commands do to a campaign: plan, approve, launch, cancel, review.
+
+Each function validates, then changes state through CampaignStore (journaled). Refusals are
+RefusedError (exit 1), bad input UsageError (exit 2); nothing is half-written on either.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import re
+import secrets
+import shutil
+from datetime import UTC, datetime
+from typing import Any
+
+from rea_cli.campaign.journal import now_iso
+from rea_cli.campaign.model import Budget, Campaign, Review
+from rea_cli.campaign.state import CampaignState
+from rea_cli.campaign.store import CampaignStore
+from rea_cli.errors import RefusedError, UsageError
+from rea_cli.executor import budget, phase as phase_mod
+from rea_cli.executor.backends import make_scheduler
+from rea_cli.executor.resume import load_plan, sync_insights
+from rea_cli.executor.scheduler import campaign_job_prefix
+from rea_cli.fsutil import write_json_atomic
+from rea_cli.planner import gates
+from rea_cli.planner.plan import Plan, build_plan, plan_hash
+from rea_cli.workspace import Workspace
+
+log = logging.getLogger(__name__)
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+def new_campaign_id() -> str:
+    return f"c{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(2)}"
+
+
+def plan_campaign(
+    ws: Workspace,
+    *,
+    model: str,
+    dataset: str,
+    budget_gpu_hours: float,
+    goal: str = "",
+    metric: str | None = None,
+    profile: str = "standard",
+    campaign_id: str | None = None,
+) -> tuple[Campaign, Plan]:
+    """Propose hypotheses and a three-phase plan; the campaign starts PLANNED."""
+    cid = campaign_id or new_campaign_id()
+    if not _ID.fullmatch(cid):
+        raise UsageError(
+            f"invalid campaign id {cid!r}; use letters, digits, '-' and '_' (at most 64)"
+        )
+    store = CampaignStore(ws, cid)
+    if store.dir.exists():
+        raise UsageError(f"campaign {cid} already exists; choose another --id")
+    created = now_iso()
+    plan = build_plan(
+        campaign_id=cid, created_at=created, goal=goal, family=model, dataset=dataset,
+        budget_gpu_hours=budget_gpu_hours, settings=ws.settings, profile_name=profile,
+        metric=metric, history=_history(ws, model, dataset),
+    )
+    campaign = Campaign(
+        campaign_id=cid, created_at=created, created_by=current_user(), goal=plan.goal,
+        model_family=model, dataset=dataset, metric=plan.metric, direction=plan.direction,
+        backend=plan.backend, plan_hash="", budget=Budget(approved_gpu_hours=budget_gpu_hours),
+        hypotheses=dict(plan.hypotheses),
+    )
+    store.dir.mkdir(parents=True)
+    try:
+        write_json_atomic(store.plan_path, plan.dump())
+        campaign.plan_hash = plan_hash(store.plan_path.read_bytes())
+        store.event("planned", plan_hash=campaign.plan_hash, by=campaign.created_by)
+        store.save(campaign)  # campaign.json last: until it exists there is no campaign
+    except BaseException:
+        shutil.rmtree(store.dir, ignore_errors=True)
+        raise
+    sync_insights(ws, store, publish=True)
+    return campaign, plan
+
+
+def _history(ws: Workspace, model: str, dataset: str) -> dict[str, float] | None:
+    """Mean past gain per hypothesis on this model family and data set (insights DB)."""
+    if not ws.analyst_db_path.exists() and not ws.db_path.exists():
+        return None
+    try:
+        from rea_cli.insights import hypothesis_effects
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        rows = hypothesis_effects(ws.db_path, model_family=model, dataset=dataset)
+    except Exception as exc:  # history is advisory: never block planning on it
+        log.warning("insights history unavailable (%s); planning from the catalog only", exc)
+        return None
+    out = {}
+    for row in rows:
+        hid, gain = row.get("hypothesis_id"), row.get("mean_gain")
+        if isinstance(hid, str) and isinstance(gain, int | float):
+            out[hid] = float(gain)
+    return out or None
+
+
+def load(ws: Workspace, campaign_id: str) -> tuple[CampaignStore, Campaign]:
+    store = CampaignStore(ws, campaign_id)
+    return store, store.load()
+
+
+def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None) -> Campaign:
+    """Human checkpoint 1: bind the approval to the plan's hash and the budget."""
+    store = CampaignStore(ws, campaign_id)
+    with store.lock(wait_s=5):
+        c = store.load()
+        if c.state is not CampaignState.PLANNED:
+            raise RefusedError(
+                f"campaign {campaign_id} is {c.state.value}, only a PLANNED campaign can be "
+                f"approved; see `rea status {campaign_id}`"
+            )
+        digest = plan_hash(store.read_plan_bytes())
+        if digest != c.plan_hash:
+            raise RefusedError(
+                f"{store.plan_path} changed since `rea plan` ({digest[:19]} != {c.plan_hash[:19]}); "
+                "plan a new campaign instead of editing the plan file"
+            )
+        load_plan(store)  # a plan that no longer parses is refused here, not at launch
+        approval = {
+            "campaign_id": campaign_id, "by": user or current_user(), "at": now_iso(),
+            "plan_hash": digest, "approved_gpu_hours": c.budget.approved_gpu_hours,
+        }
+        write_json_atomic(store.approval_path, approval)
+        store.transition(c, CampaignState.APPROVED, **approval)
+    sync_insights(ws, store, publish=True)
+    return c
+
+
+def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
+    """Submit phase 1 and its wake-up, then return: the campaign goes on by itself."""
+    store = CampaignStore(ws, campaign_id)
+    with store.lock(wait_s=5):
+        c = store.load()
+        plan = _approved_plan(store, c)
+        sched = make_scheduler(ws)
+        store.transition(c, CampaignState.RUNNING, by=current_user())
+        phase_mod.submit_round(store, plan, c, sched, "validation", gates.first_phase(plan).trials)
+    sync_insights(ws, store, publish=True)
+    return c
+
+
+def dry_run(ws: Workspace, campaign_id: str) -> phase_mod.DryRun:
+    store = CampaignStore(ws, campaign_id)
+    c = store.load()
+    plan = _approved_plan(store, c, dry=True)
+    return phase_mod.dry_run(store, plan, gates.first_phase(plan).trials, "validation")
+
+
+def _approved_plan(store: CampaignStore, c: Campaign, dry: bool = False) -> Plan:
+    cid = store.campaign_id
+    if c.state is not CampaignState.APPROVED and not (dry and c.state is CampaignState.PLANNED):
+        if c.state is CampaignState.PLANNED:
+            raise RefusedError(f"campaign {cid} is not approved; approve it with `rea approve {cid}`")
+        raise RefusedError(f"campaign {cid} is {c.state.value}, it can be launched only once")
+    digest = plan_hash(store.read_plan_bytes())
+    approval = store.approval()
+    bound = approval.get("plan_hash") if approval else c.plan_hash
+    if digest != bound:
+        raise RefusedError(
+            f"{store.plan_path} was edited after approval ({digest[:19]} != {str(bound)[:19]}); "
+            "restore the approved plan or plan a new campaign with `rea plan`"
+        )
+    return load_plan(store)
+
+
+def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
+    """Cancel every job of the campaign (arrays and wake-ups); the state stays consistent."""
+    store = CampaignStore(ws, campaign_id)
+    with store.lock(wait_s=120):
+        c = store.load()
+        if c.state.is_final or c.state is CampaignState.AWAITING_REVIEW:
+            raise RefusedError(f"campaign {campaign_id} is {c.state.value}: nothing to cancel")
+        ids: set[str] = set()
+        if c.state in (CampaignState.RUNNING, CampaignState.PAUSED):
+            sched = make_scheduler(ws)
+            ids = {j.job_id for t in c.trials.values() for j in t.jobs}
+            ids |= {r.wakeup_job_id for p in c.phases.values() for r in p.rounds if r.wakeup_job_id}
+            ids |= {j.job_id for j in sched.find(campaign_job_prefix(campaign_id))}
+            live = {jid: i for jid, i in sched.states(sorted(ids)).items() if not i.state.is_terminal}
+            sched.cancel(sorted(live))
+            for t in c.trials.values():
+                if t.status in ("pending", "submitted"):
+                    t.status = "cancelled"
+                for j in t.jobs:
+                    if j.job_id in live:
+                        j.state = "CANCELLED"
+            budget.refresh(c)
+            ids = set(live)
+        store.transition(c, CampaignState.CANCELLED, cancelled_jobs=len(ids))
+    sync_insights(ws, store, publish=True)
+    return c, len(ids)
+
+
+def review_campaign(
+    ws: Workspace, campaign_id: str, *, accept: bool, note: str = "", user: str | None = None
+) -> Campaign:
+    """Human checkpoint 2: accept or reject the proposal."""
+    store = CampaignStore(ws, campaign_id)
+    with store.lock(wait_s=5):
+        c = store.load()
+        if c.state is not CampaignState.AWAITING_REVIEW:
+            raise RefusedError(
+                f"campaign {campaign_id} is {c.state.value}; only a campaign AWAITING_REVIEW "
+                "can be reviewed"
+            )
+        decision = "accepted" if accept else "rejected"
+        c.review = Review(decision=decision, by=user or current_user(), at=now_iso(), note=note)
+        target = CampaignState.ACCEPTED if accept else CampaignState.REJECTED
+        store.transition(c, target, review=c.review.model_dump())
+    sync_insights(ws, store, publish=True)
+    return c
+
+
+def summary(c: Campaign) -> dict[str, Any]:
+    """Per-phase trial counts and budget, for `rea status`."""
+    phases: dict[str, dict[str, Any]] = {}
+    for t in c.trials.values():
+        p = phases.setdefault(t.phase, {"pending": 0, "running": 0, "succeeded": 0, "failed": 0,
+                                        "cancelled": 0, "reasons": []})
+        state = t.jobs[-1].state if t.jobs else "PENDING"
+        if t.status in ("succeeded", "failed", "cancelled"):
+            p[t.status] += 1
+            if t.status == "failed" and t.jobs:
+                p["reasons"].append(f"{t.hypothesis_id}/s{t.seed}: {t.jobs[-1].diagnosis or state}")
+        elif state == "RUNNING":
+            p["running"] += 1
+        else:
+            p["pending"] += 1
+    return {
+        "campaign_id": c.campaign_id, "state": c.state.value, "phase": c.phase,
+        "model": c.model_family, "dataset": c.dataset, "metric": c.metric,
+        "budget": c.budget.model_dump(), "phases": phases,
+        "proposal": c.proposal.model_dump() if c.proposal else None,
+        "pause_reason": c.pause_reason,
+    }

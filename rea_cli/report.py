@@ -1,0 +1,62 @@
+"""The campaign report (markdown): plan, phases, trials, failures and the proposal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rea_cli.campaign.model import PHASES, Campaign
+from rea_cli.campaign.store import CampaignStore
+from rea_cli.fsutil import write_text_atomic
+from rea_cli.lifecycle import summary
+from rea_cli.workspace import Workspace
+
+
+def render(c: Campaign) -> str:
+    lines = [
+        f"# Campaign {c.campaign_id}",
+        "",
+        f"- goal: {c.goal}",
+        f"- baseline: {c.model_family} on {c.dataset}; metric {c.metric} ({c.direction})",
+        f"- state: {c.state.value}",
+        f"- budget: spent {c.budget.spent_gpu_hours:.4f} / approved "
+        f"{c.budget.approved_gpu_hours:g} GPU-h (reserved {c.budget.reserved_gpu_hours:.4f})",
+        "",
+    ]
+    if c.proposal:
+        p = c.proposal
+        lines += ["## Proposal", "", p.summary, ""]
+        if p.delta:
+            lines += ["Config change:", ""] + [f"- `{k} = {v}`" for k, v in p.delta.items()] + [""]
+        if p.test_gain is not None:
+            lines += [f"Test-split gain: {p.test_gain:+.4f}", ""]
+    if c.review:
+        lines += [f"Review: **{c.review.decision}** by {c.review.by} at {c.review.at}. {c.review.note}", ""]
+    for phase in PHASES:
+        rec = c.phases.get(phase)
+        trials = c.trials_of(phase)
+        if rec is None and not trials:
+            continue
+        lines += [f"## {phase.capitalize()} ({rec.status if rec else 'pending'})", ""]
+        if rec and rec.gate:
+            lines += [f"Gate: {rec.gate.get('detail', '')}", ""]
+        if trials:
+            lines += [f"| trial | hypothesis | seed | status | {c.metric} | attempts | diagnosis |",
+                      "|---|---|---|---|---|---|---|"]
+            for tid, t in sorted(trials.items()):
+                value = f"{t.metric_value:.4f}" if t.metric_value is not None else ""
+                lines.append(f"| {tid} | {t.hypothesis_id} | {t.seed} | {t.status} | {value} | "
+                             f"{max(t.attempts, len(t.jobs))} | {t.diagnosis or ''} |")
+            lines.append("")
+    hyps = [f"- **{hid}** ({h.source}): {h.title}. {h.rationale}" for hid, h in c.hypotheses.items()]
+    lines += ["## Hypotheses", "", *hyps, ""]
+    return "\n".join(lines)
+
+
+def write_report(ws: Workspace, campaign_id: str) -> tuple[Path, str, dict[str, Any]]:
+    store = CampaignStore(ws, campaign_id)
+    c = store.load()
+    text = render(c)
+    path = store.dir / "report.md"
+    write_text_atomic(path, text)
+    return path, text, {"report": str(path), **summary(c)}

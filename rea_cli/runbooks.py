@@ -1,0 +1,132 @@
+"""Runbooks: load the runbook files, diagnose a failed attempt, choose an allowed action.
+
+Loading is I/O; `diagnose` and `choose_action` are pure. Guardrails bound what an action may do:
+retries stop at max_attempts_per_trial, and `retry_with` may only change allow-listed keys.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rea_cli.errors import UsageError
+from rea_cli.paths import shipped_dir
+
+Action = Literal["retry", "retry_with", "give_up", "pause_campaign"]
+# keys a runbook may change when retrying: resource-shaped knobs, never the hypothesis itself
+CHANGEABLE = frozenset({"train.batch_size", "train.eval_batch_size", "train.grad_clip_norm"})
+
+
+class Match(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    failure_kind: list[str] = Field(default_factory=list)
+    job_state: list[str] = Field(default_factory=list)
+    exit_code: list[int] = Field(default_factory=list)
+
+
+class Runbook(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    title: str
+    match: Match = Field(default_factory=Match)  # type: ignore[arg-type]
+    diagnosis: str
+    action: Action
+    change: dict[str, str | int | float] = Field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What is known about one failed attempt."""
+
+    failure_kind: str | None
+    job_state: str | None
+    exit_code: int | None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    runbook_id: str
+    diagnosis: str
+    action: Action
+    change: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+
+def load_runbooks(extra_dir: Path | None = None) -> list[Runbook]:
+    """Shipped runbooks, preceded by the workspace's own (extra_dir/*.toml) so they take priority."""
+    books: list[Runbook] = []
+    for folder in [d for d in (extra_dir, shipped_dir("runbooks")) if d and d.is_dir()]:
+        for path in sorted(folder.glob("*.toml")):
+            books.extend(_load_file(path))
+    if not books:
+        raise UsageError("no runbooks found; reinstall rea (runbooks/*.toml is missing)")
+    return books
+
+
+def _load_file(path: Path) -> list[Runbook]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"runbook {path}: not valid TOML ({exc}); fix the syntax") from None
+    books = []
+    for i, entry in enumerate(raw.get("runbook", [])):
+        try:
+            book = Runbook.model_validate(entry)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise UsageError(f"runbook {path} entry {i + 1}: {loc}: {err['msg']}; fix it") from None
+        bad = set(book.change) - CHANGEABLE
+        if bad:
+            raise UsageError(
+                f"runbook {path} ({book.id}): cannot change {', '.join(sorted(bad))}; "
+                f"allowed: {', '.join(sorted(CHANGEABLE))}"
+            )
+        books.append(book)
+    return books
+
+
+def _matches(m: Match, f: Failure) -> bool:
+    if m.failure_kind and f.failure_kind not in m.failure_kind:
+        return False
+    if m.job_state and f.job_state not in m.job_state:
+        return False
+    return not (m.exit_code and f.exit_code not in m.exit_code)
+
+
+def diagnose(books: list[Runbook], failure: Failure) -> Runbook:
+    for book in books:
+        if _matches(book.match, failure):
+            return book
+    return Runbook(id="none", title="No runbook", diagnosis="no runbook matched", action="give_up")
+
+
+def choose_action(
+    book: Runbook, failure: Failure, *, attempts: int, max_attempts: int, config: dict[str, Any]
+) -> Decision:
+    """The runbook's action if the guardrails allow it, else give up."""
+    detail = failure.message
+    if book.action in ("retry", "retry_with") and attempts >= max_attempts:
+        return Decision(
+            book.id, book.diagnosis, "give_up",
+            detail=f"{detail} (retries exhausted: {attempts}/{max_attempts} attempts)".strip(),
+        )
+    change: dict[str, Any] = {}
+    if book.action == "retry_with":
+        change = {k: _apply(config, k, v) for k, v in book.change.items()}
+    return Decision(book.id, book.diagnosis, book.action, change, detail)
+
+
+def _apply(config: dict[str, Any], key: str, rule: str | int | float) -> Any:
+    section, name = key.split(".", 1)
+    current = config.get(section, {}).get(name)
+    if isinstance(rule, str) and rule.startswith("x") and isinstance(current, int | float):
+        value = current * float(rule[1:])
+        return max(1, int(value)) if isinstance(current, int) else value
+    return rule
