@@ -9,6 +9,7 @@ should say instead of staying RUNNING forever.
 from __future__ import annotations
 
 import dataclasses
+import re
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,6 +98,9 @@ class JobRecord:
 # --- job ids -------------------------------------------------------------------------------
 
 
+_JOB_ID = re.compile(r"([0-9]+)(?:_([0-9]+))?")
+
+
 def format_job_id(array_id: int, index: int | None) -> str:
     """`<array>_<index>` for an array task, `<array>` for a single job (as Slurm does)."""
     return f"{array_id}" if index is None else f"{array_id}_{index}"
@@ -104,10 +108,11 @@ def format_job_id(array_id: int, index: int | None) -> str:
 
 def parse_job_id(job_id: str) -> tuple[int, int | None] | None:
     """(array id, task index or None), or None when `job_id` is not a local job id."""
-    head, sep, tail = job_id.partition("_")
-    if not head.isdigit() or (sep and not tail.isdigit()):
+    match = _JOB_ID.fullmatch(job_id)
+    if match is None:
         return None
-    return int(head), (int(tail) if sep else None)
+    array_id, index = match.groups()
+    return int(array_id), (int(index) if index is not None else None)
 
 
 # --- times ---------------------------------------------------------------------------------
