@@ -1,7 +1,7 @@
 """One Scheduler contract suite, run against every backend (local and slurm).
 
 The slurm parameter is skipped, with the reason shown by `pytest -ra`, when the cluster does
-not answer `scontrol ping` or when rea_cli.executor.slurm.backend is not importable.
+not answer `scontrol ping` or when rea_cli.executor.slurm.SlurmScheduler is not importable.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ def _make_slurm(state_dir: Path) -> Scheduler:
     if down:
         pytest.skip(down)
     try:
-        module = importlib.import_module("rea_cli.executor.slurm.backend")
-    except ImportError as exc:
-        pytest.skip(f"rea_cli.executor.slurm.backend is not importable yet: {exc}")
-    scheduler: Scheduler = module.SlurmScheduler(state_dir)
+        module = importlib.import_module("rea_cli.executor.slurm")
+        cls = module.SlurmScheduler
+    except (ImportError, AttributeError) as exc:
+        pytest.skip(f"rea_cli.executor.slurm.SlurmScheduler is not importable yet: {exc}")
+    scheduler: Scheduler = cls(state_dir)
     return scheduler
 
 

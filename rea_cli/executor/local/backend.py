@@ -78,7 +78,8 @@ class LocalScheduler:
             commands,
             parallelism=min(parallelism, self.max_parallel or parallelism),
             max_parallel=self.max_parallel,
-            time_limit_s=resources.time_limit_min * 60.0,
+            # As in Slurm, a time limit of 0 means none.
+            time_limit_s=resources.time_limit_min * 60.0 if resources.time_limit_min else None,
         )
         state = JobState.HELD if hold else JobState.PENDING
         reason = "JobHeldUser" if hold else None
