@@ -1,0 +1,356 @@
+"""Run one attempt of a trial: ``python -m ranking_models.train SPEC.json``.
+
+Reads the trial spec (docs/architecture.md), allocates ``attempts/<n>/`` (atomic mkdir), writes
+attempt.json, streams metrics.jsonl, and writes result.json atomically, on failure too.
+Exit codes: 0 succeeded, 2 bad spec or data, 3 diverged, 4 out of memory, 1 anything else.
+On SIGTERM/SIGUSR2 (CLI only) it records a "signal" event and exits 128 + signal without a
+result.json: the scheduler's job state tells the agent what happened. Checkpoints are written at
+epoch boundaries, so a requeued attempt resumes from the last completed epoch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import ranking_models
+from ranking_models.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM = 0, 1, 2, 3, 4
+SPEC_SCHEMA = 1
+RESULT_SCHEMA = 1
+_REQUIRED = ("trial_id", "seed", "config", "data", "checkpoint_dir", "attempts_dir")
+
+__all__ = ["CheckpointableTrial", "TrialFailed", "job_id_from_env", "main", "run_trial"]
+
+
+class SpecError(ValueError):
+    """The spec file cannot be used at all (no attempts_dir to report into)."""
+
+
+class _Interrupted(BaseException):
+    """Raised from a signal handler to unwind the training loop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def job_id_from_env(env: dict[str, str] | None = None) -> str | None:
+    """REA_JOB_ID, else SLURM_ARRAY_JOB_ID_SLURM_ARRAY_TASK_ID, else SLURM_JOB_ID, else None."""
+    env = dict(os.environ) if env is None else env
+    if env.get("REA_JOB_ID"):
+        return env["REA_JOB_ID"]
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or None
+
+
+def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read trial spec {path}: {exc}") from None
+    if not isinstance(spec, dict):
+        raise SpecError(f"trial spec {path} must be a JSON object")
+    missing = [k for k in _REQUIRED if k not in spec]
+    if missing:
+        raise SpecError(f"trial spec {path} lacks {', '.join(missing)} (see docs/architecture.md)")
+    if spec.get("schema", SPEC_SCHEMA) != SPEC_SCHEMA:
+        raise SpecError(f"trial spec {path} has schema {spec.get('schema')}; this trainer reads {SPEC_SCHEMA}")
+    if not isinstance(spec["seed"], int) or isinstance(spec["seed"], bool):
+        raise SpecError(f"trial spec {path}: seed must be an integer, got {spec['seed']!r}")
+    return spec
+
+
+def allocate_attempt(attempts_dir: Path) -> tuple[int, Path]:
+    """Create the next free attempts/<n>/ with os.mkdir (atomic: concurrent callers differ)."""
+    attempts_dir.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.name) for p in attempts_dir.iterdir() if p.name.isdigit()]
+    n = max(taken, default=0) + 1
+    while True:
+        try:
+            os.mkdir(attempts_dir / str(n))
+            return n, attempts_dir / str(n)
+        except FileExistsError:
+            n += 1
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2, allow_nan=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "ranking_models": ranking_models.__version__}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch"] = torch.__version__
+    return out
+
+
+class AttemptRecorder:
+    """The attempt folder: attempt.json at start, metrics.jsonl as it goes, result.json last."""
+
+    def __init__(self, spec: dict[str, Any], attempt: int, folder: Path) -> None:
+        self.spec, self.attempt, self.folder = spec, attempt, folder
+        self.job_id = job_id_from_env()
+        self.host = socket.gethostname()
+        self.started_at = now_iso()
+        self.t0 = time.monotonic()
+        write_json_atomic(
+            folder / "attempt.json",
+            {
+                "attempt": attempt,
+                "trial_id": spec["trial_id"],
+                "job_id": self.job_id,
+                "host": self.host,
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+            },
+        )
+        self._metrics: TextIO = open(folder / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self._metrics.write(json.dumps(event) + "\n")
+        self._metrics.flush()
+
+    def close(self) -> None:
+        self._metrics.close()
+
+    def write_result(self, **fields: Any) -> None:
+        result = {
+            "schema": RESULT_SCHEMA,
+            "trial_id": self.spec["trial_id"],
+            "attempt": self.attempt,
+            "job_id": self.job_id,
+            "host": self.host,
+            "status": "succeeded",
+            "failure": None,
+            "valid": None,
+            "test": None,
+            "epochs_completed": 0,
+            "resumed_from_epoch": 0,
+            "started_at": self.started_at,
+            "ended_at": now_iso(),
+            "wall_time_s": round(time.monotonic() - self.t0, 3),
+            "samples_per_s": None,
+            "peak_memory_mb": None,
+            "n_params": None,
+            "device": None,
+            "versions": versions(),
+        }
+        result.update(fields)
+        write_json_atomic(self.folder / "result.json", result)
+
+
+def configure_threads() -> None:
+    """REA_TORCH_THREADS, else SLURM_CPUS_PER_TASK, else min(4, usable CPUs).
+
+    OpenMP threads spin while waiting by default; on a shared, busy box that makes a small
+    model 10x slower, so threads wait passively unless the environment says otherwise (this
+    only takes effect when torch is not imported yet, as in ``python -m ranking_models.train``).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    default = int(os.environ.get("SLURM_CPUS_PER_TASK") or min(4, cpus or 1))
+    try:
+        n = int(os.environ.get("REA_TORCH_THREADS", default))
+    except ValueError:
+        n = default
+    torch.set_num_threads(max(1, n))
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def _failure(kind: str, message: str, exit_code: int, **where: Any) -> dict[str, Any]:
+    return {"kind": kind, "message": message, "epoch": where.get("epoch"), "step": where.get("step"),
+            "exit_code": exit_code}
+
+
+def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False) -> int:
+    """Run one attempt of the trial in spec_path; return the exit code (never raises)."""
+    try:
+        spec = read_spec(spec_path)
+    except SpecError as exc:
+        log.error("%s", exc)
+        return EXIT_BAD_INPUT
+    attempt, folder = allocate_attempt(Path(spec["attempts_dir"]))
+    recorder = AttemptRecorder(spec, attempt, folder)
+    previous = _install_signal_handlers() if handle_signals else {}
+    try:
+        return _run(spec, recorder)
+    except _Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        recorder.emit({"event": "signal", "signal": name, "time": round(time.monotonic() - recorder.t0, 3)})
+        log.warning("received %s: stopping; the last epoch checkpoint is kept for the next attempt", name)
+        return 128 + exc.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        recorder.close()
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise _Interrupted(signum)
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGUSR2):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _run(spec: dict[str, Any], recorder: AttemptRecorder) -> int:
+    from ranking_models.config import validate_config
+
+    try:
+        config = validate_config(spec["config"])
+    except ConfigError as exc:
+        recorder.write_result(status="failed", failure=_failure("config_error", str(exc), EXIT_BAD_INPUT))
+        log.error("%s", exc)
+        return EXIT_BAD_INPUT
+    configure_threads()
+    import torch
+
+    from ranking_models.data.processing import load_data
+    from ranking_models.trainer import Trainer, TrialFailure, peak_memory_mb, pick_device
+
+    device = pick_device()
+    trainer: Trainer | None = None
+    common: dict[str, Any] = {"device": str(device)}
+    try:
+        data = load_data(spec["data"])
+        trainer = Trainer(config, data, spec["seed"], recorder.emit, spec["checkpoint_dir"], device)
+        common["n_params"] = trainer.n_params
+        outcome = trainer.run()
+    except DataError as exc:
+        log.error("%s", exc)
+        recorder.write_result(status="failed", failure=_failure("data_error", str(exc), EXIT_BAD_INPUT), **common)
+        return EXIT_BAD_INPUT
+    except TrialFailure as exc:
+        log.error("diverged: %s", exc.message)
+        recorder.write_result(status="failed", failure=exc.record(), **common, **_progress(trainer, device))
+        return exc.exit_code
+    except Exception as exc:
+        oom = _is_oom(exc)
+        code = EXIT_OOM if oom else EXIT_ERROR
+        where = {"epoch": trainer.epoch, "step": trainer.global_step} if trainer else {}
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        log.exception("trial failed")
+        if oom and device.type == "cuda":
+            torch.cuda.empty_cache()
+        failure = _failure("oom" if oom else "error", message, code, **where)
+        recorder.write_result(status="failed", failure=failure, **common, **_progress(trainer, device))
+        return code
+    recorder.write_result(
+        status="succeeded",
+        valid=outcome.valid,
+        test=outcome.test,
+        epochs_completed=outcome.epochs_completed,
+        resumed_from_epoch=outcome.resumed_from_epoch,
+        samples_per_s=round(outcome.samples_per_s, 1),
+        peak_memory_mb=round(peak_memory_mb(device), 1),
+        **common,
+    )
+    return EXIT_OK
+
+
+def _progress(trainer: Any, device: Any) -> dict[str, Any]:
+    from ranking_models.trainer import peak_memory_mb
+
+    if trainer is None:
+        return {}
+    return {
+        "epochs_completed": trainer.epoch,
+        "valid": trainer.history[-1] if trainer.history else None,
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+    }
+
+
+class TrialFailed(RuntimeError):
+    """A trial ended with a non-zero exit code (its result.json has the failure record)."""
+
+    def __init__(self, exit_code: int, spec_path: str) -> None:
+        super().__init__(f"trial {spec_path} failed with exit code {exit_code}; see its result.json")
+        self.exit_code = exit_code
+
+
+try:
+    from submitit.helpers import Checkpointable as _CheckpointableBase
+except ImportError:  # submitit is optional inside a trial
+
+    class _CheckpointableBase:  # type: ignore[no-redef]
+        pass
+
+
+class CheckpointableTrial(_CheckpointableBase):
+    """submitit-friendly callable: ``executor.submit(CheckpointableTrial(spec_path))``.
+
+    On timeout/preemption submitit requeues it (Checkpointable); the rerun is a new attempt that
+    resumes from the trial's last epoch checkpoint. With raise_on_failure, a non-zero exit code
+    raises TrialFailed so the scheduler marks the job failed too.
+    """
+
+    def __init__(self, spec_path: str, raise_on_failure: bool = True) -> None:
+        self.spec_path = str(spec_path)
+        self.raise_on_failure = raise_on_failure
+
+    def __call__(self) -> int:
+        code = run_trial(self.spec_path)
+        if code != EXIT_OK and self.raise_on_failure:
+            raise TrialFailed(code, self.spec_path)
+        return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print("usage: python -m ranking_models.train SPEC.json", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_trial(args[0], handle_signals=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
