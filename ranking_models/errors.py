@@ -38,7 +38,8 @@ def describe_pydantic_error(
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     # Discriminated unions put the tag (e.g. "dcn_v2") into the location; drop it.
     tag = err.get("ctx", {}) or {}
-    if len(loc) >= 2 and valid_fields is not None and loc[1] in valid_fields.get("_tags", []):
+    tagged = loc[0] in ("model", "data") if loc else False
+    if tagged and len(loc) >= 2 and valid_fields and loc[1] in valid_fields.get("_tags", []):
         loc = [loc[0], *loc[2:]]
     path = ".".join(loc) if loc else "(top level)"
     if kind == "extra_forbidden":

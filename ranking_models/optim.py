@@ -47,7 +47,7 @@ class Optimizer:
         return {
             "steps": self.steps,
             "groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
-            "state": [[dict(s) for s in states] for states in self.state],
+            "state": [[{k: v.clone() for k, v in s.items()} for s in states] for states in self.state],
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
