@@ -128,8 +128,15 @@ class CampaignReader:
         self.cid = campaign_id
 
     # -- plumbing --------------------------------------------------------------------------
-    def rows(self, name: str, table: str, key: tuple[str, ...], columns: tuple[str, ...], *,
-             prune: bool = False) -> Rows:  # fmt: skip
+    def rows(
+        self,
+        name: str,
+        table: str,
+        key: tuple[str, ...],
+        columns: tuple[str, ...],
+        *,
+        prune: bool = False,
+    ) -> Rows:
         found = self.out.tables.get(name)
         if found is None:
             found = self.out.tables[name] = Rows(table, key, key + columns, prune)
@@ -246,9 +253,12 @@ class CampaignReader:
 
     def _hypotheses(self, c: dict[str, Any]) -> None:
         rows = self.rows(
-            "hypotheses", "hypotheses", ("campaign_id", "hypothesis_id"),
-            ("title", "rationale", "source", "delta", "parents", "model_family"), prune=True,
-        )  # fmt: skip
+            "hypotheses",
+            "hypotheses",
+            ("campaign_id", "hypothesis_id"),
+            ("title", "rationale", "source", "delta", "parents", "model_family"),
+            prune=True,
+        )
         for hid, h in _d(c.get("hypotheses")).items():
             h = _d(h)
             rows.add(
@@ -266,9 +276,11 @@ class CampaignReader:
 
     def _phases(self, c: dict[str, Any]) -> None:
         rows = self.rows(
-            "phases:campaign", "phases", ("campaign_id", "phase"),
+            "phases:campaign",
+            "phases",
+            ("campaign_id", "phase"),
             ("status", "n_rounds", "submitted_at", "gate_passed", "gate_detail", "rounds"),
-        )  # fmt: skip
+        )
         for name, p in _d(c.get("phases")).items():
             p = _d(p)
             rounds = [r for r in p.get("rounds") or [] if isinstance(r, dict)]
@@ -290,10 +302,20 @@ class CampaignReader:
 
     def _trials_and_jobs(self, c: dict[str, Any]) -> None:
         trials = self.rows(
-            "trials:campaign", "trials", ("campaign_id", "trial_id"),
-            ("hypothesis_id", "phase", "seed", "fidelity", "fidelity_key", "status",
-             "diagnosis", "metric_value"),
-        )  # fmt: skip
+            "trials:campaign",
+            "trials",
+            ("campaign_id", "trial_id"),
+            (
+                "hypothesis_id",
+                "phase",
+                "seed",
+                "fidelity",
+                "fidelity_key",
+                "status",
+                "diagnosis",
+                "metric_value",
+            ),
+        )
         jobs = self.rows(
             "jobs", "jobs", ("campaign_id", "trial_id", "job_id"), JOB_COLUMNS, prune=True
         )
@@ -351,9 +373,12 @@ class CampaignReader:
             row["direction"] = _s(p.get("direction") or c.get("direction"))
             proposals.add(row)
         reviews = self.rows(
-            "reviews", "reviews", ("campaign_id",),
-            ("decision", "reviewed_by", "reviewed_at", "note"), prune=True,
-        )  # fmt: skip
+            "reviews",
+            "reviews",
+            ("campaign_id",),
+            ("decision", "reviewed_by", "reviewed_at", "note"),
+            prune=True,
+        )
         r = c.get("review")
         if isinstance(r, dict):
             reviews.add(
@@ -380,7 +405,9 @@ class CampaignReader:
         if estimate is None and phases:
             estimate = sum(p["estimated_gpu_hours"] or 0.0 for p in phases)
         self.rows(
-            "plans", "plans", ("campaign_id",),
+            "plans",
+            "plans",
+            ("campaign_id",),
             ("plan_hash", "file_sha256", "n_trials", "estimated_gpu_hours", "plan"),
         ).add(
             {
@@ -391,11 +418,13 @@ class CampaignReader:
                 "estimated_gpu_hours": estimate,
                 "plan": raw.decode("utf-8", "replace"),
             }
-        )  # fmt: skip
+        )
         rows = self.rows(
-            "phases:plan", "phases", ("campaign_id", "phase"),
+            "phases:plan",
+            "phases",
+            ("campaign_id", "phase"),
             ("n_planned_trials", "estimated_gpu_hours"),
-        )  # fmt: skip
+        )
         for p in phases:
             rows.add({"campaign_id": self.cid, **p})
 
@@ -411,7 +440,9 @@ class CampaignReader:
                 _f(budget) if not isinstance(budget, dict) else _f(budget.get("approved_gpu_hours"))
             )
         self.rows(
-            "approvals", "approvals", ("campaign_id",),
+            "approvals",
+            "approvals",
+            ("campaign_id",),
             ("plan_hash", "approved_by", "approved_at", "approved_gpu_hours", "approval"),
         ).add(
             {
@@ -422,17 +453,21 @@ class CampaignReader:
                 "approved_gpu_hours": hours,
                 "approval": raw.decode("utf-8", "replace"),
             }
-        )  # fmt: skip
+        )
 
     def journal_file(self) -> None:
         events = self.rows(
-            "events", "events", ("campaign_id", "seq"),
+            "events",
+            "events",
+            ("campaign_id", "seq"),
             ("event_at", "event", "trial_id", "attempt", "job_id", "details"),
-        )  # fmt: skip
+        )
         failures = self.rows(
-            "failures", "failures", ("campaign_id", "seq"),
+            "failures",
+            "failures",
+            ("campaign_id", "seq"),
             ("diagnosed_at", "trial_id", "attempt", "job_id", "diagnosis", "action", "detail"),
-        )  # fmt: skip
+        )
         for line_no, e in self.read_lines("journal.jsonl"):
             seq = _i(e.get("seq"))
             if seq is None:
@@ -480,7 +515,9 @@ class CampaignReader:
             spec = got[0]
             data = spec.get("data")
             self.rows(
-                "trials:spec", "trials", ("campaign_id", "trial_id"),
+                "trials:spec",
+                "trials",
+                ("campaign_id", "trial_id"),
                 ("config", "data", "data_name"),
             ).add(
                 {
@@ -490,7 +527,7 @@ class CampaignReader:
                     "data": canonical_json(data),
                     "data_name": _s(_d(data).get("name")),
                 }
-            )  # fmt: skip
+            )
         try:
             attempts = [e.name for e in os.scandir(self.dir / "trials" / tid / "attempts")]
         except (FileNotFoundError, NotADirectoryError):
@@ -504,7 +541,9 @@ class CampaignReader:
         if got is not None:
             a = got[0]
             self.rows(
-                "attempts:start", "attempts", ("campaign_id", "trial_id", "attempt"),
+                "attempts:start",
+                "attempts",
+                ("campaign_id", "trial_id", "attempt"),
                 ("job_id", "host", "pid", "started_at"),
             ).add(
                 {
@@ -514,7 +553,7 @@ class CampaignReader:
                     "pid": _i(a.get("pid")),
                     "started_at": _s(a.get("started_at")),
                 }
-            )  # fmt: skip
+            )
         got = self.read_json(f"{rel}/result.json")
         if got is not None:
             self._result(key, got[0])
@@ -526,9 +565,11 @@ class CampaignReader:
 
     def metrics_rows(self) -> Rows:
         return self.rows(
-            "metrics", "metrics", ("campaign_id", "trial_id", "attempt", "line", "split"),
+            "metrics",
+            "metrics",
+            ("campaign_id", "trial_id", "attempt", "line", "split"),
             ("event", "epoch", "step", *METRIC_VALUES, "extra"),
-        )  # fmt: skip
+        )
 
     def _result(self, key: dict[str, Any], r: dict[str, Any]) -> None:
         failure = _d(r.get("failure"))
@@ -537,7 +578,9 @@ class CampaignReader:
         if exit_code is None and status == "succeeded":
             exit_code = 0
         self.rows(
-            "attempts:result", "attempts", ("campaign_id", "trial_id", "attempt"),
+            "attempts:result",
+            "attempts",
+            ("campaign_id", "trial_id", "attempt"),
             RESULT_COLUMNS,
         ).add(
             {
@@ -561,7 +604,7 @@ class CampaignReader:
                 "device": _s(r.get("device")),
                 "versions": canonical_json(r.get("versions")),
             }
-        )  # fmt: skip
+        )
         metrics = self.metrics_rows()
         for split in ("valid", "test"):
             values = r.get(split)
@@ -609,25 +652,70 @@ def _plan_phases(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 _CAMPAIGN_TEXT = (
-    "created_at", "created_by", "state", "phase", "goal", "model_family", "dataset", "metric",
-    "direction", "backend", "plan_hash", "pause_reason",
-)  # fmt: skip
+    "created_at",
+    "created_by",
+    "state",
+    "phase",
+    "goal",
+    "model_family",
+    "dataset",
+    "metric",
+    "direction",
+    "backend",
+    "plan_hash",
+    "pause_reason",
+)
 _BUDGET = ("approved_gpu_hours", "reserved_gpu_hours", "spent_gpu_hours")
 CAMPAIGN_COLUMNS = (*_CAMPAIGN_TEXT, *_BUDGET, "campaign_dir", "synced_at")
 JOB_COLUMNS = (
-    "round", "state", "exit_code", "node", "started_at", "ended_at", "gpu_seconds", "gpus",
-    "time_limit_min", "reason", "restarts",
-)  # fmt: skip
+    "round",
+    "state",
+    "exit_code",
+    "node",
+    "started_at",
+    "ended_at",
+    "gpu_seconds",
+    "gpus",
+    "time_limit_min",
+    "reason",
+    "restarts",
+)
 _PROPOSAL_TEXT = ("hypothesis_id", "metric", "direction", "summary", "created_at")
 PROPOSAL_COLUMNS = (
-    "hypothesis_id", "delta", "metric", "direction", "baseline_mean", "candidate_mean", "gain",
-    "ci_low", "ci_high", "n", "test_gain", "summary", "created_at",
-)  # fmt: skip
+    "hypothesis_id",
+    "delta",
+    "metric",
+    "direction",
+    "baseline_mean",
+    "candidate_mean",
+    "gain",
+    "ci_low",
+    "ci_high",
+    "n",
+    "test_gain",
+    "summary",
+    "created_at",
+)
 RESULT_COLUMNS = (
-    "job_id", "host", "started_at", "status", "failure_kind", "failure_message", "failure_epoch",
-    "failure_step", "exit_code", "epochs_completed", "resumed_from_epoch", "ended_at",
-    "wall_time_s", "samples_per_s", "peak_memory_mb", "n_params", "device", "versions",
-)  # fmt: skip
+    "job_id",
+    "host",
+    "started_at",
+    "status",
+    "failure_kind",
+    "failure_message",
+    "failure_epoch",
+    "failure_step",
+    "exit_code",
+    "epochs_completed",
+    "resumed_from_epoch",
+    "ended_at",
+    "wall_time_s",
+    "samples_per_s",
+    "peak_memory_mb",
+    "n_params",
+    "device",
+    "versions",
+)
 
 
 def collect_campaign(

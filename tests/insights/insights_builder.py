@@ -139,8 +139,16 @@ class CampaignBuilder:
         )
         return trial_dir
 
-    def job(self, tid: str, job_id: str, *, state: str = "COMPLETED", gpu_seconds: float = 12.0,
-            exit_code: int | None = 0, time_limit_min: int = 30) -> None:  # fmt: skip
+    def job(
+        self,
+        tid: str,
+        job_id: str,
+        *,
+        state: str = "COMPLETED",
+        gpu_seconds: float = 12.0,
+        exit_code: int | None = 0,
+        time_limit_min: int = 30,
+    ) -> None:
         self.doc["trials"][tid]["jobs"].append(
             {
                 "job_id": job_id,
@@ -222,18 +230,35 @@ class CampaignBuilder:
             {"attempt": n, "job_id": job_id, "host": "node1", "pid": 4242, "started_at": T0},
         )
         for step in range(train_lines):
-            self.metric_line(tid, n, {"event": "train", "epoch": 0, "step": 50 * (step + 1),
-                                      "loss": 0.6 - 0.01 * step, "grad_norm": 1.3,
-                                      "samples_per_s": 81000.0, "memory_mb": 512.0,
-                                      "lr": 0.001, "time": 3.2})  # fmt: skip
+            self.metric_line(
+                tid,
+                n,
+                {
+                    "event": "train",
+                    "epoch": 0,
+                    "step": 50 * (step + 1),
+                    "loss": 0.6 - 0.01 * step,
+                    "grad_norm": 1.3,
+                    "samples_per_s": 81000.0,
+                    "memory_mb": 512.0,
+                    "lr": 0.001,
+                    "time": 3.2,
+                },
+            )
         if auc is not None:
             self.metric_line(tid, n, _eval_line(auc))
         if status is not None:
-            write_json(folder / "result.json", result_doc(tid, n, job_id, status, auc,
-                                                          failure_kind))  # fmt: skip
+            write_json(
+                folder / "result.json", result_doc(tid, n, job_id, status, auc, failure_kind)
+            )
         if job_state is not None:
-            self.job(tid, job_id, state=job_state, gpu_seconds=gpu_seconds,
-                     exit_code=0 if job_state == "COMPLETED" else 1)  # fmt: skip
+            self.job(
+                tid,
+                job_id,
+                state=job_state,
+                gpu_seconds=gpu_seconds,
+                exit_code=0 if job_state == "COMPLETED" else 1,
+            )
         return folder
 
     def metric_line(self, tid: str, n: int, obj: dict[str, Any]) -> None:
@@ -241,17 +266,28 @@ class CampaignBuilder:
 
 
 def _eval_line(auc: float) -> dict[str, Any]:
-    return {"event": "eval", "epoch": 0, "split": "valid", "auc": auc, "logloss": 0.55,
-            "ne": 0.8, "ne_eval": 0.81, "calibration": 1.02, "time": 4.0}  # fmt: skip
+    return {
+        "event": "eval",
+        "epoch": 0,
+        "split": "valid",
+        "auc": auc,
+        "logloss": 0.55,
+        "ne": 0.8,
+        "ne_eval": 0.81,
+        "calibration": 1.02,
+        "time": 4.0,
+    }
 
 
 def result_doc(
     tid: str, n: int, job_id: str, status: str, auc: float | None, failure_kind: str | None
 ) -> dict[str, Any]:
     failed = status == "failed"
-    values = None if auc is None else {
-        "auc": auc, "logloss": 0.55, "ne": 0.8, "ne_eval": 0.81, "calibration": 1.02
-    }  # fmt: skip
+    values = (
+        None
+        if auc is None
+        else {"auc": auc, "logloss": 0.55, "ne": 0.8, "ne_eval": 0.81, "calibration": 1.02}
+    )
     return {
         "schema": 1,
         "trial_id": tid,

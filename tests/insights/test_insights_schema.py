@@ -95,8 +95,12 @@ def test_failed_migration_rolls_back_whole(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(duckdb.ParserException):
         migrate(con)
     assert schema_version(con) == 1
-    columns = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() "
-                                         "WHERE table_name = 'campaigns'").fetchall()}  # fmt: skip
+    columns = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'campaigns'"
+        ).fetchall()
+    }
     assert "reserved_gpu_hours" not in columns
     con.close()
 

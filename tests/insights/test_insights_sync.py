@@ -1,0 +1,284 @@
+"""sync_campaign on real campaign folders and real DuckDB files: counts, idempotence,
+incremental reads, half-written files, pruning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from conftest import Paths
+from insights_builder import CampaignBuilder, paired_campaign, write_json
+
+from rea_cli.errors import UsageError
+from rea_cli.insights import sync_campaign
+from rea_cli.insights.files import Rows
+
+TABLES = (
+    "campaigns",
+    "hypotheses",
+    "trials",
+    "attempts",
+    "metrics",
+    "events",
+    "jobs",
+    "phases",
+    "plans",
+    "approvals",
+    "failures",
+    "proposals",
+    "reviews",
+)
+
+
+def counts(db: Path) -> dict[str, int]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in TABLES}
+    finally:
+        con.close()
+
+
+def query(db: Path, sql: str) -> list[dict[str, Any]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows: list[dict[str, Any]] = con.sql(sql).to_arrow_table().to_pylist()
+        return rows
+    finally:
+        con.close()
+
+
+def test_first_sync_indexes_every_file(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    report = sync_campaign(ws.db_path, b.dir)
+    assert report.changed and not report.warnings and not report.published
+    assert counts(ws.db_path) == {
+        "campaigns": 1,
+        "hypotheses": 2,
+        "trials": 6,
+        "attempts": 6,
+        "metrics": 6 * (2 + 1 + 2),  # 2 train lines + 1 eval line + final valid/test
+        "events": 2 + 3,
+        "jobs": 6,
+        "phases": 2,
+        "plans": 1,
+        "approvals": 1,
+        "failures": 0,
+        "proposals": 0,
+        "reviews": 0,
+    }
+    trial = query(ws.db_path, "SELECT * FROM trials WHERE trial_id = 'validation-emb32-s1'")[0]
+    assert trial["hypothesis_id"] == "emb32" and trial["seed"] == 1
+    assert trial["status"] == "succeeded" and trial["data_name"] == "synthetic"
+    assert json.loads(trial["config"])["model"]["family"] == "dcn_v2"
+    assert trial["fidelity_key"] == '{"train.data_fraction":0.5}'
+    attempt = query(ws.db_path, "SELECT * FROM attempts WHERE trial_id = 'validation-emb32-s1'")[0]
+    assert attempt["job_state"] == "COMPLETED" and attempt["gpu_seconds"] == 12.0
+    assert attempt["node"] == "node1" and attempt["exit_code"] == 0
+    final = query(
+        ws.db_path,
+        "SELECT split, auc FROM metrics WHERE trial_id = 'validation-emb32-s1' AND line = 0 "
+        "ORDER BY split",
+    )
+    assert [r["split"] for r in final] == ["test", "valid"]
+    assert final[1]["auc"] == pytest.approx(0.782 + 0.006)
+    approval = query(ws.db_path, "SELECT * FROM approvals")[0]
+    assert approval["approved_by"] == "alice" and approval["approved_gpu_hours"] == 4.0
+    plan = query(ws.db_path, "SELECT * FROM plans")[0]
+    assert plan["n_trials"] == 9 and plan["estimated_gpu_hours"] == pytest.approx(0.8)
+    assert plan["plan_hash"].startswith("sha256:")
+
+
+def test_second_sync_changes_nothing(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    sync_campaign(ws.db_path, b.dir, analyst_path=ws.analyst_db_path)
+    before = counts(ws.db_path)
+    report = sync_campaign(ws.db_path, b.dir, analyst_path=ws.analyst_db_path)
+    assert not report.changed and report.files_read == 0 and not report.published
+    assert counts(ws.db_path) == before
+
+
+def test_resync_without_file_index_has_no_duplicates(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    sync_campaign(ws.db_path, b.dir)
+    before = counts(ws.db_path)
+    con = duckdb.connect(str(ws.db_path))
+    con.execute("DELETE FROM ingested_files")
+    con.close()
+    report = sync_campaign(ws.db_path, b.dir)
+    assert report.files_read > 0
+    assert counts(ws.db_path) == before
+
+
+def test_incremental_sync_reads_only_what_changed(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    sync_campaign(ws.db_path, b.dir)
+    tid = "validation-emb32-s0"
+    b.metric_line(tid, 1, {"event": "train", "epoch": 1, "step": 200, "loss": 0.4})
+    b.trial("combination-emb32-s0", "emb32", 0, phase="combination")
+    b.attempt("combination-emb32-s0", status=None, job_state="RUNNING", auc=None)
+    b.event("phase_submitted", phase="combination")
+    b.write_campaign()
+
+    report = sync_campaign(ws.db_path, b.dir)
+
+    # campaign.json, journal, the new spec/attempt.json/metrics and the grown metrics file
+    assert report.files_read == 6
+    c = counts(ws.db_path)
+    assert c["metrics"] == 30 + 1 + 2 and c["trials"] == 7 and c["attempts"] == 7
+    assert c["events"] == 6
+    lines = query(
+        ws.db_path,
+        f"SELECT line, loss FROM metrics WHERE trial_id = '{tid}' "
+        "AND event = 'train' ORDER BY line",
+    )
+    assert [r["line"] for r in lines] == [1, 2, 4] and lines[-1]["loss"] == 0.4
+    running = query(
+        ws.db_path, "SELECT status, job_state FROM attempts WHERE trial_id = 'combination-emb32-s0'"
+    )
+    assert running == [{"status": None, "job_state": "RUNNING"}]
+
+
+def test_half_written_metrics_line_waits_for_next_sync(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    metrics = b.dir / "trials" / "validation-emb32-s0" / "attempts" / "1" / "metrics.jsonl"
+    with open(metrics, "a") as fh:
+        fh.write('{"event": "train", "epoch": 1, "st')
+    report = sync_campaign(ws.db_path, b.dir)
+    assert any("last line incomplete" in w for w in report.warnings)
+    assert counts(ws.db_path)["metrics"] == 30
+
+    with open(metrics, "a") as fh:
+        fh.write('ep": 300, "loss": 0.3}\n')
+    report = sync_campaign(ws.db_path, b.dir)
+    assert not report.warnings
+    rows = query(ws.db_path, "SELECT line, step, loss FROM metrics WHERE line = 4")
+    assert rows == [{"line": 4, "step": 300, "loss": 0.3}]
+
+
+def test_corrupt_result_is_skipped_then_picked_up(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    result = b.dir / "trials" / "validation-emb32-s0" / "attempts" / "1" / "result.json"
+    good = result.read_text()
+    result.write_text(good[: len(good) // 2])
+    report = sync_campaign(ws.db_path, b.dir)
+    assert any("result.json not readable yet" in w for w in report.warnings)
+    status = "SELECT status FROM attempts WHERE trial_id = 'validation-emb32-s0'"
+    assert query(ws.db_path, status) == [{"status": None}]
+
+    report = sync_campaign(ws.db_path, b.dir)  # still broken: warned again, nothing lost
+    assert report.warnings
+    result.write_text(good)
+    report = sync_campaign(ws.db_path, b.dir)
+    assert not report.warnings
+    assert query(ws.db_path, status) == [{"status": "succeeded"}]
+
+
+def test_missing_campaign_json_still_indexes_trials(ws: Paths) -> None:
+    b = CampaignBuilder(ws.root)
+    b.trial("t1", "baseline", 0)
+    b.attempt("t1")
+    report = sync_campaign(ws.db_path, b.dir)
+    assert any("campaign.json missing" in w for w in report.warnings)
+    assert counts(ws.db_path)["attempts"] == 1
+    b.hypothesis("baseline", source="baseline", delta={})
+    b.write_campaign()
+    report = sync_campaign(ws.db_path, b.dir)
+    assert not report.warnings and counts(ws.db_path)["campaigns"] == 1
+
+
+def test_torn_journal_line_is_skipped(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    with open(b.dir / "journal.jsonl", "a") as fh:
+        fh.write('{"seq": 6, "at": "2026-11-2')  # crash mid-append
+    sync_campaign(ws.db_path, b.dir)
+    with open(b.dir / "journal.jsonl", "a") as fh:
+        fh.write("\n")  # what campaign.journal does before the next append
+    b.seq = 6
+    b.event(
+        "diagnosis",
+        trial_id="validation-emb32-s0",
+        attempt=1,
+        job_id="7",
+        diagnosis="nan_loss",
+        action="retry_lower_lr",
+        detail="lr halved",
+    )
+    report = sync_campaign(ws.db_path, b.dir)
+    assert any("line 6 is not JSON" in w for w in report.warnings)
+    assert counts(ws.db_path)["events"] == 6
+    assert query(ws.db_path, "SELECT seq, diagnosis, action FROM failures") == [
+        {"seq": 7, "diagnosis": "nan_loss", "action": "retry_lower_lr"}
+    ]
+
+
+def test_rows_removed_from_campaign_json_are_pruned(ws: Paths) -> None:
+    b = paired_campaign(ws.root, gains={"emb32": (0.01,) * 3, "lr3": (0.0,) * 3})
+    sync_campaign(ws.db_path, b.dir)
+    assert counts(ws.db_path)["hypotheses"] == 3
+    del b.doc["hypotheses"]["lr3"]
+    b.doc["proposal"] = {
+        "hypothesis_id": "emb32",
+        "delta": {"model.embedding_dim": 32},
+        "metric": "auc",
+        "direction": "max",
+        "baseline_mean": 0.78,
+        "candidate_mean": 0.79,
+        "gain": 0.01,
+        "ci_low": 0.005,
+        "ci_high": 0.015,
+        "n": 3,
+        "created_at": "2026-11-22T11:00:00+00:00",
+    }
+    b.doc["review"] = {
+        "decision": "accepted",
+        "by": "carol",
+        "at": "2026-11-23T09:00:00+00:00",
+        "note": "ship it",
+    }
+    b.write_campaign()
+    sync_campaign(ws.db_path, b.dir)
+    c = counts(ws.db_path)
+    assert c["hypotheses"] == 2 and c["proposals"] == 1 and c["reviews"] == 1
+    summary = query(ws.db_path, "SELECT * FROM campaign_summary")[0]
+    assert summary["proposal_hypothesis_id"] == "emb32" and summary["review_decision"] == "accepted"
+    b.doc["proposal"] = None
+    b.write_campaign()
+    sync_campaign(ws.db_path, b.dir)
+    assert counts(ws.db_path)["proposals"] == 0
+
+
+def test_rows_dedupe_last_wins() -> None:
+    rows = Rows("events", ("campaign_id", "seq"), ("campaign_id", "seq", "event"))
+    rows.add({"campaign_id": "c", "seq": 1, "event": "planned"})
+    rows.add({"campaign_id": "c", "seq": 1, "event": "approved"})
+    assert list(rows.by_key.values()) == [("c", 1, "approved")]
+
+
+def test_not_a_campaign_folder(ws: Paths) -> None:
+    with pytest.raises(UsageError, match="no campaign folder"):
+        sync_campaign(ws.db_path, ws.root / "campaigns" / "nope")
+
+
+def test_duplicate_job_records_in_campaign_json(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    tid = "validation-emb32-s0"
+    b.doc["trials"][tid]["jobs"].append(dict(b.doc["trials"][tid]["jobs"][0], state="FAILED"))
+    b.write_campaign()
+    sync_campaign(ws.db_path, b.dir)
+    states = query(ws.db_path, f"SELECT state FROM jobs WHERE trial_id = '{tid}'")
+    assert states == [{"state": "FAILED"}]
+
+
+def test_campaign_id_mismatch_is_reported(ws: Paths) -> None:
+    b = paired_campaign(ws.root)
+    doc = json.loads((b.dir / "campaign.json").read_text())
+    doc["campaign_id"] = "other"
+    write_json(b.dir / "campaign.json", doc)
+    report = sync_campaign(ws.db_path, b.dir)
+    assert any("indexed as" in w for w in report.warnings)
+    assert query(ws.db_path, "SELECT campaign_id FROM campaigns") == [
+        {"campaign_id": b.campaign_id}
+    ]
