@@ -57,6 +57,7 @@ class TrialRecord(_Doc):
     fidelity: dict[str, Any] = Field(default_factory=dict)
     status: TrialStatus = "pending"
     jobs: list[JobRecord] = Field(default_factory=list)
+    diagnosis: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)  # runbook changes (retry_with)
     metric_value: float | None = None  # validation metric of the last succeeded attempt
     test_value: float | None = None

@@ -68,8 +68,8 @@ def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> Re
     current = c.phase
     rnd = c.phases[current].rounds[-1]
     if rnd.status != "released":
+        # an earlier launch/resume died mid-submission: finish it, then carry on as usual
         phase_mod.complete_round(store, plan, c, sched, current)
-        return ResumeOutcome("submitted", f"finished the interrupted submission of {current}")
 
     reconcile(c, sched, current)
     store.save(c)

@@ -50,6 +50,11 @@ def phase_results(campaign: Campaign, phase: str) -> dict[str, dict[int, float]]
 
 def gains(campaign: Campaign, phase: str, direction: str) -> dict[str, PairedGain]:
     res = phase_results(campaign, phase)
+    if phase == "combination":
+        # combination runs at validation's fidelity and seeds: the baseline and the single
+        # hypotheses measured there are reused, not trained again
+        for h, by_seed in phase_results(campaign, "validation").items():
+            res[h] = {**by_seed, **res.get(h, {})}
     base = res.get(BASELINE, {})
     return {h: paired_gain(base, r, direction) for h, r in res.items() if h != BASELINE}
 
@@ -122,8 +127,10 @@ def _combination(plan: Plan, campaign: Campaign) -> PhaseDecision:
                 model_family=plan.model_family,
             )
     gate.update(passed=True, detail=f"{len(winners)} winners: {', '.join(winners)}", best=winners[0])
-    hyps = [winners[0], *new]
-    return PhaseDecision("combination", _trials("combination", hyps, c.seeds, c.fidelity), new, gate)
+    trials = [
+        TrialDef(trial_id("combination", h, s), h, s, c.fidelity) for h in new for s in c.seeds
+    ]
+    return PhaseDecision("combination", trials, new, gate)
 
 
 def _best_of_combination(plan: Plan, campaign: Campaign) -> str | None:
@@ -134,7 +141,12 @@ def _best_of_combination(plan: Plan, campaign: Campaign) -> str | None:
     if not campaign.trials_of("combination"):
         return prior.get("best")
     g = gains(campaign, "combination", plan.direction)
-    scored = {h: pg.mean for h, pg in g.items() if pg.mean is not None}
+    winners = set(prior.get("winners", []))
+    scored = {
+        h: pg.mean for h, pg in g.items()
+        if pg.mean is not None and (h in winners or campaign.hypotheses.get(h, None) is not None
+                                    and campaign.hypotheses[h].source == "combination")
+    }
     if not scored:
         return prior.get("best")
     return max(sorted(scored), key=lambda h: scored[h])  # type: ignore[arg-type, return-value]

@@ -104,7 +104,11 @@ class Profile:
 
 PROFILES = {
     # seconds per trial on a laptop CPU: for tests and trying rea out
-    "tiny": Profile("tiny", {"train.epochs": 1, "train.batch_size": 512}, synthetic_rows=6000),
+    "tiny": Profile(
+        "tiny",
+        {"train.epochs": 1, "train.batch_size": 256, "train.lr_dense": 3e-3, "train.lr_sparse": 1e-2},
+        synthetic_rows=20_000,
+    ),
     # the README demo: MovieLens-100k on 2 CPU cores in a few minutes
     "demo": Profile("demo", {"train.epochs": 2, "train.batch_size": 1024}, synthetic_rows=50_000),
     # a real campaign: the model family's defaults
@@ -269,11 +273,11 @@ def _phases(
         ),
         (
             "combination",
-            f"every combination of the top {k} validated hypotheses, the best single one and "
-            "the baseline",
+            f"every combination of the top {k} validated hypotheses, compared with the baseline "
+            "and single hypotheses measured in validation (same fidelity and seeds)",
             [],
-            (n_combos + 2) * p.combination_seeds,
-            list(range(p.combination_seeds)),
+            n_combos * min(p.combination_seeds, p.validation_seeds),
+            list(range(min(p.combination_seeds, p.validation_seeds))),
             low,
             {"min_gain": 0.0},
         ),

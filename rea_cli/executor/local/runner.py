@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     state_dir, array_id = Path(args[0]), int(args[1])
     if os.fork() > 0:
         os._exit(0)  # the intermediate: its exit orphans the runner below
+    os.chdir("/")  # hold no directory of the submitter busy; every path we use is absolute
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)  # tasks inherit these: a submitter may ignore them
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     run(JobStore(state_dir), array_id)
 

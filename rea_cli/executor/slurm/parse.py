@@ -81,20 +81,20 @@ class SlurmRecord:
         )
 
     def to_job_info(self) -> JobInfo:
-        self = self.settled()
+        r = self.settled()
         return JobInfo(
-            job_id=self.job_id,
-            name=self.name,
-            state=self.state,
-            exit_code=self.exit_code,
-            node=self.node,
-            submitted_at=self.submitted_at,
-            started_at=self.started_at,
-            ended_at=self.ended_at,
-            elapsed_s=self.elapsed_s,
-            gpus=self.gpus,
-            reason=self.reason,
-            restarts=self.restarts,
+            job_id=r.job_id,
+            name=r.name,
+            state=r.state,
+            exit_code=r.exit_code,
+            node=r.node,
+            submitted_at=r.submitted_at,
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            elapsed_s=r.elapsed_s,
+            gpus=r.gpus,
+            reason=r.reason,
+            restarts=r.restarts,
         )
 
 

@@ -128,7 +128,7 @@ class SlurmScheduler:
         info.read.add("sacctmgr")
         assoc = self.runner.run(
             [
-                "sacctmgr", "-n", "-P", "show", "assoc", f"where user={self.user}",
+                "sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={self.user}",
                 "format=Account,MaxSubmit,QOS",
             ],
             check=False,

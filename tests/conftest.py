@@ -1,0 +1,85 @@
+"""Shared fixtures: real workspaces and the real `rea` command run as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+TINY_SETTINGS = """
+[local]
+max_parallel = 2
+
+[planner]
+max_hypotheses = 2
+validation_seeds = 1
+combination_top_k = 2
+combination_seeds = 1
+exploitation_seeds = 2
+"""
+
+
+def run_rea(
+    ws: Path | None, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a new process (as a user or a wake-up job would)."""
+    cmd = [sys.executable, "-m", "rea_cli"]
+    if ws is not None:
+        cmd += ["--workspace", str(ws)]
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+
+
+def make_workspace(root: Path, backend: str = "local", extra: str = TINY_SETTINGS) -> Path:
+    done = run_rea(None, "init", str(root), "--backend", backend)
+    assert done.returncode == 0, done.stderr
+    config = root / "rea.toml"
+    text = config.read_text()
+    # drop the sections we override, keep the rest of the commented defaults
+    for section in ("[local]", "[planner]"):
+        if section in extra and section in text:
+            head, _, tail = text.partition(section)
+            nxt = tail.find("\n[")
+            text = head + (tail[nxt + 1 :] if nxt >= 0 else "")
+    config.write_text(text + extra)
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return make_workspace(tmp_path / "ws")
+
+
+def processes_mentioning(text: str) -> list[tuple[int, str]]:
+    """Live processes whose command line contains `text` (e.g. a workspace path)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            continue  # zombies are dead
+        cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
+        if text in cmdline:
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -1,0 +1,84 @@
+"""A whole campaign on the embedded local backend: real training, real DuckDB, real processes.
+
+`rea launch` returns at once; the campaign then advances phase after phase through detached
+wake-up waiters only, and ends AWAITING_REVIEW with no rea process left alive.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import processes_mentioning, run_rea, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def campaign_doc(ws: Path, cid: str) -> dict:
+    return json.loads((ws / "campaigns" / cid / "campaign.json").read_text())
+
+
+def start_campaign(ws: Path, cid: str, extra_env: dict[str, str] | None = None) -> None:
+    plan = run_rea(ws, "plan", "--model", "dcn_v2", "--dataset", "synthetic", "--budget", "2gpu-h",
+                   "--profile", "tiny", "--id", cid)
+    assert plan.returncode == 0, plan.stderr
+    approve = run_rea(ws, "approve", cid, "--yes")
+    assert approve.returncode == 0, approve.stderr
+    launch = run_rea(ws, "launch", cid, env=extra_env)
+    assert launch.returncode == 0 or extra_env, launch.stderr
+
+
+def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
+    ws = workspace
+    start_campaign(ws, "e2e")
+    assert campaign_doc(ws, "e2e")["state"] == "RUNNING"
+
+    wait_for(lambda: campaign_doc(ws, "e2e")["state"] != "RUNNING", 400, "the campaign to end")
+    doc = campaign_doc(ws, "e2e")
+    assert doc["state"] == "AWAITING_REVIEW", doc.get("pause_reason")
+    assert doc["proposal"] is not None
+    phases = doc["phases"]
+    assert phases["validation"]["status"] == "done"
+    assert phases["exploitation"]["status"] == "done"
+    succeeded = [t for t in doc["trials"].values() if t["status"] == "succeeded"]
+    assert len(succeeded) == len(doc["trials"]) >= 7
+    assert all(t["metric_value"] and 0.5 < t["metric_value"] <= 1.0 for t in succeeded)
+    assert doc["budget"]["spent_gpu_hours"] > 0
+    assert doc["budget"]["reserved_gpu_hours"] == 0
+
+    # nothing of rea (or of its trials) is alive once the campaign has ended
+    wait_for(lambda: not processes_mentioning(str(ws)), 30, "rea processes to exit")
+
+    # the insights DB holds every trial, attempt and the proposal
+    con = duckdb.connect(str(ws / "insights-analyst.duckdb"), read_only=True)
+    try:
+        n_trials = con.execute("SELECT count(*) FROM trials WHERE campaign_id='e2e'").fetchone()[0]
+        n_distinct = con.execute(
+            "SELECT count(DISTINCT trial_id) FROM trials WHERE campaign_id='e2e'"
+        ).fetchone()[0]
+        state = con.execute("SELECT state FROM campaigns WHERE campaign_id='e2e'").fetchone()[0]
+        n_props = con.execute("SELECT count(*) FROM proposals WHERE campaign_id='e2e'").fetchone()[0]
+    finally:
+        con.close()
+    assert n_trials == n_distinct == len(doc["trials"])
+    assert state == "AWAITING_REVIEW"
+    assert n_props == 1
+
+    # another resume is a no-op: same state file, nothing submitted
+    before = (ws / "campaigns" / "e2e" / "campaign.json").read_bytes()
+    again = run_rea(ws, "resume", "e2e")
+    assert again.returncode == 0, again.stderr
+    assert "noop" in again.stdout
+    assert (ws / "campaigns" / "e2e" / "campaign.json").read_bytes() == before
+    assert not processes_mentioning(str(ws))
+
+    status = run_rea(ws, "status", "e2e", "--json")
+    assert json.loads(status.stdout)["state"] == "AWAITING_REVIEW"
+    report = run_rea(ws, "report", "e2e")
+    assert report.returncode == 0 and "Proposal" in report.stdout
+    review = run_rea(ws, "review", "e2e", "--accept", "--note", "ship it")
+    assert review.returncode == 0, review.stderr
+    assert campaign_doc(ws, "e2e")["state"] == "ACCEPTED"

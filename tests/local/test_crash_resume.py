@@ -1,0 +1,97 @@
+"""The resume step killed (SIGKILL) at each of its steps in turn, then resumed: the campaign
+reaches the same end state as an uninterrupted one, with no duplicate trials and no lost results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import make_workspace, processes_mentioning, run_rea, wait_for
+from tests.local.test_campaign_e2e import campaign_doc, start_campaign
+
+pytestmark = pytest.mark.slow
+
+# every named step of launch/resume, in the order a campaign meets them
+CRASH_POINTS = [
+    "round_recorded",  # intent saved, nothing submitted
+    "submit_array",  # about to submit the held array
+    "array_submitted",  # array submitted (held), ids not yet saved
+    "wakeup_submitted",  # wake-up submitted, id not yet saved
+    "released",  # tasks released, not yet recorded
+    "loaded",  # resume: campaign loaded under the lock
+    "reconciled",  # job states refreshed and saved
+    "ingested",  # results read, saved, not yet in DuckDB
+    "diagnosed",  # failures diagnosed
+    "decided",  # gate recorded, next phase not yet submitted
+    "published",  # analyst copy published, process about to exit
+]
+
+
+def _quiet(ws: Path) -> bool:
+    return not processes_mentioning(str(ws))
+
+
+def _drive(ws: Path, cid: str, env: dict[str, str]) -> None:
+    """Like a watchdog: whenever nothing runs and the campaign is not finished, resume it."""
+    for _ in range(200):
+        wait_for(lambda: _quiet(ws) or campaign_doc(ws, cid)["state"] != "RUNNING", 300,
+                 "the campaign to go quiet")
+        if campaign_doc(ws, cid)["state"] != "RUNNING":
+            return
+        if _quiet(ws):
+            run_rea(ws, "resume", cid, env=env)  # may itself be killed at the next point
+    raise AssertionError("campaign did not finish")
+
+
+def _outcome(ws: Path, cid: str) -> dict:
+    doc = campaign_doc(ws, cid)
+    return {
+        "state": doc["state"],
+        "trials": {
+            tid: (t["status"], round(t["metric_value"], 6), len(t["jobs"]))
+            for tid, t in doc["trials"].items()
+        },
+        "proposal": doc["proposal"]["hypothesis_id"],
+        "gain": round(doc["proposal"]["gain"] or 0.0, 6),
+    }
+
+
+def test_crash_at_every_step_reaches_the_same_end_state(tmp_path: Path) -> None:
+    ref_ws = make_workspace(tmp_path / "reference")
+    start_campaign(ref_ws, "c")
+    wait_for(lambda: campaign_doc(ref_ws, "c")["state"] != "RUNNING", 400, "reference campaign")
+    reference = _outcome(ref_ws, "c")
+    assert reference["state"] == "AWAITING_REVIEW"
+
+    ws = make_workspace(tmp_path / "crashy")
+    markers = tmp_path / "crashed"
+    env = {"REA_CRASH_AT": ",".join(CRASH_POINTS), "REA_CRASH_ONCE_DIR": str(markers)}
+    start_campaign(ws, "c", extra_env=env)
+    _drive(ws, "c", env)
+    assert sorted(p.name for p in markers.iterdir()) == sorted(CRASH_POINTS)
+
+    got = _outcome(ws, "c")
+    assert got == reference  # same trials, same results, one job per trial: nothing run twice
+    wait_for(lambda: _quiet(ws), 30, "processes to exit")
+
+    # no duplicate or lost rows in the insights DB
+    run_rea(ws, "resume", "c")
+    con = duckdb.connect(str(ws / "insights-analyst.duckdb"), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT trial_id, count(*) FROM trials WHERE campaign_id='c' GROUP BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert {tid for tid, _ in rows} == set(reference["trials"])
+    assert all(n == 1 for _, n in rows)
+    events = [json.loads(line)["event"] for line in
+              (ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()]
+    assert events.count("phase_submitted") == sum(
+        1 for e in (ref_ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()
+        if json.loads(e)["event"] == "phase_submitted"
+    )
