@@ -19,7 +19,7 @@ import pytest
 from rea_cli.executor.local import LocalScheduler, records, runner
 from rea_cli.executor.local.records import ArraySpec, JobRecord, TaskCommand
 from rea_cli.executor.local.store import JobStore
-from rea_cli.executor.scheduler import JobInfo, JobState, Resources, TaskSpec
+from rea_cli.executor.scheduler import JobInfo, JobState, Resources, Scheduler, TaskSpec
 
 RESOURCES = Resources(time_limit_min=5)
 DEADLINE_S = 60.0
@@ -261,3 +261,7 @@ def test_cancel_while_held_stops_the_runner(tmp_path: Path) -> None:
         ),
         "the runner to exit",
     )
+
+
+def test_local_scheduler_is_a_scheduler(tmp_path: Path) -> None:
+    assert isinstance(LocalScheduler(tmp_path), Scheduler)
