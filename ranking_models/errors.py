@@ -30,7 +30,8 @@ def describe_pydantic_error(
     valid_fields maps a location prefix (e.g. "model") to the field names valid there, so an
     unknown field can be reported with the list of valid ones.
     """
-    errors = exc.errors(include_url=False)
+    # An unknown field is usually a typo that also explains a "missing" one: report it first.
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
     err = errors[0]
     loc = [str(p) for p in err["loc"]]
     kind = err["type"]

@@ -1,14 +1,8 @@
-"""Shared helpers for the ranking_models tests (tiny data, one torch thread)."""
+"""Fixtures for the ranking_models tests (one torch thread, CPU, no job ids from the env)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
-
-from ranking_models.config import default_config
 
 
 @pytest.fixture(autouse=True)
@@ -18,64 +12,3 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REA_DEVICE", "cpu")
     for var in ("REA_JOB_ID", "SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
         monkeypatch.delenv(var, raising=False)
-
-
-TINY_DATA = {"name": "synthetic", "n_rows": 4000, "n_categorical": 4, "n_numerical": 2, "vocab_size": 50}
-
-
-def tiny_config(family: str = "dcn_v2", **train: Any) -> dict[str, Any]:
-    config = default_config(family)
-    if "hidden_dims" in config["model"]:
-        config["model"]["hidden_dims"] = [32, 16]
-    if "hidden_dims_2" in config["model"]:
-        config["model"]["hidden_dims_2"] = [32, 16]
-    config["model"]["embedding_dim"] = 8 if family != "lr" else None
-    if family == "lr":
-        del config["model"]["embedding_dim"]
-    config["train"].update({"epochs": 2, "batch_size": 256, **train})
-    return config
-
-
-def write_spec(
-    folder: Path,
-    config: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
-    seed: int = 0,
-    trial_id: str = "t-s0",
-) -> Path:
-    trial = folder / trial_id
-    trial.mkdir(parents=True, exist_ok=True)
-    spec = {
-        "schema": 1,
-        "campaign_id": "c-test",
-        "trial_id": trial_id,
-        "hypothesis_id": "baseline",
-        "phase": "validation",
-        "seed": seed,
-        "config": config if config is not None else tiny_config(),
-        "data": data if data is not None else dict(TINY_DATA),
-        "checkpoint_dir": str(trial / "checkpoint"),
-        "attempts_dir": str(trial / "attempts"),
-    }
-    path = trial / "spec.json"
-    path.write_text(json.dumps(spec))
-    return path
-
-
-def read_result(spec_path: Path, attempt: int = 1) -> dict[str, Any]:
-    return json.loads((spec_path.parent / "attempts" / str(attempt) / "result.json").read_text())
-
-
-def read_metrics(spec_path: Path, attempt: int = 1) -> list[dict[str, Any]]:
-    lines = (spec_path.parent / "attempts" / str(attempt) / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def movielens_or_skip() -> None:
-    from ranking_models.data.fetch import movielens_available, movielens_dir
-
-    if not movielens_available():
-        pytest.skip(
-            f"MovieLens-100k is not cached in {movielens_dir()}; "
-            "run `python -m ranking_models.data.fetch movielens-100k` (make data)"
-        )
