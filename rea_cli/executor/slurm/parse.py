@@ -369,6 +369,17 @@ def parse_sbatch_id(text: str) -> str:
     return job_id
 
 
+def lookup(records: dict[str, SlurmRecord], job_id: str) -> SlurmRecord | None:
+    """The record of `job_id`; for an array task not split out of its array yet (never
+    started: pending, or cancelled while pending), the array's own record `<array>`."""
+    record = records.get(job_id)
+    if record is None and "_" in job_id:
+        record = records.get(base_job_id(job_id))
+        if record is not None:
+            record = replace(record, job_id=job_id)
+    return record
+
+
 def squeue_says_unknown(stderr: str) -> bool:
     """squeue -j with only unknown (purged) ids fails with this instead of printing nothing."""
     return "Invalid job id" in stderr

@@ -381,14 +381,18 @@ class SlurmScheduler:
             return {}
         bases = unique_bases(job_ids)
         live = {r.job_id: r for r in self._squeue_records(bases)}
-        need_sacct = any(j not in live or live[j].state.is_terminal for j in job_ids)
+        need_sacct = any(
+            (r := parse.lookup(live, j)) is None or r.state.is_terminal for j in job_ids
+        )
         accounted: dict[str, parse.SlurmRecord] = {}
         if need_sacct:
             for group in _groups(bases):
                 accounted.update(self._sacct_records(["-j", ",".join(group)]))
         out: dict[str, JobInfo] = {}
         for job_id in job_ids:
-            record = parse.merge_records(live.get(job_id), accounted.get(job_id))
+            record = parse.merge_records(
+                parse.lookup(live, job_id), parse.lookup(accounted, job_id)
+            )
             out[job_id] = record.to_job_info() if record else parse.unknown(job_id)
         return out
 
