@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rea_cli.errors import ReaError
 from rea_cli.workspace import Workspace, find_workspace
@@ -27,13 +28,18 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ReaError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            report_error(exc)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def report_error(exc: ReaError) -> None:
+    """One line on stderr; the message is text, never rich markup (it may contain [brackets])."""
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
 def workspace(ctx: typer.Context) -> Workspace:

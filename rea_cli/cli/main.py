@@ -52,7 +52,7 @@ def root(
     try:
         common.workspace(ctx)
     except ReaError as exc:
-        common.err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        common.report_error(exc)
         raise typer.Exit(exc.exit_code) from None
 
 

@@ -18,7 +18,7 @@ def make_scheduler(ws: Workspace, settings: Settings | None = None) -> Scheduler
         from rea_cli.executor.local.backend import LocalScheduler
 
         return LocalScheduler(ws.state_dir / "local", max_parallel=settings.local.max_parallel)
-    from rea_cli.executor.slurm.backend import SlurmScheduler
+    from rea_cli.executor.slurm import SlurmScheduler
 
     return SlurmScheduler(
         ws.state_dir / "slurm", python=sys.executable, preamble=_preamble(ws, settings)
