@@ -424,6 +424,12 @@ class _ReaSlurmExecutor(submitit.SlurmExecutor):
         super().__init__(folder, max_num_timeout=0, python=_shell_quote(python))
         self._sbatch = sbatch
 
+    @classmethod
+    def affinity(cls) -> int:
+        # submitit refuses to start without `srun` on PATH; SlurmScheduler.validate has already
+        # checked that Slurm answers, with a clearer message.
+        return 2
+
     def _internal_process_submissions(
         self, delayed_submissions: list[submitit_utils.DelayedSubmission]
     ) -> list[submitit.Job[Any]]:

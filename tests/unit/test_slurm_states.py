@@ -1,0 +1,61 @@
+"""The one table from Slurm state strings to JobState."""
+
+from __future__ import annotations
+
+import pytest
+
+from rea_cli.executor.scheduler import JobState
+from rea_cli.executor.slurm.states import SLURM_STATES, to_job_state
+
+
+@pytest.mark.parametrize(
+    ("slurm", "expected"),
+    [
+        ("PENDING", JobState.PENDING),
+        ("RUNNING", JobState.RUNNING),
+        ("COMPLETING", JobState.RUNNING),
+        ("COMPLETED", JobState.COMPLETED),
+        ("FAILED", JobState.FAILED),
+        ("CANCELLED", JobState.CANCELLED),
+        ("CANCELLED by 1000", JobState.CANCELLED),  # sacct
+        ("CANCELLED+", JobState.CANCELLED),  # sacct, truncated column
+        ("TIMEOUT", JobState.TIMEOUT),
+        ("OUT_OF_MEMORY", JobState.OUT_OF_MEMORY),
+        ("NODE_FAIL", JobState.NODE_FAIL),
+        ("BOOT_FAIL", JobState.NODE_FAIL),
+        ("PREEMPTED", JobState.PREEMPTED),
+        ("REQUEUED", JobState.REQUEUED),
+        ("REQUEUE_HOLD", JobState.HELD),
+        ("DEADLINE", JobState.TIMEOUT),
+        ("SUSPENDED", JobState.RUNNING),
+        ("SOMETHING_NEW", JobState.UNKNOWN),
+        ("", JobState.UNKNOWN),
+    ],
+)
+def test_state_table(slurm: str, expected: JobState) -> None:
+    assert to_job_state(slurm) is expected
+
+
+def test_pending_with_a_hold_reason_is_held() -> None:
+    assert to_job_state("PENDING", "JobHeldUser") is JobState.HELD
+    assert to_job_state("PENDING", "JobHeldAdmin") is JobState.HELD
+    assert to_job_state("PENDING", "Dependency") is JobState.PENDING
+    assert to_job_state("CANCELLED", "JobHeldUser") is JobState.CANCELLED
+
+
+def test_terminal_states_are_the_ones_slurm_never_leaves() -> None:
+    terminal = {s for s, state in SLURM_STATES.items() if state.is_terminal}
+
+    assert terminal == {
+        "COMPLETED",
+        "FAILED",
+        "SPECIAL_EXIT",
+        "CANCELLED",
+        "REVOKED",
+        "TIMEOUT",
+        "DEADLINE",
+        "OUT_OF_MEMORY",
+        "NODE_FAIL",
+        "BOOT_FAIL",
+        "PREEMPTED",
+    }
