@@ -191,7 +191,9 @@ def status(
                           f"{b['spent_gpu_hours']:.3f}/{b['approved_gpu_hours']:g}")
         console.print(table)
         return
-    s = summary(CampaignStore(ws, campaign).load())
+    from rea_cli.executor.progress import live_summary
+
+    s = live_summary(ws, CampaignStore(ws, campaign))
     if as_json:
         print_json(s)
         return

@@ -5,6 +5,7 @@ reaches the same end state as an uninterrupted one, with no duplicate trials and
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import duckdb
@@ -35,15 +36,27 @@ def _quiet(ws: Path) -> bool:
     return not processes_mentioning(str(ws))
 
 
+def _busy(ws: Path) -> bool:
+    """A launch/resume or a trial of this workspace is running (held arrays and waiting
+    wake-ups do not count: they wait for a step that may have been killed)."""
+    return any(
+        "rea_cli --workspace" in cmd or "ranking_models.train" in cmd
+        for _, cmd in processes_mentioning(str(ws))
+    )
+
+
 def _drive(ws: Path, cid: str, env: dict[str, str]) -> None:
-    """Like a watchdog: whenever nothing runs and the campaign is not finished, resume it."""
-    for _ in range(200):
-        wait_for(lambda: _quiet(ws) or campaign_doc(ws, cid)["state"] != "RUNNING", 300,
-                 "the campaign to go quiet")
+    """Like the watchdog: whenever no step and no trial runs and the campaign is not finished,
+    resume it (the resume may itself be killed at the next crash point)."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
         if campaign_doc(ws, cid)["state"] != "RUNNING":
             return
-        if _quiet(ws):
-            run_rea(ws, "resume", cid, env=env)  # may itself be killed at the next point
+        if not _busy(ws):
+            time.sleep(0.5)  # let a wake-up that is just firing start its resume
+            if not _busy(ws) and campaign_doc(ws, cid)["state"] == "RUNNING":
+                run_rea(ws, "resume", cid, env=env)
+        time.sleep(0.3)
     raise AssertionError("campaign did not finish")
 
 
