@@ -25,6 +25,7 @@ from rea_cli.executor.resume import load_plan, sync_insights
 from rea_cli.executor.scheduler import campaign_job_prefix
 from rea_cli.fsutil import write_json_atomic
 from rea_cli.planner import gates
+from rea_cli.planner.catalog import load_workspace_catalog
 from rea_cli.planner.plan import Plan, build_plan, plan_hash
 from rea_cli.workspace import Workspace
 
@@ -68,6 +69,7 @@ def plan_campaign(
         campaign_id=cid, created_at=created, goal=goal, family=model, dataset=dataset,
         budget_gpu_hours=budget_gpu_hours, settings=ws.settings, profile_name=profile,
         metric=metric, history=_history(ws, model, dataset),
+        extra_catalog=load_workspace_catalog(ws.root / "hypotheses.toml"),
     )
     campaign = Campaign(
         campaign_id=cid, created_at=created, created_by=current_user(), goal=plan.goal,

@@ -43,8 +43,9 @@ def make_workspace(root: Path, backend: str = "local", extra: str = TINY_SETTING
     config = root / "rea.toml"
     text = config.read_text()
     # drop the sections we override, keep the rest of the commented defaults
-    for section in ("[local]", "[planner]"):
-        if section in extra and section in text:
+    sections = [line.strip() for line in extra.splitlines() if line.strip().startswith("[")]
+    for section in sections:
+        if section in text:
             head, _, tail = text.partition(section)
             nxt = tail.find("\n[")
             text = head + (tail[nxt + 1 :] if nxt >= 0 else "")

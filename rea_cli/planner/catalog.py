@@ -8,8 +8,14 @@ planner (ranking_models.config validates every candidate).
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rea_cli.errors import UsageError
 
 ALL = ("lr", "fm", "wide_deep", "deepfm", "dcn_v2", "dlrm", "finalmlp")
 DEEP = ("wide_deep", "deepfm", "dcn_v2", "dlrm", "finalmlp")
@@ -135,5 +141,41 @@ CATALOG: tuple[CatalogEntry, ...] = (
 )
 
 
-def entries_for(family: str) -> list[CatalogEntry]:
-    return [e for e in CATALOG if family in e.families]
+def entries_for(family: str, extra: list[CatalogEntry] | None = None) -> list[CatalogEntry]:
+    """Entries for a model family; `extra` (the workspace's own) replace built-ins of the same id."""
+    own = [e for e in extra or [] if family in e.families]
+    ids = {e.hypothesis_id for e in own}
+    return own + [e for e in CATALOG if family in e.families and e.hypothesis_id not in ids]
+
+
+class _UserEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+    title: str
+    rationale: str = ""
+    delta: dict[str, Any]
+    families: list[str] = Field(default_factory=lambda: list(ALL))
+    prior: float = Field(0.9, ge=0, le=1)  # the user asked for it: rank it high by default
+    reference: str = ""
+
+
+def load_workspace_catalog(path: Path) -> list[CatalogEntry]:
+    """The workspace's own knowledge base (hypotheses.toml), ahead of the built-in catalog."""
+    if not path.is_file():
+        return []
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    entries = []
+    for i, item in enumerate(raw.get("hypothesis", [])):
+        try:
+            e = _UserEntry.model_validate(item)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            raise UsageError(f"{path}: hypothesis {i + 1}: {loc}: {err['msg']}; fix it") from None
+        entries.append(
+            CatalogEntry(e.id, e.title, e.rationale, e.delta, tuple(e.families), e.prior, e.reference)
+        )
+    return entries

@@ -148,13 +148,16 @@ def baseline_config(family: str, profile: Profile) -> dict[str, Any]:
 
 
 def candidate_hypotheses(
-    family: str, baseline: dict[str, Any], history: dict[str, float] | None = None
+    family: str,
+    baseline: dict[str, Any],
+    history: dict[str, float] | None = None,
+    extra: list[CatalogEntry] | None = None,
 ) -> list[tuple[CatalogEntry, float]]:
     """Catalog entries valid for this baseline, ranked by prior blended with past gains."""
     from ranking_models.config import apply_delta, validate_config
 
     ranked = []
-    for entry in entries_for(family):
+    for entry in entries_for(family, extra):
         try:
             changed = apply_delta(baseline, entry.delta)
             validate_config(changed)
@@ -183,6 +186,7 @@ def build_plan(
     profile_name: str = "standard",
     metric: str | None = None,
     history: dict[str, float] | None = None,
+    extra_catalog: list[CatalogEntry] | None = None,
 ) -> Plan:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
     if profile_name not in PROFILES:
@@ -193,7 +197,7 @@ def build_plan(
         raise UsageError(f"unknown metric {metric!r}; choose one of: auc, ne, logloss")
     data = data_spec(dataset, profile)
     baseline = baseline_config(family, profile)
-    ranked = candidate_hypotheses(family, baseline, history)
+    ranked = candidate_hypotheses(family, baseline, history, extra_catalog)
     if not ranked:
         raise UsageError(f"no catalog hypothesis applies to model {family!r}; pick another model")
     p = settings.planner
