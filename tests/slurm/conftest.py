@@ -28,7 +28,8 @@ def slurm_down_reason() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"Slurm does not answer: {exc} (make slurm-up)"
     if ping.returncode != 0 or "UP" not in ping.stdout:
-        return f"Slurm is down: {(ping.stdout + ping.stderr).strip()} (make slurm-up)"
+        said = (ping.stdout + ping.stderr).strip().splitlines() or ["no answer"]
+        return f"Slurm is down: {said[0]} (make slurm-up)"
     if not any(s.strip() in ("idle", "mixed", "allocated") for s in sinfo.stdout.splitlines()):
         return f"no usable Slurm node: sinfo says {sinfo.stdout.strip()!r} (make slurm-up)"
     return None
