@@ -7,10 +7,12 @@ import os
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from rea_cli.campaign.model import Budget, Campaign, JobRecord, PhaseRecord, Round, TrialRecord
+from rea_cli.campaign.state import CampaignState
 from rea_cli.config import SlurmSettings
 from rea_cli.errors import UsageError
 from rea_cli.executor.scheduler import JobInfo, JobState
@@ -31,16 +33,17 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 def _campaign(
     *,
-    status: str = "released",
+    status: Literal["submitting", "submitted", "released"] = "released",
     wakeup: str | None = "9",
     job_state: str = "RUNNING",
     approved: float = 4.0,
 ) -> Campaign:
     c = Campaign(
+        schema=1,
         campaign_id="c1",
         created_at="t",
         created_by="me",
-        state="RUNNING",
+        state=CampaignState.RUNNING,
         phase="validation",
         model_family="dcn_v2",
         dataset="synthetic",
@@ -197,7 +200,7 @@ def test_crontab_block_text() -> None:
 
 
 def test_scrontab_block_has_job_options_and_quotes_paths() -> None:
-    slurm = SlurmSettings(partition="gpu", account="proj")
+    slurm = SlurmSettings.model_validate({"partition": "gpu", "account": "proj"})
     block = cron_block(Path("/my ws/100%"), "/py", 10, "scrontab", slurm)
     lines = block.splitlines()
     assert lines[2:8] == [
