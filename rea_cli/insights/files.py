@@ -33,7 +33,7 @@ METRIC_VALUES = (
     "ne_eval",
     "calibration",
 )
-_METRIC_KEYS = ("event", "split", "epoch", "step", *METRIC_VALUES)
+_METRIC_KEYS = frozenset(("event", "split", "epoch", "step", *METRIC_VALUES))
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,41 @@ class Rows:
     by_key: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
 
     def add(self, row: dict[str, Any]) -> None:
-        values = tuple(row.get(c) for c in self.columns)
-        self.by_key[tuple(row[k] for k in self.key)] = values
+        self.by_key[tuple(map(row.__getitem__, self.key))] = tuple(map(row.get, self.columns))
+
+
+def merge_sources(tables: list[Rows]) -> list[Rows]:
+    """Rows of two sources for the same keys of one table become one row per key.
+
+    Each source writes only its own columns, so two sources of one table (spec.json and
+    campaign.json for trials) would insert a row and then update it: DuckDB updates cost more
+    than inserts. Rows whose key only one source has stay with that source. Where both sources
+    carry a column, the later one wins, as with two upserts in a row. Does not modify `tables`.
+    """
+    by_table: dict[str, list[Rows]] = {}
+    for rows in tables:
+        by_table.setdefault(rows.table, []).append(rows)
+    out: list[Rows] = []
+    for group in by_table.values():
+        if len(group) != 2 or any(r.prune for r in group):
+            out.extend(group)
+            continue
+        a, b = group
+        both = a.by_key.keys() & b.by_key.keys()
+        if not both:
+            out.extend(group)
+            continue
+        merged = Rows(a.table, a.key, a.columns + tuple(c for c in b.columns if c not in a.columns))
+        for key in both:
+            row = dict(zip(a.columns, a.by_key[key], strict=True))
+            row.update(zip(b.columns, b.by_key[key], strict=True))
+            merged.by_key[key] = tuple(map(row.__getitem__, merged.columns))
+        for source in (a, b):
+            rest = Rows(source.table, source.key, source.columns)
+            rest.by_key = {k: v for k, v in source.by_key.items() if k not in both}
+            out.append(rest)
+        out.append(merged)
+    return out
 
 
 @dataclass
@@ -90,23 +123,29 @@ def canonical_json(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+# The converters below run per value on the bulk path: exact type checks first (a bool is an
+# int to isinstance, and must not become 1.0).
 def _s(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+    if value is None or type(value) is str:
+        return value
+    return str(value)
 
 
 def _f(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is int:
+        return float(value)
+    return None
 
 
 def _i(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    kind = type(value)
+    if kind is int:
         return value
+    if kind is bool:
+        return None
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -123,6 +162,7 @@ class CampaignReader:
 
     def __init__(self, campaign_dir: Path, campaign_id: str, known: dict[str, FileState]):
         self.dir = campaign_dir
+        self.base = os.path.join(campaign_dir, "")  # str paths: pathlib costs on the bulk path
         self.known = known
         self.out = Collected(campaign_id)
         self.cid = campaign_id
@@ -148,7 +188,7 @@ class CampaignReader:
 
     def _stat(self, rel: str) -> os.stat_result | None:
         try:
-            return os.stat(self.dir / rel)
+            return os.stat(self.base + rel)
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -163,7 +203,7 @@ class CampaignReader:
         if prev is not None and prev.same_file(st):
             return None
         try:
-            with open(self.dir / rel, "rb") as fh:
+            with open(self.base + rel, "rb") as fh:
                 st = os.fstat(fh.fileno())
                 raw = fh.read()
             data = json.loads(raw)
@@ -195,7 +235,7 @@ class CampaignReader:
         if prev is not None and prev.inode == st.st_ino and st.st_size >= prev.read_offset:
             start, line_no = prev.read_offset, prev.lines
         try:
-            with open(self.dir / rel, "rb") as fh:
+            with open(self.base + rel, "rb") as fh:
                 st = os.fstat(fh.fileno())
                 fh.seek(start)
                 data = fh.read()
@@ -529,7 +569,7 @@ class CampaignReader:
                 }
             )
         try:
-            attempts = [e.name for e in os.scandir(self.dir / "trials" / tid / "attempts")]
+            attempts = [e.name for e in os.scandir(f"{self.base}trials/{tid}/attempts")]
         except (FileNotFoundError, NotADirectoryError):
             return
         for name in sorted((n for n in attempts if n.isdigit()), key=int):

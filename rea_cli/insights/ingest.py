@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from rea_cli.errors import UsageError
 from rea_cli.insights.db import InsightsError, connect, create_file, migrate, schema_version
-from rea_cli.insights.files import Collected, FileState, Rows, collect_campaign
+from rea_cli.insights.files import Collected, FileState, Rows, collect_campaign, merge_sources
 from rea_cli.insights.publish import publish_locked
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def write_collected(con: duckdb.DuckDBPyConnection, collected: Collected) -> dic
     con.execute("BEGIN TRANSACTION")
     try:
         types = column_types(con)
-        for rows in collected.tables.values():
+        for rows in merge_sources(list(collected.tables.values())):
             n = upsert(con, rows, types, collected.campaign_id)
             counts[rows.table] = counts.get(rows.table, 0) + n
         if counts.get("jobs") or counts.get("attempts"):

@@ -282,3 +282,21 @@ def test_campaign_id_mismatch_is_reported(ws: Paths) -> None:
     assert query(ws.db_path, "SELECT campaign_id FROM campaigns") == [
         {"campaign_id": b.campaign_id}
     ]
+
+
+def test_merge_sources_one_row_per_key_later_source_wins() -> None:
+    from rea_cli.insights.files import merge_sources
+
+    start = Rows("attempts", ("k",), ("k", "job_id", "host"))
+    result = Rows("attempts", ("k",), ("k", "job_id", "status"))
+    start.add({"k": 1, "job_id": "7", "host": "n1"})
+    start.add({"k": 2, "job_id": "8", "host": "n2"})
+    result.add({"k": 1, "job_id": "7b", "status": "succeeded"})
+    result.add({"k": 3, "job_id": "9", "status": "failed"})
+    out = {(r.columns, tuple(r.by_key.items())) for r in merge_sources([start, result])}
+    assert out == {
+        (("k", "job_id", "host"), (((2,), (2, "8", "n2")),)),
+        (("k", "job_id", "status"), (((3,), (3, "9", "failed")),)),
+        (("k", "job_id", "host", "status"), (((1,), (1, "7b", "n1", "succeeded")),)),
+    }
+    assert len(start.by_key) == 2  # inputs untouched
