@@ -143,7 +143,9 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.t0 = time.monotonic()
         torch.manual_seed(seed)
-        self.model = build_model(config.model, data.vocab_sizes, len(data.num_names)).to(self.device)
+        self.model = build_model(
+            config.model, data.vocab_sizes, len(data.num_names), prior_ctr=data.background_ctr
+        ).to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(self.model, self.train_cfg)
         n_rows = max(1, math.ceil(len(data.train) * self.train_cfg.data_fraction))

@@ -3,6 +3,8 @@ arches. Every model maps (x_cat [B, F] int64, x_num [B, D] float32) -> logits [B
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -21,7 +23,25 @@ from ranking_models.models.layers import (
 
 
 class RankingModel(nn.Module):
-    """Base: subclasses set ``sparse_modules`` (embedding tables, trained with lr_sparse)."""
+    """Base: forward = logits(x_cat, x_num) + prior, a fixed logit of the background CTR.
+
+    Starting from the base rate keeps the first steps from pushing every embedding toward it
+    (with Adam and a small learning rate that phase can even invert the ranking).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("prior", torch.zeros(()))
+
+    def set_prior(self, ctr: float) -> None:
+        ctr = min(max(ctr, 1e-6), 1 - 1e-6)
+        self.prior.fill_(math.log(ctr / (1 - ctr)))
+
+    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+        return self.logits(x_cat, x_num) + self.prior
+
+    def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def sparse_parameters(self) -> list[nn.Parameter]:
         return [m.table.weight for m in self.modules() if isinstance(m, SparseArch)]
@@ -60,7 +80,7 @@ class LogisticRegression(RankingModel):
         super().__init__()
         self.linear = LinearArch(vocab_sizes, n_numerical)
 
-    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+    def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         return self.linear(x_cat, x_num)
 
 
@@ -71,7 +91,7 @@ class FM(RankingModel):
         self.fields = _FieldEmbeddings(vocab_sizes, n_numerical, m.embedding_dim)
         self.interaction = FMInteraction()
 
-    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+    def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         return self.linear(x_cat, x_num) + self.interaction(self.fields(x_cat, x_num))
 
 
@@ -83,7 +103,7 @@ class WideDeep(RankingModel):
         self.deep = _mlp(m, self.fields.n_fields * m.embedding_dim)
         self.over = _over(self.deep.out_dim)
 
-    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+    def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         flat = self.fields(x_cat, x_num).flatten(1)
         return self.wide(x_cat, x_num) + self.over(self.deep(flat)).squeeze(-1)
 
@@ -97,7 +117,7 @@ class DeepFM(RankingModel):
         self.deep = _mlp(m, self.fields.n_fields * m.embedding_dim)
         self.over = _over(self.deep.out_dim)
 
-    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+    def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         emb = self.fields(x_cat, x_num)
         deep = self.over(self.deep(emb.flatten(1))).squeeze(-1)
         return self.linear(x_cat, x_num) + self.fm(emb) + deep
@@ -116,7 +136,7 @@ class DCNv2(RankingModel):
         over_in = in_dim + self.deep.out_dim if m.structure == "parallel" else self.deep.out_dim
         self.over = _over(over_in)
 
-    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+    def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         x0 = torch.cat([self.sparse(x_cat).flatten(1), x_num], dim=1)
         if self.structure == "stacked":
             out = self.deep(self.cross(x0))
@@ -144,7 +164,7 @@ class DLRM(RankingModel):
         self.top = _mlp(m, top_in)
         self.over = _over(self.top.out_dim)
 
-    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+    def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         emb = self.sparse(x_cat)
         parts = []
         if self.bottom is not None:
@@ -168,7 +188,7 @@ class FinalMLP(RankingModel):
         self.stream2 = MLP(in_dim, list(m.hidden_dims_2), m.dropout, m.norm, m.activation)
         self.fusion = BilinearFusion(self.stream1.out_dim, self.stream2.out_dim, m.n_heads)
 
-    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+    def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         flat = self.fields(x_cat, x_num).flatten(1)
         return self.fusion(self.stream1(self.gate1(flat)), self.stream2(self.gate2(flat)))
 
