@@ -47,6 +47,11 @@ if [ "$alive" -gt 0 ] && [ "$dead" = 0 ] && scontrol ping 2>/dev/null | grep -q 
   sinfo
   exit 0
 fi
+if [ "$alive" = 0 ] && command -v scontrol >/dev/null && timeout 5 scontrol ping 2>/dev/null | grep -q UP; then
+  say "a Slurm controller not started by this script already answers; using it as is"
+  sinfo
+  exit 0
+fi
 if ls "$RUN"/*.pid >/dev/null 2>&1; then
   say "partial or stale cluster in $LAB: stopping what is left first"
   SLURM_LAB_DIR="$LAB" bash "$(dirname "$0")/slurm-down.sh" || true
