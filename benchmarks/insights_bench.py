@@ -375,7 +375,8 @@ def main() -> None:
     parser.add_argument("--naive-trials", type=int, default=200)
     parser.add_argument("--metric-rows", type=int, default=1_000_000)
     args = parser.parse_args()
-    print(f"duckdb {duckdb.__version__}, {os.cpu_count()} CPUs")
+    print(f"duckdb {duckdb.__version__}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="rea-insights-bench-"))
     try:
         ingest = bench_ingest(tmp, args.trials, args.naive_trials)
@@ -386,6 +387,8 @@ def main() -> None:
         "bench": "insights",
         "duckdb": duckdb.__version__,
         "cpus": os.cpu_count(),
+        # other work on the machine slows every figure down: read them with the load
+        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "ingest": ingest,
         "publish_and_query": query,
         "targets": {
