@@ -96,17 +96,22 @@ def check_storage_version(storage_version: str) -> str:
 def create_file(db_path: Path, storage_version: str | None) -> None:
     """Create an empty DuckDB file, in an older storage format when storage_version is given."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    if storage_version is None:
-        duckdb.connect(str(db_path)).close()
-        return
-    version = check_storage_version(storage_version)
-    con = duckdb.connect()
+    version = check_storage_version(storage_version) if storage_version else None
     try:
-        path_sql = str(db_path).replace("'", "''")
-        con.execute(f"ATTACH '{path_sql}' AS target (STORAGE_VERSION '{version}')")
-        con.execute("DETACH target")
-    finally:
-        con.close()
+        if version is None:
+            duckdb.connect(str(db_path)).close()
+            return
+        con = duckdb.connect()
+        try:
+            path_sql = str(db_path).replace("'", "''")
+            con.execute(f"ATTACH '{path_sql}' AS target (STORAGE_VERSION '{version}')")
+            con.execute("DETACH target")
+        finally:
+            con.close()
+    except duckdb.IOException as exc:
+        if not is_lock_error(exc):
+            raise
+        # another agent process is creating it at this moment: it exists, use it
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:

@@ -69,13 +69,38 @@ def sync_campaign(
         raise UsageError(f"no campaign folder at {campaign_dir}")
     campaign_id = campaign_dir.name
     report = SyncReport(campaign_id)
-    if not db_path.exists():
-        create_file(db_path, storage_version)
+    try:
+        if not db_path.exists():
+            create_file(db_path, storage_version)
+        _sync(db_path, campaign_dir, analyst_path, retries, report)
+    except duckdb.Error as exc:
+        # A damaged or unreadable DB file must not crash the agent's step: ReaError it is.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InsightsError(
+            f"insights sync of {campaign_id} failed: {first}; the campaign files are intact and "
+            f"the next sync retries (move {db_path} away to rebuild it from the folders)"
+        ) from exc
+    report.duration_s = time.perf_counter() - start
+    log.info(
+        "insights sync %s: %d files read, rows %s, %d warnings, published=%s (%.2fs)",
+        campaign_id,
+        report.files_read,
+        report.rows,
+        len(report.warnings),
+        report.published,
+        report.duration_s,
+    )
+    return report
 
+
+def _sync(
+    db_path: Path, campaign_dir: Path, analyst_path: Path | None, retries: int, report: SyncReport
+) -> None:
+    """Read the file index, collect the changed files (no lock), write them, publish."""
     with connect(db_path, read_only=False, retries=retries) as con:
         migrate(con)
-        known = load_file_index(con, campaign_id)
-    collected = collect_campaign(campaign_dir, campaign_id, known)
+        known = load_file_index(con, report.campaign_id)
+    collected = collect_campaign(campaign_dir, report.campaign_id, known)
     report.files_read = collected.files_read
     report.warnings = collected.warnings
 
@@ -88,17 +113,6 @@ def sync_campaign(
         if analyst_path is not None and (report.changed or not analyst_path.exists()):
             publish_locked(con, db_path, analyst_path)
             report.published = True
-    report.duration_s = time.perf_counter() - start
-    log.info(
-        "insights sync %s: %d files read, rows %s, %d warnings, published=%s (%.2fs)",
-        campaign_id,
-        report.files_read,
-        report.rows,
-        len(report.warnings),
-        report.published,
-        report.duration_s,
-    )
-    return report
 
 
 def load_file_index(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict[str, FileState]:

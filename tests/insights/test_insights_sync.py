@@ -300,3 +300,12 @@ def test_merge_sources_one_row_per_key_later_source_wins() -> None:
         (("k", "job_id", "host", "status"), (((1,), (1, "7b", "n1", "succeeded")),)),
     }
     assert len(start.by_key) == 2  # inputs untouched
+
+
+def test_damaged_db_file_is_a_rea_error_not_a_crash(ws: Paths) -> None:
+    from rea_cli.errors import ReaError
+
+    b = paired_campaign(ws.root)
+    ws.db_path.write_bytes(b"this is not a duckdb file" * 1000)
+    with pytest.raises(ReaError, match="insights DB"):
+        sync_campaign(ws.db_path, b.dir)
