@@ -208,6 +208,32 @@ def test_requeue_runs_the_same_command_again(
     slurm.cancel([job])
 
 
+def test_preemption_signal_requeues_through_submitit(
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+) -> None:
+    """USR2 early in the run (a preemption notice): submitit checkpoints and requeues; the
+    command, which ignores USR2 itself, runs again as a new attempt."""
+    runs = tmp_path / "runs.txt"
+    task = sh(tmp_path, f'echo "run ${{SLURM_RESTART_COUNT:-0}}" >> {runs}; sleep 300')
+    (job,) = slurm.submit_array(
+        [task],
+        job_name=job_name(campaign, "validation", 1),
+        resources=Resources(time_limit_min=30),  # USR2 within the first 20 min = preemption
+        parallelism=1,
+    )
+    wait_for(slurm, [job], lambda i: i.state is JobState.RUNNING and runs.exists())
+
+    subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=30)
+
+    wait_for(slurm, [job], lambda i: i.state is JobState.PENDING and i.restarts == 1, 60)
+    scontrol("update", f"jobid={job}", "StartTime=now")
+    end = time.monotonic() + 60
+    while len(runs.read_text().splitlines()) < 2 and time.monotonic() < end:
+        time.sleep(0.25)
+    assert runs.read_text().splitlines() == ["run 0", "run 1"]
+    slurm.cancel([job])
+
+
 def test_bad_partition_and_account_submit_nothing(
     slurm: SlurmScheduler, tmp_path: Path, campaign: str
 ) -> None:
