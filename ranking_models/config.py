@@ -149,7 +149,7 @@ class TrialConfig(_Strict):
     """A trial's whole config: ``model`` (discriminated by ``family``) and ``train``."""
 
     model: ModelConfig
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig.model_validate({}))
 
 
 # Train settings that differ per family from TrainConfig's defaults, tuned on MovieLens-100k

@@ -25,7 +25,9 @@ class Optimizer:
             group.setdefault("base_lr", group["lr"])
             self.param_groups.append(group)
         self.steps = 0
-        self.state: list[list[dict[str, torch.Tensor]]] = [[{} for _ in g["params"]] for g in self.param_groups]
+        self.state: list[list[dict[str, torch.Tensor]]] = [
+            [{} for _ in g["params"]] for g in self.param_groups
+        ]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for g in self.param_groups:
@@ -38,16 +40,26 @@ class Optimizer:
         for g, states in zip(self.param_groups, self.state, strict=True):
             live = [(p, s) for p, s in zip(g["params"], states, strict=True) if p.grad is not None]
             if live:
-                self._update(g, [p for p, _ in live], [p.grad for p, _ in live], [s for _, s in live])
+                self._update(
+                    g, [p for p, _ in live], [p.grad for p, _ in live], [s for _, s in live]
+                )
 
-    def _update(self, g: Group, params: list[torch.Tensor], grads: list[Any], states: list[dict[str, torch.Tensor]]) -> None:
+    def _update(
+        self,
+        g: Group,
+        params: list[torch.Tensor],
+        grads: Any,
+        states: list[dict[str, torch.Tensor]],
+    ) -> None:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "steps": self.steps,
             "groups": [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups],
-            "state": [[{k: v.clone() for k, v in s.items()} for s in states] for states in self.state],
+            "state": [
+                [{k: v.clone() for k, v in s.items()} for s in states] for states in self.state
+            ],
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -60,7 +72,9 @@ class Optimizer:
                 states[i] = {k: v.to(device) for k, v in saved.items()}
 
 
-def _slot(states: list[dict[str, torch.Tensor]], params: list[torch.Tensor], name: str) -> list[torch.Tensor]:
+def _slot(
+    states: list[dict[str, torch.Tensor]], params: list[torch.Tensor], name: str
+) -> list[torch.Tensor]:
     for s, p in zip(states, params, strict=True):
         if name not in s:
             s[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -70,11 +84,22 @@ def _slot(states: list[dict[str, torch.Tensor]], params: list[torch.Tensor], nam
 class Adam(Optimizer):
     """Adam (L2 weight decay added to the gradient); decoupled=True gives AdamW."""
 
-    def __init__(self, groups: list[Group], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 decoupled: bool = False) -> None:
+    def __init__(
+        self,
+        groups: list[Group],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        decoupled: bool = False,
+    ) -> None:
         super().__init__(groups, betas=betas, eps=eps, decoupled=decoupled)
 
-    def _update(self, g: Group, params: list[torch.Tensor], grads: list[Any], states: list[dict[str, torch.Tensor]]) -> None:
+    def _update(
+        self,
+        g: Group,
+        params: list[torch.Tensor],
+        grads: Any,
+        states: list[dict[str, torch.Tensor]],
+    ) -> None:
         beta1, beta2 = g["betas"]
         lr, wd = g["lr"], g["weight_decay"]
         if wd and g["decoupled"]:
@@ -99,7 +124,13 @@ class SGD(Optimizer):
     def __init__(self, groups: list[Group], momentum: float = 0.0) -> None:
         super().__init__(groups, momentum=momentum)
 
-    def _update(self, g: Group, params: list[torch.Tensor], grads: list[Any], states: list[dict[str, torch.Tensor]]) -> None:
+    def _update(
+        self,
+        g: Group,
+        params: list[torch.Tensor],
+        grads: Any,
+        states: list[dict[str, torch.Tensor]],
+    ) -> None:
         if g["weight_decay"]:
             grads = torch._foreach_add(grads, params, alpha=g["weight_decay"])
         if g["momentum"]:
@@ -118,7 +149,13 @@ class Adagrad(Optimizer):
     def __init__(self, groups: list[Group], eps: float = 1e-10) -> None:
         super().__init__(groups, eps=eps)
 
-    def _update(self, g: Group, params: list[torch.Tensor], grads: list[Any], states: list[dict[str, torch.Tensor]]) -> None:
+    def _update(
+        self,
+        g: Group,
+        params: list[torch.Tensor],
+        grads: Any,
+        states: list[dict[str, torch.Tensor]],
+    ) -> None:
         if g["weight_decay"]:
             grads = torch._foreach_add(grads, params, alpha=g["weight_decay"])
         acc = _slot(states, params, "sum")

@@ -75,7 +75,9 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise SpecError(f"trial spec {path} lacks {', '.join(missing)} (see docs/architecture.md)")
     if spec.get("schema", SPEC_SCHEMA) != SPEC_SCHEMA:
-        raise SpecError(f"trial spec {path} has schema {spec.get('schema')}; this trainer reads {SPEC_SCHEMA}")
+        raise SpecError(
+            f"trial spec {path} has schema {spec.get('schema')}; this trainer reads {SPEC_SCHEMA}"
+        )
     if not isinstance(spec["seed"], int) or isinstance(spec["seed"], bool):
         raise SpecError(f"trial spec {path}: seed must be an integer, got {spec['seed']!r}")
     return spec
@@ -197,12 +199,19 @@ def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError | MemoryError):
         return True
     text = str(exc)
-    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text
+    )
 
 
 def _failure(kind: str, message: str, exit_code: int, **where: Any) -> dict[str, Any]:
-    return {"kind": kind, "message": message, "epoch": where.get("epoch"), "step": where.get("step"),
-            "exit_code": exit_code}
+    return {
+        "kind": kind,
+        "message": message,
+        "epoch": where.get("epoch"),
+        "step": where.get("step"),
+        "exit_code": exit_code,
+    }
 
 
 def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False) -> int:
@@ -219,8 +228,12 @@ def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False
         return _run(spec, recorder)
     except _Interrupted as exc:
         name = signal.Signals(exc.signum).name
-        recorder.emit({"event": "signal", "signal": name, "time": round(time.monotonic() - recorder.t0, 3)})
-        log.warning("received %s: stopping; the last epoch checkpoint is kept for the next attempt", name)
+        recorder.emit(
+            {"event": "signal", "signal": name, "time": round(time.monotonic() - recorder.t0, 3)}
+        )
+        log.warning(
+            "received %s: stopping; the last epoch checkpoint is kept for the next attempt", name
+        )
         return 128 + exc.signum
     finally:
         for signum, handler in previous.items():
@@ -235,7 +248,7 @@ def _install_signal_handlers() -> dict[int, Any]:
     def handler(signum: int, frame: FrameType | None) -> None:
         raise _Interrupted(signum)
 
-    previous = {}
+    previous: dict[int, Any] = {}
     for signum in (signal.SIGTERM, signal.SIGUSR2):
         previous[signum] = signal.signal(signum, handler)
     return previous
@@ -247,7 +260,9 @@ def _run(spec: dict[str, Any], recorder: AttemptRecorder) -> int:
     try:
         config = validate_config(spec["config"])
     except ConfigError as exc:
-        recorder.write_result(status="failed", failure=_failure("config_error", str(exc), EXIT_BAD_INPUT))
+        recorder.write_result(
+            status="failed", failure=_failure("config_error", str(exc), EXIT_BAD_INPUT)
+        )
         log.error("%s", exc)
         return EXIT_BAD_INPUT
     configure_threads()
@@ -266,11 +281,15 @@ def _run(spec: dict[str, Any], recorder: AttemptRecorder) -> int:
         outcome = trainer.run()
     except DataError as exc:
         log.error("%s", exc)
-        recorder.write_result(status="failed", failure=_failure("data_error", str(exc), EXIT_BAD_INPUT), **common)
+        recorder.write_result(
+            status="failed", failure=_failure("data_error", str(exc), EXIT_BAD_INPUT), **common
+        )
         return EXIT_BAD_INPUT
     except TrialFailure as exc:
         log.error("diverged: %s", exc.message)
-        recorder.write_result(status="failed", failure=exc.record(), **common, **_progress(trainer, device))
+        recorder.write_result(
+            status="failed", failure=exc.record(), **common, **_progress(trainer, device)
+        )
         return exc.exit_code
     except Exception as exc:
         oom = _is_oom(exc)
@@ -281,7 +300,9 @@ def _run(spec: dict[str, Any], recorder: AttemptRecorder) -> int:
         if oom and device.type == "cuda":
             torch.cuda.empty_cache()
         failure = _failure("oom" if oom else "error", message, code, **where)
-        recorder.write_result(status="failed", failure=failure, **common, **_progress(trainer, device))
+        recorder.write_result(
+            status="failed", failure=failure, **common, **_progress(trainer, device)
+        )
         return code
     recorder.write_result(
         status="succeeded",
@@ -312,7 +333,9 @@ class TrialFailed(RuntimeError):
     """A trial ended with a non-zero exit code (its result.json has the failure record)."""
 
     def __init__(self, exit_code: int, spec_path: str) -> None:
-        super().__init__(f"trial {spec_path} failed with exit code {exit_code}; see its result.json")
+        super().__init__(
+            f"trial {spec_path} failed with exit code {exit_code}; see its result.json"
+        )
         self.exit_code = exit_code
 
 
@@ -348,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0] in ("-h", "--help"):
         print("usage: python -m ranking_models.train SPEC.json", file=sys.stderr)
         return EXIT_BAD_INPUT
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return run_trial(args[0], handle_signals=True)
 
 

@@ -40,7 +40,12 @@ class TrialFailure(Exception):
     """A trial stopped on purpose; ``record()`` is result.json's failure record."""
 
     def __init__(
-        self, kind: str, message: str, exit_code: int, epoch: int | None = None, step: int | None = None
+        self,
+        kind: str,
+        message: str,
+        exit_code: int,
+        epoch: int | None = None,
+        step: int | None = None,
     ) -> None:
         super().__init__(message)
         self.kind, self.message, self.exit_code = kind, message, exit_code
@@ -106,8 +111,16 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 def make_optimizer(model: RankingModel, train: Any) -> optim.Optimizer:
     """One optimizer, two parameter groups: dense (lr_dense) and embedding tables (lr_sparse)."""
     groups = [
-        {"params": model.dense_parameters(), "lr": train.lr_dense, "weight_decay": train.weight_decay},
-        {"params": model.sparse_parameters(), "lr": train.lr_sparse, "weight_decay": train.weight_decay_sparse},
+        {
+            "params": model.dense_parameters(),
+            "lr": train.lr_dense,
+            "weight_decay": train.weight_decay,
+        },
+        {
+            "params": model.sparse_parameters(),
+            "lr": train.lr_sparse,
+            "weight_decay": train.weight_decay_sparse,
+        },
     ]
     return optim.make(train.optimizer, [g for g in groups if g["params"]], train.momentum)
 
@@ -166,7 +179,11 @@ class Trainer:
 
     def _fingerprint(self) -> str:
         src = json.dumps(
-            {"config": self.config.model_dump(mode="json"), "data": self.data.fingerprint, "seed": self.seed},
+            {
+                "config": self.config.model_dump(mode="json"),
+                "data": self.data.fingerprint,
+                "seed": self.seed,
+            },
             sort_keys=True,
         )
         return hashlib.sha256(src.encode()).hexdigest()
@@ -180,12 +197,22 @@ class Trainer:
             self._train_epoch(epoch)
             valid = self.evaluate("valid")
             self.history.append(valid)
-            self.emit({"event": "eval", "epoch": epoch, "split": "valid", **valid, "time": self.elapsed()})
+            self.emit(
+                {"event": "eval", "epoch": epoch, "split": "valid", **valid, "time": self.elapsed()}
+            )
             self.epoch = epoch + 1
             self.save_checkpoint()
         valid = self.history[-1] if self.history else self.evaluate("valid")
         test = self.evaluate("test")
-        self.emit({"event": "eval", "epoch": self.epoch - 1, "split": "test", **test, "time": self.elapsed()})
+        self.emit(
+            {
+                "event": "eval",
+                "epoch": self.epoch - 1,
+                "split": "test",
+                **test,
+                "time": self.elapsed(),
+            }
+        )
         return TrainOutcome(
             valid=valid,
             test=test,
@@ -227,7 +254,11 @@ class Trainer:
             self.optimizer.step()
             self.global_step += 1
             self.train_samples += len(y)
-            window_loss, window_gn, window_n = window_loss + loss_value, window_gn + grad_norm, window_n + 1
+            window_loss, window_gn, window_n = (
+                window_loss + loss_value,
+                window_gn + grad_norm,
+                window_n + 1,
+            )
             last = step_in_epoch == self.steps_per_epoch - 1
             if self.global_step % t.log_every_steps == 0 or last:
                 now = time.monotonic()
@@ -267,8 +298,12 @@ class Trainer:
         t = self.train_cfg
         step = self.global_step
         if not math.isfinite(loss):
-            raise TrialFailure("nan_loss", f"training loss is {loss} at step {step}", EXIT_DIVERGED, epoch, step)
-        if t.loss_explosion_factor is not None and len(self.recent_losses) >= min(20, t.loss_explosion_window):
+            raise TrialFailure(
+                "nan_loss", f"training loss is {loss} at step {step}", EXIT_DIVERGED, epoch, step
+            )
+        if t.loss_explosion_factor is not None and len(self.recent_losses) >= min(
+            20, t.loss_explosion_window
+        ):
             # A floor on the median keeps a nearly-perfect fit from tripping on small noise.
             median = max(statistics.median(self.recent_losses), 0.1)
             if loss > t.loss_explosion_factor * median:
@@ -287,7 +322,9 @@ class Trainer:
         grads = [p.grad for p in self.params if p.grad is not None]
         norm = torch.nn.utils.get_total_norm(grads)
         value = float(norm.item())
-        if not math.isfinite(value) or (t.grad_norm_threshold is not None and value > t.grad_norm_threshold):
+        if not math.isfinite(value) or (
+            t.grad_norm_threshold is not None and value > t.grad_norm_threshold
+        ):
             raise TrialFailure(
                 "grad_explosion",
                 f"gradient norm {value:.4g} exceeds the threshold {t.grad_norm_threshold} "
@@ -310,7 +347,9 @@ class Trainer:
         bs = self.train_cfg.eval_batch_size
         for start in range(0, len(tensors), bs):
             with self._autocast():
-                logits = self.model(tensors.x_cat[start : start + bs], tensors.x_num[start : start + bs])
+                logits = self.model(
+                    tensors.x_cat[start : start + bs], tensors.x_num[start : start + bs]
+                )
             out.append(torch.sigmoid(logits.float()).cpu())
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
@@ -359,7 +398,10 @@ class Trainer:
         except Exception as exc:  # a torn or foreign file: start over rather than fail
             log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
             return 0
-        if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != self.fingerprint:
+        if (
+            state.get("version") != CHECKPOINT_VERSION
+            or state.get("fingerprint") != self.fingerprint
+        ):
             log.warning("ignoring checkpoint %s: it belongs to another config, data or seed", path)
             return 0
         self.model.load_state_dict(state["model"])

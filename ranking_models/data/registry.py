@@ -21,8 +21,8 @@ from ranking_models.errors import DataError, describe_pydantic_error, join_names
 
 __all__ = [
     "DATASETS",
-    "DataError",
     "ByoSchema",
+    "DataError",
     "data_dir",
     "load_byo_schema",
     "validate_data_spec",
@@ -112,8 +112,9 @@ class ByoSchema(_Strict):
 
 def _fields() -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {"_tags": list(DATASETS)}
-    for cls in (SyntheticSpec, MovieLensSpec, ByoSpec, CriteoSpec):
-        fields[f"data.{cls.model_fields['name'].annotation.__args__[0]}"] = list(cls.model_fields)
+    classes: tuple[type[BaseModel], ...] = (SyntheticSpec, MovieLensSpec, ByoSpec, CriteoSpec)
+    for name, cls in zip(DATASETS, classes, strict=True):
+        fields[f"data.{name}"] = list(cls.model_fields)
     return fields
 
 

@@ -51,7 +51,12 @@ def synthetic(spec: dict[str, Any]) -> RawTable:
     expected positive rate is ``positive_rate``.
     """
     rng = np.random.default_rng(spec["seed"])
-    n, n_cat, n_num, vocab = spec["n_rows"], spec["n_categorical"], spec["n_numerical"], spec["vocab_size"]
+    n, n_cat, n_num, vocab = (
+        spec["n_rows"],
+        spec["n_categorical"],
+        spec["n_numerical"],
+        spec["vocab_size"],
+    )
     zipf = 1.0 / np.arange(1, vocab + 1) ** 1.1
     zipf /= zipf.sum()
     cats = [rng.choice(vocab, size=n, p=zipf) for _ in range(n_cat)]

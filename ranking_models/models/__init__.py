@@ -17,7 +17,8 @@ def build_model(
     forward(x_cat [B, F] int64, x_num [B, D] float32) -> logits [B]; prior_ctr (the train
     set's positive rate) sets the fixed output offset so training starts at the base rate.
     """
-    model = MODELS[model_config.family](model_config, list(vocab_sizes), n_numerical)
+    cls: Any = MODELS[model_config.family]
+    model: RankingModel = cls(model_config, list(vocab_sizes), n_numerical)
     if prior_ctr is not None:
         model.set_prior(prior_ctr)
     return model

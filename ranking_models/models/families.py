@@ -31,6 +31,7 @@ class RankingModel(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        self.prior: torch.Tensor
         self.register_buffer("prior", torch.zeros(()))
 
     def set_prior(self, ctr: float) -> None:
@@ -43,10 +44,10 @@ class RankingModel(nn.Module):
     def logits(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def sparse_parameters(self) -> list[nn.Parameter]:
+    def sparse_parameters(self) -> list[torch.Tensor]:
         return [m.table.weight for m in self.modules() if isinstance(m, SparseArch)]
 
-    def dense_parameters(self) -> list[nn.Parameter]:
+    def dense_parameters(self) -> list[torch.Tensor]:
         sparse = {id(p) for p in self.sparse_parameters()}
         return [p for p in self.parameters() if id(p) not in sparse]
 
@@ -153,8 +154,10 @@ class DLRM(RankingModel):
         dim = m.embedding_dim
         self.sparse = SparseArch(vocab_sizes, dim)
         self.bottom = (
-            nn.Sequential(MLP(n_numerical, list(m.bottom_dims), 0.0, m.norm, m.activation),
-                          nn.Linear(m.bottom_dims[-1] if m.bottom_dims else n_numerical, dim))
+            nn.Sequential(
+                MLP(n_numerical, list(m.bottom_dims), 0.0, m.norm, m.activation),
+                nn.Linear(m.bottom_dims[-1] if m.bottom_dims else n_numerical, dim),
+            )
             if n_numerical
             else None
         )

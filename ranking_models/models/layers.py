@@ -18,6 +18,7 @@ class SparseArch(nn.Module):
     def __init__(self, vocab_sizes: list[int], dim: int, init_std: float = 0.01) -> None:
         super().__init__()
         offsets = torch.tensor([0, *vocab_sizes[:-1]], dtype=torch.int64).cumsum(0)
+        self.offsets: torch.Tensor
         self.register_buffer("offsets", offsets, persistent=False)
         self.table = nn.Embedding(max(sum(vocab_sizes), 1), dim)
         nn.init.normal_(self.table.weight, std=init_std)
@@ -105,7 +106,8 @@ class CrossNetV2(nn.Module):
             if low_rank is None:
                 self.layers.append(nn.Linear(dim, dim))
             else:
-                self.layers.append(nn.Sequential(nn.Linear(dim, low_rank, bias=False), nn.Linear(low_rank, dim)))
+                down = nn.Linear(dim, low_rank, bias=False)
+                self.layers.append(nn.Sequential(down, nn.Linear(low_rank, dim)))
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0
@@ -115,11 +117,13 @@ class CrossNetV2(nn.Module):
 
 
 class DotInteraction(nn.Module):
-    """DLRM interaction: pairwise dots of the N vectors (upper triangle). [B, N, E] -> [B, N(N-1)/2]."""
+    """DLRM interaction: pairwise dots of N vectors (upper triangle). [B, N, E] -> [B, N(N-1)/2]."""
 
     def __init__(self, n_vectors: int) -> None:
         super().__init__()
         rows, cols = torch.triu_indices(n_vectors, n_vectors, offset=1)
+        self.rows: torch.Tensor
+        self.cols: torch.Tensor
         self.register_buffer("rows", rows, persistent=False)
         self.register_buffer("cols", cols, persistent=False)
 
@@ -129,7 +133,7 @@ class DotInteraction(nn.Module):
 
 
 class FeatureGate(nn.Module):
-    """FinalMLP feature selection: x * 2 sigmoid(MLP(x)), a learned per-input gate. [B, d] -> [B, d]."""
+    """FinalMLP feature selection: x * 2 sigmoid(MLP(x)), a learned gate. [B, d] -> [B, d]."""
 
     def __init__(self, dim: int, hidden: int = 64) -> None:
         super().__init__()

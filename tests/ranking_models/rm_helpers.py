@@ -10,7 +10,13 @@ import pytest
 
 from ranking_models.config import default_config
 
-TINY_DATA = {"name": "synthetic", "n_rows": 4000, "n_categorical": 4, "n_numerical": 2, "vocab_size": 50}
+TINY_DATA = {
+    "name": "synthetic",
+    "n_rows": 4000,
+    "n_categorical": 4,
+    "n_numerical": 2,
+    "vocab_size": 50,
+}
 
 
 def tiny_config(family: str = "dcn_v2", **train: Any) -> dict[str, Any]:
@@ -57,7 +63,9 @@ def read_result(spec_path: Path, attempt: int = 1) -> dict[str, Any]:
 
 
 def read_metrics(spec_path: Path, attempt: int = 1) -> list[dict[str, Any]]:
-    lines = (spec_path.parent / "attempts" / str(attempt) / "metrics.jsonl").read_text().splitlines()
+    lines = (
+        (spec_path.parent / "attempts" / str(attempt) / "metrics.jsonl").read_text().splitlines()
+    )
     return [json.loads(line) for line in lines]
 
 

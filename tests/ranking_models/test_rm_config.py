@@ -52,14 +52,39 @@ def test_unknown_train_field_and_top_level_field() -> None:
     ("section", "field", "value", "expected"),
     [
         ("model", "norm", "group", "model.norm: Input should be 'none', 'batch' or 'layer'"),
-        ("model", "activation", "tanh", "model.activation: Input should be 'relu', 'gelu' or 'silu'"),
+        (
+            "model",
+            "activation",
+            "tanh",
+            "model.activation: Input should be 'relu', 'gelu' or 'silu'",
+        ),
         ("model", "dropout", 1.5, "model.dropout: Input should be less than 1"),
         ("model", "structure", "mixed", "model.structure: Input should be 'stacked' or 'parallel'"),
-        ("model", "hidden_dims", [64, 0], "model.hidden_dims.1: Input should be greater than or equal to 1"),
-        ("train", "optimizer", "lamb", "train.optimizer: Input should be 'adam', 'adamw', 'sgd' or 'adagrad'"),
+        (
+            "model",
+            "hidden_dims",
+            [64, 0],
+            "model.hidden_dims.1: Input should be greater than or equal to 1",
+        ),
+        (
+            "train",
+            "optimizer",
+            "lamb",
+            "train.optimizer: Input should be 'adam', 'adamw', 'sgd' or 'adagrad'",
+        ),
         ("train", "lr_dense", 0, "train.lr_dense: Input should be greater than 0"),
-        ("train", "data_fraction", 1.5, "train.data_fraction: Input should be less than or equal to 1"),
-        ("train", "lr_schedule", "step", "train.lr_schedule: Input should be 'constant', 'cosine' or 'linear'"),
+        (
+            "train",
+            "data_fraction",
+            1.5,
+            "train.data_fraction: Input should be less than or equal to 1",
+        ),
+        (
+            "train",
+            "lr_schedule",
+            "step",
+            "train.lr_schedule: Input should be 'constant', 'cosine' or 'linear'",
+        ),
     ],
 )
 def test_bad_values_name_the_field_and_allowed_values(section, field, value, expected) -> None:
@@ -72,9 +97,9 @@ def test_bad_values_name_the_field_and_allowed_values(section, field, value, exp
 
 
 def test_family_errors() -> None:
-    with pytest.raises(ConfigError, match="model.family is 'xgboost'; allowed values: 'lr', 'fm'"):
+    with pytest.raises(ConfigError, match=r"model.family is 'xgboost'; allowed values: 'lr', 'fm'"):
         validate_config({"model": {"family": "xgboost"}})
-    with pytest.raises(ConfigError, match="model.family is missing; allowed values: 'lr'"):
+    with pytest.raises(ConfigError, match=r"model.family is missing; allowed values: 'lr'"):
         validate_config({"model": {"embedding_dim": 8}})
     with pytest.raises(ConfigError, match="expected a mapping"):
         validate_config([])  # type: ignore[arg-type]
@@ -95,7 +120,9 @@ def test_config_is_frozen() -> None:
 
 def test_apply_delta_sets_dotted_keys_without_touching_the_input() -> None:
     base = default_config("dcn_v2")
-    out = apply_delta(base, {"model.embedding_dim": 32, "train.lr_dense": 0.003, "train.data_fraction": 0.5})
+    out = apply_delta(
+        base, {"model.embedding_dim": 32, "train.lr_dense": 0.003, "train.data_fraction": 0.5}
+    )
     assert out["model"]["embedding_dim"] == 32
     assert out["train"]["lr_dense"] == 0.003 and out["train"]["data_fraction"] == 0.5
     assert base["model"]["embedding_dim"] == default_config("dcn_v2")["model"]["embedding_dim"]
@@ -105,7 +132,9 @@ def test_apply_delta_unknown_key_lists_valid_keys() -> None:
     with pytest.raises(ConfigError) as err:
         apply_delta(default_config("dcn_v2"), {"model.embeding_dim": 32})
     msg = str(err.value)
-    assert "'model.embeding_dim'" in msg and "model.embedding_dim" in msg and "train.lr_dense" in msg
+    assert (
+        "'model.embeding_dim'" in msg and "model.embedding_dim" in msg and "train.lr_dense" in msg
+    )
     with pytest.raises(ConfigError, match="valid keys"):
         apply_delta(default_config("lr"), {"model.embedding_dim": 8})  # LR has no embeddings
     with pytest.raises(ConfigError, match="valid keys"):
@@ -113,7 +142,7 @@ def test_apply_delta_unknown_key_lists_valid_keys() -> None:
 
 
 def test_apply_delta_validates_values_and_can_switch_family() -> None:
-    with pytest.raises(ConfigError, match="train.epochs"):
+    with pytest.raises(ConfigError, match=r"train\.epochs"):
         apply_delta(default_config("fm"), {"train.epochs": 0})
     out = apply_delta(default_config("lr"), {"model.family": "dcn_v2", "model.cross_layers": 2})
     assert out["model"]["family"] == "dcn_v2" and out["model"]["cross_layers"] == 2
@@ -139,5 +168,7 @@ def test_light_modules_import_no_torch_and_no_rea_cli() -> None:
 
 def test_ranking_models_never_imports_rea_cli() -> None:
     pattern = re.compile(r"^\s*(from|import)\s+rea_cli", re.MULTILINE)
-    offenders = [str(p) for p in (ROOT / "ranking_models").rglob("*.py") if pattern.search(p.read_text())]
+    offenders = [
+        str(p) for p in (ROOT / "ranking_models").rglob("*.py") if pattern.search(p.read_text())
+    ]
     assert offenders == []

@@ -4,16 +4,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from rm_helpers import movielens_or_skip
 
 from ranking_models.data.processing import encode_categorical, load_data, transform_numerical
 from ranking_models.data.registry import DataError, validate_data_spec
 from ranking_models.data.sources import synthetic
 
-from rm_helpers import movielens_or_skip
-
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+def _private_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     if "movielens" not in request.node.name:
         monkeypatch.setenv("REA_DATA_DIR", str(tmp_path / "cache"))
 
@@ -48,7 +49,9 @@ def test_bad_specs_give_one_clear_line(spec: dict, expected: str) -> None:
 
 
 def test_synthetic_is_deterministic_and_hits_the_positive_rate() -> None:
-    spec = validate_data_spec({"name": "synthetic", "n_rows": 20000, "positive_rate": 0.1, "seed": 3})
+    spec = validate_data_spec(
+        {"name": "synthetic", "n_rows": 20000, "positive_rate": 0.1, "seed": 3}
+    )
     a, b = synthetic(spec), synthetic(spec)
     assert np.array_equal(a.label, b.label)
     assert abs(a.label.mean() - 0.1) < 0.01
@@ -95,7 +98,9 @@ def test_data_fraction_prefix_is_a_random_subset() -> None:
 # ---------------------------------------------------------------- bring your own
 
 
-def _write_byo(tmp_path: Path, schema: str, rows: int = 300, fmt: str = "csv", suffix: str = ".toml") -> Path:
+def _write_byo(
+    tmp_path: Path, schema: str, rows: int = 300, fmt: str = "csv", suffix: str = ".toml"
+) -> Path:
     rng = np.random.default_rng(0)
     table = pa.table(
         {
@@ -138,7 +143,9 @@ def test_byo_toml(tmp_path: Path, fmt: str) -> None:
 
 
 def test_byo_yaml_with_label_threshold_and_cache(tmp_path: Path) -> None:
-    yaml_schema = "data: DATA\nlabel: rating\nlabel_threshold: 4\ncategorical: [user]\nnumerical: [price]\n"
+    yaml_schema = (
+        "data: DATA\nlabel: rating\nlabel_threshold: 4\ncategorical: [user]\nnumerical: [price]\n"
+    )
     schema = _write_byo(tmp_path, yaml_schema, suffix=".yaml")
     spec = {"name": "byo", "path": str(schema)}
     data = load_data(spec)
@@ -156,12 +163,21 @@ def test_byo_yaml_with_label_threshold_and_cache(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("schema", "expected"),
     [
-        (TOML.replace('["user", "item"]', '["user", "shop"]'), "missing column(s) shop named in the schema; the file has: user, item"),
-        (TOML.replace('"clicked"', '"rating"'), "label column 'rating' must be 0/1, found values 1, 2, 3"),
+        (
+            TOML.replace('["user", "item"]', '["user", "shop"]'),
+            "missing column(s) shop named in the schema; the file has: user, item",
+        ),
+        (
+            TOML.replace('"clicked"', '"rating"'),
+            "label column 'rating' must be 0/1, found values 1, 2, 3",
+        ),
         (TOML.replace("label =", "labels ="), "unknown field 'labels'"),
         (TOML.replace('data = "DATA"', 'data = "nope.csv"'), "BYO data file not found"),
         (TOML + "\ncategorical = [", "cannot parse BYO schema"),
-        (TOML.replace('log1p = ["price"]', 'log1p = ["user"]'), "log1p lists non-numerical columns: user"),
+        (
+            TOML.replace('log1p = ["price"]', 'log1p = ["user"]'),
+            "log1p lists non-numerical columns: user",
+        ),
     ],
 )
 def test_byo_bad_schema_or_columns(tmp_path: Path, schema: str, expected: str) -> None:
@@ -181,7 +197,7 @@ def test_byo_empty_and_unreadable_files(tmp_path: Path) -> None:
         load_data({"name": "byo", "path": str(schema)})
     schema = _write_byo(tmp_path, TOML.replace("DATA", "bad.parquet"), fmt="csv")
     (tmp_path / "bad.parquet").write_bytes(b"\x00\x01not parquet at all" * 10)
-    with pytest.raises(DataError, match="cannot read .*bad.parquet as parquet"):
+    with pytest.raises(DataError, match=r"cannot read .*bad\.parquet as parquet"):
         load_data({"name": "byo", "path": str(schema)})
     with pytest.raises(DataError, match=r"must end in .toml, .yaml or .yml"):
         (tmp_path / "schema.json").write_text("{}")
@@ -189,7 +205,12 @@ def test_byo_empty_and_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_byo_non_numeric_numerical_column(tmp_path: Path) -> None:
-    schema = _write_byo(tmp_path, TOML.replace('numerical = ["price"]', 'numerical = ["price", "user"]').replace('["user", "item"]', '["item"]'))
+    schema = _write_byo(
+        tmp_path,
+        TOML.replace('numerical = ["price"]', 'numerical = ["price", "user"]').replace(
+            '["user", "item"]', '["item"]'
+        ),
+    )
     with pytest.raises(DataError, match="column 'user' is not numeric"):
         load_data({"name": "byo", "path": str(schema)})
 
@@ -227,7 +248,9 @@ def test_criteo_bad_label_and_layout(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- movielens-100k
 
 
-def test_movielens_missing_cache_names_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_movielens_missing_cache_names_the_fetch_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REA_DATA_DIR", str(tmp_path / "empty"))
     with pytest.raises(DataError, match=r"python -m ranking_models.data.fetch movielens-100k"):
         load_data({"name": "movielens-100k"})

@@ -15,7 +15,9 @@ def _batch(b: int = 16, n_num: int = N_NUM) -> tuple[torch.Tensor, torch.Tensor]
     return x_cat, torch.randn(b, n_num, generator=gen)
 
 
-def _model(family: str, delta: dict | None = None, n_num: int = N_NUM, seed: int = 0) -> RankingModel:
+def _model(
+    family: str, delta: dict | None = None, n_num: int = N_NUM, seed: int = 0
+) -> RankingModel:
     config = validate_config(apply_delta(default_config(family), delta or {}))
     torch.manual_seed(seed)
     return build_model(config.model, VOCAB, n_num)

@@ -9,7 +9,12 @@ from ranking_models import optim
 def _run(make, steps: int = 5) -> list[torch.Tensor]:
     torch.manual_seed(0)
     a, b = torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))
-    opt = make([{"params": [a], "lr": 0.01, "weight_decay": 0.1}, {"params": [b], "lr": 0.05, "weight_decay": 0.0}])
+    opt = make(
+        [
+            {"params": [a], "lr": 0.01, "weight_decay": 0.1},
+            {"params": [b], "lr": 0.05, "weight_decay": 0.0},
+        ]
+    )
     for i in range(steps):
         opt.zero_grad()
         ((a @ b).sin().sum() * (i + 1)).backward()
@@ -22,7 +27,10 @@ def _run(make, steps: int = 5) -> list[torch.Tensor]:
     [
         (lambda g: optim.make("adam", g), lambda g: torch.optim.Adam(g)),
         (lambda g: optim.make("adamw", g), lambda g: torch.optim.AdamW(g)),
-        (lambda g: optim.make("sgd", g, momentum=0.9), lambda g: torch.optim.SGD(g, lr=0.1, momentum=0.9)),
+        (
+            lambda g: optim.make("sgd", g, momentum=0.9),
+            lambda g: torch.optim.SGD(g, lr=0.1, momentum=0.9),
+        ),
         (lambda g: optim.make("sgd", g, momentum=0.0), lambda g: torch.optim.SGD(g, lr=0.1)),
         (lambda g: optim.make("adagrad", g), lambda g: torch.optim.Adagrad(g)),
     ],

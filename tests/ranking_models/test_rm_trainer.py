@@ -9,9 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from ranking_models import train as train_mod
-from ranking_models.trainer import Trainer, lr_factor
 from rm_helpers import (
     TINY_DATA,
     movielens_or_skip,
@@ -20,6 +17,9 @@ from rm_helpers import (
     tiny_config,
     write_spec,
 )
+
+from ranking_models import train as train_mod
+from ranking_models.trainer import Trainer, lr_factor
 
 RESULT_KEYS = {
     "schema", "trial_id", "attempt", "job_id", "host", "status", "failure", "valid", "test",
@@ -31,12 +31,16 @@ FAILURE_KEYS = {"kind", "message", "epoch", "step", "exit_code"}
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_tiny_trial_writes_the_contract_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_trial_writes_the_contract_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REA_JOB_ID", "local-7")
     spec = write_spec(tmp_path)
     assert train_mod.run_trial(spec) == 0
     attempt = json.loads((spec.parent / "attempts" / "1" / "attempt.json").read_text())
-    assert attempt["attempt"] == 1 and attempt["job_id"] == "local-7" and attempt["pid"] == os.getpid()
+    assert (
+        attempt["attempt"] == 1 and attempt["job_id"] == "local-7" and attempt["pid"] == os.getpid()
+    )
     result = read_result(spec)
     assert set(result) == RESULT_KEYS
     assert result["status"] == "succeeded" and result["failure"] is None
@@ -48,7 +52,16 @@ def test_tiny_trial_writes_the_contract_files(tmp_path: Path, monkeypatch: pytes
     events = read_metrics(spec)
     train = [e for e in events if e["event"] == "train"]
     evals = [e for e in events if e["event"] == "eval"]
-    assert {"epoch", "step", "loss", "grad_norm", "samples_per_s", "memory_mb", "lr", "time"} <= set(train[0])
+    assert {
+        "epoch",
+        "step",
+        "loss",
+        "grad_norm",
+        "samples_per_s",
+        "memory_mb",
+        "lr",
+        "time",
+    } <= set(train[0])
     assert [(e["epoch"], e["split"]) for e in evals] == [(0, "valid"), (1, "valid"), (1, "test")]
     assert evals[-2]["auc"] == result["valid"]["auc"] and evals[-1]["auc"] == result["test"]["auc"]
     assert not list((spec.parent / "attempts" / "1").glob(".*tmp"))
@@ -72,7 +85,9 @@ def test_same_seed_same_metrics_other_seed_differs(tmp_path: Path) -> None:
     assert read_result(a)["test"] != read_result(c)["test"]
 
 
-def test_rerun_is_a_new_attempt_that_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rerun_is_a_new_attempt_that_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = write_spec(tmp_path, config=tiny_config("fm", epochs=1))
     assert train_mod.run_trial(spec) == 0
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "88")
@@ -86,7 +101,12 @@ def test_rerun_is_a_new_attempt_that_resumes(tmp_path: Path, monkeypatch: pytest
 
 
 def test_job_id_precedence() -> None:
-    env = {"REA_JOB_ID": "r", "SLURM_ARRAY_JOB_ID": "5", "SLURM_ARRAY_TASK_ID": "2", "SLURM_JOB_ID": "9"}
+    env = {
+        "REA_JOB_ID": "r",
+        "SLURM_ARRAY_JOB_ID": "5",
+        "SLURM_ARRAY_TASK_ID": "2",
+        "SLURM_JOB_ID": "9",
+    }
     assert train_mod.job_id_from_env(env) == "r"
     del env["REA_JOB_ID"]
     assert train_mod.job_id_from_env(env) == "5_2"
@@ -97,7 +117,11 @@ def test_job_id_precedence() -> None:
 def test_absurd_learning_rate_really_gives_nan_and_exit_3(tmp_path: Path) -> None:
     # Only the NaN detector is on, so the loss must really become NaN.
     config = tiny_config(
-        "deepfm", lr_dense=1e30, lr_sparse=1e30, loss_explosion_factor=None, grad_norm_threshold=None
+        "deepfm",
+        lr_dense=1e30,
+        lr_sparse=1e30,
+        loss_explosion_factor=None,
+        grad_norm_threshold=None,
     )
     spec = write_spec(tmp_path, config=config)
     assert train_mod.run_trial(spec) == 3
@@ -110,7 +134,9 @@ def test_absurd_learning_rate_really_gives_nan_and_exit_3(tmp_path: Path) -> Non
 
 
 def test_absurd_learning_rate_with_default_detectors_stops_early(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path, config=tiny_config("dcn_v2", lr_dense=1e6, lr_sparse=1e6, optimizer="sgd"))
+    spec = write_spec(
+        tmp_path, config=tiny_config("dcn_v2", lr_dense=1e6, lr_sparse=1e6, optimizer="sgd")
+    )
     assert train_mod.run_trial(spec) == 3
     failure = read_result(spec)["failure"]
     assert failure["kind"] in ("nan_loss", "loss_explosion", "grad_explosion")
@@ -146,12 +172,18 @@ def test_oom_is_recorded_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     spec = write_spec(tmp_path)
     assert train_mod.run_trial(spec) == 4
     failure = read_result(spec)["failure"]
-    assert failure["kind"] == "oom" and failure["exit_code"] == 4 and "20.00 GiB" in failure["message"]
+    assert (
+        failure["kind"] == "oom" and failure["exit_code"] == 4 and "20.00 GiB" in failure["message"]
+    )
 
 
-def test_cpu_allocation_failure_is_oom_and_other_errors_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cpu_allocation_failure_is_oom_and_other_errors_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def cpu_oom(self: Trainer, epoch: int) -> None:
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't allocate memory"
+        )
 
     monkeypatch.setattr(Trainer, "_train_epoch", cpu_oom)
     assert train_mod.run_trial(write_spec(tmp_path / "a")) == 4
@@ -205,7 +237,9 @@ def test_lr_schedule_warmup_and_decay() -> None:
 def test_checkpointable_wrapper(tmp_path: Path) -> None:
     import submitit
 
-    task = train_mod.CheckpointableTrial(str(write_spec(tmp_path / "ok", config=tiny_config("lr", epochs=1))))
+    task = train_mod.CheckpointableTrial(
+        str(write_spec(tmp_path / "ok", config=tiny_config("lr", epochs=1)))
+    )
     assert isinstance(task, submitit.helpers.Checkpointable)
     assert pickle.loads(pickle.dumps(task)).spec_path == task.spec_path
     assert task() == 0
@@ -224,7 +258,13 @@ def test_checkpointable_wrapper(tmp_path: Path) -> None:
 
 def _slow_spec(tmp_path: Path, name: str) -> Path:
     config = tiny_config("dcn_v2", epochs=3, batch_size=128, log_every_steps=1000)
-    data = {"name": "synthetic", "n_rows": 40000, "n_categorical": 4, "n_numerical": 2, "vocab_size": 50}
+    data = {
+        "name": "synthetic",
+        "n_rows": 40000,
+        "n_categorical": 4,
+        "n_numerical": 2,
+        "vocab_size": 50,
+    }
     return write_spec(tmp_path / name, config=config, data=data)
 
 
