@@ -339,3 +339,17 @@ def test_cancel_failure_for_another_reason_is_reported(tmp_path: Path) -> None:
 
     with pytest.raises(SchedulerError, match="scancel failed: scancel: error: Access/permission"):
         scheduler(tmp_path, runner).cancel(["5_0"])
+
+
+def test_wakeup_inherits_account_partition_qos_and_setup_of_the_arrays(tmp_path: Path) -> None:
+    runner = FakeRunner()
+    s = scheduler(tmp_path, runner)
+    submit(s, tmp_path, account="proj", qos="high", gpus_per_task=2, setup=("module load a",))
+
+    s.submit_wakeup(["101_0"], ["true"], job_name="n.wake", log_dir=tmp_path / "w")
+
+    script = Path(runner.commands("sbatch")[-1][-1]).read_text()
+    assert "#SBATCH --account=proj" in script and "#SBATCH --qos=high" in script
+    assert "module load a" in script and "gres" not in script and "#SBATCH --time=30" in script
+    explicit = scheduler(tmp_path, FakeRunner(), wakeup_resources=Resources(time_limit_min=7))
+    assert explicit.wakeup_resources_for(Resources(account="proj")).account is None

@@ -17,7 +17,7 @@ import shlex
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ class SlurmScheduler:
         preamble: str = "",
         max_array_size: int | None = None,
         submit_limit: int | None = None,
-        wakeup_resources: Resources = DEFAULT_WAKEUP_RESOURCES,
+        wakeup_resources: Resources | None = None,
         runner: SlurmRunner | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
@@ -95,6 +95,7 @@ class SlurmScheduler:
         self.submit_limit = submit_limit
         self.wakeup_resources = wakeup_resources
         self.runner = runner or SlurmRunner()
+        self._last_array_resources: Resources | None = None
         self.user = os.environ.get("USER") or getpass.getuser()
         self._cluster: ClusterInfo | None = None
         self._validated: set[str] = set()  # repr of Resources (holds a dict: unhashable)
@@ -227,6 +228,7 @@ class SlurmScheduler:
         if not tasks:
             return []
         self.validate(resources)
+        self._last_array_resources = resources
         limit = self.effective_submit_limit(resources.account)
         if limit is not None:
             queued = self._queued_jobs()
@@ -309,7 +311,7 @@ class SlurmScheduler:
     def submit_wakeup(
         self, after: Sequence[str], argv: Sequence[str], *, job_name: str, log_dir: Path
     ) -> str:
-        resources = self.wakeup_resources
+        resources = self.wakeup_resources_for(self._last_array_resources)
         self.validate(resources)
         log_dir = Path(log_dir).absolute()
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -337,6 +339,22 @@ class SlurmScheduler:
         kept = [d for d in deps if d in alive]
         logger.info("wake-up %s: dropping purged dependencies %s", job_name, set(deps) - alive)
         return self._sbatch([*dependency_args(kept), str(path)], job_name, comment)
+
+    def wakeup_resources_for(self, array: Resources | None) -> Resources:
+        """What the wake-up asks for: `wakeup_resources` when given; else the partition,
+        account, QOS and setup lines of the arrays it follows (sites that require an account
+        require it of every job), with 1 CPU, no GPU and a 30 min limit."""
+        if self.wakeup_resources is not None:
+            return self.wakeup_resources
+        if array is None:
+            return DEFAULT_WAKEUP_RESOURCES
+        return replace(
+            DEFAULT_WAKEUP_RESOURCES,
+            partition=array.partition,
+            account=array.account,
+            qos=array.qos,
+            setup=tuple(array.setup),
+        )
 
     def release(self, job_ids: Sequence[str]) -> None:
         for group in _groups(compress_ids(job_ids)):
