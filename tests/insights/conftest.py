@@ -1,24 +1,9 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-
-@dataclass(frozen=True)
-class Paths:
-    """The workspace paths the insights code is given (as rea_cli.workspace.Workspace has)."""
-
-    root: Path
-
-    @property
-    def db_path(self) -> Path:
-        return self.root / "insights.duckdb"
-
-    @property
-    def analyst_db_path(self) -> Path:
-        return self.root / "insights-analyst.duckdb"
+from insights_builder import Paths
 
 
 @pytest.fixture

@@ -9,10 +9,26 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 T0 = "2026-11-22T10:00:00+00:00"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The workspace paths the insights code is given (as rea_cli.workspace.Workspace has)."""
+
+    root: Path
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "insights.duckdb"
+
+    @property
+    def analyst_db_path(self) -> Path:
+        return self.root / "insights-analyst.duckdb"
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -11,8 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import typer
-from conftest import Paths
-from insights_builder import paired_campaign
+from insights_builder import Paths, paired_campaign
 from typer.testing import CliRunner
 
 from rea_cli.cli import insights_cmds

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import Paths
-from insights_builder import CampaignBuilder, paired_campaign
+from insights_builder import CampaignBuilder, Paths, paired_campaign
 
 from rea_cli.insights import InsightsLocked, sync_campaign
 from rea_cli.insights.db import BASE_DELAY_S

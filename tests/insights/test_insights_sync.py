@@ -9,8 +9,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import Paths
-from insights_builder import CampaignBuilder, paired_campaign, write_json
+from insights_builder import CampaignBuilder, Paths, paired_campaign, write_json
 
 from rea_cli.errors import UsageError
 from rea_cli.insights import sync_campaign

@@ -9,8 +9,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import Paths
-from insights_builder import CampaignBuilder, paired_campaign
+from insights_builder import CampaignBuilder, Paths, paired_campaign
 
 from rea_cli.errors import UsageError
 from rea_cli.insights import hypothesis_effects, publish, sync_campaign
