@@ -134,8 +134,8 @@ def test_every_command_has_help(ws: Paths) -> None:
         code, out, _ = run(ws, command, "--help")
         assert code == 0 and "Usage" in out
         assert insights_cmds.app.registered_commands
-    for command in insights_cmds.app.registered_commands:
-        assert command.callback is not None and command.callback.__doc__
+    for info in insights_cmds.app.registered_commands:
+        assert info.callback is not None and info.callback.__doc__
 
 
 def test_insights_sql_does_not_import_torch() -> None:
