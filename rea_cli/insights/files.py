@@ -194,21 +194,20 @@ class CampaignReader:
 
     def read_json(self, rel: str, *, required: bool = False) -> tuple[dict[str, Any], bytes] | None:
         """The parsed object of a changed JSON file, or None (unchanged, missing, not valid)."""
-        st = self._stat(rel)
-        if st is None:
-            if required:
-                self.warn(f"{rel} missing; the campaign is indexed when it appears")
-            return None
         prev = self.known.get(rel)
-        if prev is not None and prev.same_file(st):
-            return None
+        if prev is not None:  # a file never read is opened straight away: one stat fewer
+            st = self._stat(rel)
+            if st is not None and prev.same_file(st):
+                return None
         try:
             with open(self.base + rel, "rb") as fh:
                 st = os.fstat(fh.fileno())
                 raw = fh.read()
             data = json.loads(raw)
-        except FileNotFoundError:
-            return None  # replaced between stat and open: the next sync reads the new one
+        except (FileNotFoundError, NotADirectoryError):
+            if required:
+                self.warn(f"{rel} missing; the campaign is indexed when it appears")
+            return None
         except (OSError, ValueError) as exc:
             self.warn(f"{rel} not readable yet ({type(exc).__name__}); skipped until next sync")
             return None
@@ -225,21 +224,21 @@ class CampaignReader:
         Reading resumes at the byte offset where the last sync stopped. A last line without its
         newline is still being written: it is left for the next sync.
         """
-        st = self._stat(rel)
-        if st is None:
-            return []
         prev = self.known.get(rel)
-        if prev is not None and prev.same_file(st):
-            return []
-        start, line_no = 0, 0
-        if prev is not None and prev.inode == st.st_ino and st.st_size >= prev.read_offset:
-            start, line_no = prev.read_offset, prev.lines
+        if prev is not None:
+            st = self._stat(rel)
+            if st is None or prev.same_file(st):
+                return []
         try:
             with open(self.base + rel, "rb") as fh:
                 st = os.fstat(fh.fileno())
+                start, line_no = 0, 0
+                # the same file grown (not replaced, not truncated): read only the new bytes
+                if prev is not None and prev.inode == st.st_ino and st.st_size >= prev.read_offset:
+                    start, line_no = prev.read_offset, prev.lines
                 fh.seek(start)
                 data = fh.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         end = data.rfind(b"\n") + 1
         if end < len(data):
