@@ -80,7 +80,7 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
 
     checked_between = 0
     seen_phases: set[str] = set()
-    deadline = time.monotonic() + 900
+    deadline = time.monotonic() + 540
     while time.monotonic() < deadline:
         doc = _doc(ws, cid)
         if doc["state"] != "RUNNING":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -112,7 +113,8 @@ class SlurmRunner:
         self.calls[argv[0]] += 1
         try:
             proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=self.timeout_s, check=False
+                argv, capture_output=True, text=True, timeout=self.timeout_s, check=False,
+                env=submission_env(),
             )
         except FileNotFoundError:
             raise SchedulerError(
@@ -123,3 +125,16 @@ class SlurmRunner:
             return CommandResult(argv, 124, "", f"socket timed out after {self.timeout_s:.0f} s")
         logger.debug("%s -> %d", " ".join(argv), proc.returncode)
         return CommandResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+# Variables a Slurm job exports about itself. A wake-up job runs `rea resume`, which submits the
+# next arrays from inside that job: sbatch would pass them on (--export=ALL) and, e.g., the
+# wake-up's SLURM_MEM_PER_CPU next to the array's --mem makes srun refuse to start the task.
+_KEEP = frozenset({"SLURM_CONF"})
+
+
+def submission_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for Slurm commands: ours, minus the enclosing job's SLURM_* variables."""
+    env = dict(os.environ if environ is None else environ)
+    return {k: v for k, v in env.items() if not k.startswith("SLURM_") or k in _KEEP}
+
