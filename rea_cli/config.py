@@ -64,15 +64,18 @@ class PlannerSettings(_Section):
     combination_seeds: int = Field(2, ge=1)
     exploitation_seeds: int = Field(3, ge=2)
     validation_data_fraction: float = Field(0.5, gt=0, le=1)
+    validation_min_gain: float = Field(
+        0.0, description="a hypothesis passes validation when its mean paired gain exceeds this"
+    )
 
 
 class Settings(_Section):
     backend: Literal["local", "slurm"] = "local"
-    local: LocalSettings = Field(default_factory=LocalSettings)  # type: ignore[arg-type]
-    slurm: SlurmSettings = Field(default_factory=SlurmSettings)  # type: ignore[arg-type]
-    insights: InsightsSettings = Field(default_factory=InsightsSettings)  # type: ignore[arg-type]
-    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)  # type: ignore[arg-type]
-    planner: PlannerSettings = Field(default_factory=PlannerSettings)  # type: ignore[arg-type]
+    local: LocalSettings = Field(default_factory=LocalSettings)
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
+    insights: InsightsSettings = Field(default_factory=InsightsSettings)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    planner: PlannerSettings = Field(default_factory=PlannerSettings)
 
 
 def load_settings(path: Path) -> Settings:
@@ -178,4 +181,6 @@ combination_top_k = 3
 combination_seeds = 2
 exploitation_seeds = 3
 validation_data_fraction = 0.5
+# Gate after validation: mean paired gain (metric units, positive = better) a hypothesis must beat.
+validation_min_gain = 0.0
 """

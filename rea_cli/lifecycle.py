@@ -19,7 +19,8 @@ from rea_cli.campaign.model import Budget, Campaign, Review
 from rea_cli.campaign.state import CampaignState
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import RefusedError, UsageError
-from rea_cli.executor import budget, phase as phase_mod
+from rea_cli.executor import budget
+from rea_cli.executor import phase as phase_mod
 from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.resume import load_plan, sync_insights
 from rea_cli.executor.scheduler import campaign_job_prefix
@@ -66,15 +67,30 @@ def plan_campaign(
         raise UsageError(f"campaign {cid} already exists; choose another --id")
     created = now_iso()
     plan = build_plan(
-        campaign_id=cid, created_at=created, goal=goal, family=model, dataset=dataset,
-        budget_gpu_hours=budget_gpu_hours, settings=ws.settings, profile_name=profile,
-        metric=metric, history=_history(ws, model, dataset),
+        campaign_id=cid,
+        created_at=created,
+        goal=goal,
+        family=model,
+        dataset=dataset,
+        budget_gpu_hours=budget_gpu_hours,
+        settings=ws.settings,
+        profile_name=profile,
+        metric=metric,
+        history=_history(ws, model, dataset),
         extra_catalog=load_workspace_catalog(ws.root / "hypotheses.toml"),
     )
     campaign = Campaign(
-        campaign_id=cid, created_at=created, created_by=current_user(), goal=plan.goal,
-        model_family=model, dataset=dataset, metric=plan.metric, direction=plan.direction,
-        backend=plan.backend, plan_hash="", budget=Budget(approved_gpu_hours=budget_gpu_hours),
+        campaign_id=cid,
+        created_at=created,
+        created_by=current_user(),
+        goal=plan.goal,
+        model_family=model,
+        dataset=dataset,
+        metric=plan.metric,
+        direction=plan.direction,
+        backend=plan.backend,
+        plan_hash="",
+        budget=Budget(approved_gpu_hours=budget_gpu_hours),
         hypotheses=dict(plan.hypotheses),
     )
     store.dir.mkdir(parents=True)
@@ -129,13 +145,17 @@ def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None
         digest = plan_hash(store.read_plan_bytes())
         if digest != c.plan_hash:
             raise RefusedError(
-                f"{store.plan_path} changed since `rea plan` ({digest[:19]} != {c.plan_hash[:19]}); "
+                f"{store.plan_path} changed since `rea plan` "
+                f"({digest[:19]} != {c.plan_hash[:19]}); "
                 "plan a new campaign instead of editing the plan file"
             )
         load_plan(store)  # a plan that no longer parses is refused here, not at launch
         approval = {
-            "campaign_id": campaign_id, "by": user or current_user(), "at": now_iso(),
-            "plan_hash": digest, "approved_gpu_hours": c.budget.approved_gpu_hours,
+            "campaign_id": campaign_id,
+            "by": user or current_user(),
+            "at": now_iso(),
+            "plan_hash": digest,
+            "approved_gpu_hours": c.budget.approved_gpu_hours,
         }
         write_json_atomic(store.approval_path, approval)
         store.transition(c, CampaignState.APPROVED, **approval)
@@ -167,7 +187,9 @@ def _approved_plan(store: CampaignStore, c: Campaign, dry: bool = False) -> Plan
     cid = store.campaign_id
     if c.state is not CampaignState.APPROVED and not (dry and c.state is CampaignState.PLANNED):
         if c.state is CampaignState.PLANNED:
-            raise RefusedError(f"campaign {cid} is not approved; approve it with `rea approve {cid}`")
+            raise RefusedError(
+                f"campaign {cid} is not approved; approve it with `rea approve {cid}`"
+            )
         raise RefusedError(f"campaign {cid} is {c.state.value}, it can be launched only once")
     digest = plan_hash(store.read_plan_bytes())
     approval = store.approval()
@@ -193,7 +215,9 @@ def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
             ids = {j.job_id for t in c.trials.values() for j in t.jobs}
             ids |= {r.wakeup_job_id for p in c.phases.values() for r in p.rounds if r.wakeup_job_id}
             ids |= {j.job_id for j in sched.find(campaign_job_prefix(campaign_id))}
-            live = {jid: i for jid, i in sched.states(sorted(ids)).items() if not i.state.is_terminal}
+            live = {
+                jid: i for jid, i in sched.states(sorted(ids)).items() if not i.state.is_terminal
+            }
             sched.cancel(sorted(live))
             for t in c.trials.values():
                 if t.status in ("pending", "submitted"):
@@ -220,8 +244,12 @@ def review_campaign(
                 f"campaign {campaign_id} is {c.state.value}; only a campaign AWAITING_REVIEW "
                 "can be reviewed"
             )
-        decision = "accepted" if accept else "rejected"
-        c.review = Review(decision=decision, by=user or current_user(), at=now_iso(), note=note)
+        c.review = Review(
+            decision="accepted" if accept else "rejected",
+            by=user or current_user(),
+            at=now_iso(),
+            note=note,
+        )
         target = CampaignState.ACCEPTED if accept else CampaignState.REJECTED
         store.transition(c, target, review=c.review.model_dump())
     sync_insights(ws, store, publish=True)
@@ -232,8 +260,17 @@ def summary(c: Campaign) -> dict[str, Any]:
     """Per-phase trial counts and budget, for `rea status`."""
     phases: dict[str, dict[str, Any]] = {}
     for t in c.trials.values():
-        p = phases.setdefault(t.phase, {"pending": 0, "running": 0, "succeeded": 0, "failed": 0,
-                                        "cancelled": 0, "reasons": []})
+        p = phases.setdefault(
+            t.phase,
+            {
+                "pending": 0,
+                "running": 0,
+                "succeeded": 0,
+                "failed": 0,
+                "cancelled": 0,
+                "reasons": [],
+            },
+        )
         state = t.jobs[-1].state if t.jobs else "PENDING"
         if t.status in ("succeeded", "failed", "cancelled"):
             p[t.status] += 1
@@ -244,9 +281,14 @@ def summary(c: Campaign) -> dict[str, Any]:
         else:
             p["pending"] += 1
     return {
-        "campaign_id": c.campaign_id, "state": c.state.value, "phase": c.phase,
-        "model": c.model_family, "dataset": c.dataset, "metric": c.metric,
-        "budget": c.budget.model_dump(), "phases": phases,
+        "campaign_id": c.campaign_id,
+        "state": c.state.value,
+        "phase": c.phase,
+        "model": c.model_family,
+        "dataset": c.dataset,
+        "metric": c.metric,
+        "budget": c.budget.model_dump(),
+        "phases": phases,
         "proposal": c.proposal.model_dump() if c.proposal else None,
         "pause_reason": c.pause_reason,
     }

@@ -31,7 +31,10 @@ def render(c: Campaign) -> str:
         if p.test_gain is not None:
             lines += [f"Test-split gain: {p.test_gain:+.4f}", ""]
     if c.review:
-        lines += [f"Review: **{c.review.decision}** by {c.review.by} at {c.review.at}. {c.review.note}", ""]
+        lines += [
+            f"Review: **{c.review.decision}** by {c.review.by} at {c.review.at}. {c.review.note}",
+            "",
+        ]
     for phase in PHASES:
         rec = c.phases.get(phase)
         trials = c.trials_of(phase)
@@ -41,14 +44,20 @@ def render(c: Campaign) -> str:
         if rec and rec.gate:
             lines += [f"Gate: {rec.gate.get('detail', '')}", ""]
         if trials:
-            lines += [f"| trial | hypothesis | seed | status | {c.metric} | attempts | diagnosis |",
-                      "|---|---|---|---|---|---|---|"]
+            lines += [
+                f"| trial | hypothesis | seed | status | {c.metric} | attempts | diagnosis |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for tid, t in sorted(trials.items()):
                 value = f"{t.metric_value:.4f}" if t.metric_value is not None else ""
-                lines.append(f"| {tid} | {t.hypothesis_id} | {t.seed} | {t.status} | {value} | "
-                             f"{max(t.attempts, len(t.jobs))} | {t.diagnosis or ''} |")
+                lines.append(
+                    f"| {tid} | {t.hypothesis_id} | {t.seed} | {t.status} | {value} | "
+                    f"{max(t.attempts, len(t.jobs))} | {t.diagnosis or ''} |"
+                )
             lines.append("")
-    hyps = [f"- **{hid}** ({h.source}): {h.title}. {h.rationale}" for hid, h in c.hypotheses.items()]
+    hyps = [
+        f"- **{hid}** ({h.source}): {h.title}. {h.rationale}" for hid, h in c.hypotheses.items()
+    ]
     lines += ["## Hypotheses", "", *hyps, ""]
     return "\n".join(lines)
 

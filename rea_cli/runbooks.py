@@ -32,7 +32,7 @@ class Runbook(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str
     title: str
-    match: Match = Field(default_factory=Match)  # type: ignore[arg-type]
+    match: Match = Field(default_factory=Match)
     diagnosis: str
     action: Action
     change: dict[str, str | int | float] = Field(default_factory=dict)
@@ -59,7 +59,7 @@ class Decision:
 
 
 def load_runbooks(extra_dir: Path | None = None) -> list[Runbook]:
-    """Shipped runbooks, preceded by the workspace's own (extra_dir/*.toml) so they take priority."""
+    """Shipped runbooks, after the workspace's own (extra_dir/*.toml), which take priority."""
     books: list[Runbook] = []
     for folder in [d for d in (extra_dir, shipped_dir("runbooks")) if d and d.is_dir()]:
         for path in sorted(folder.glob("*.toml")):
@@ -114,7 +114,9 @@ def choose_action(
     detail = failure.message
     if book.action in ("retry", "retry_with") and attempts >= max_attempts:
         return Decision(
-            book.id, book.diagnosis, "give_up",
+            book.id,
+            book.diagnosis,
+            "give_up",
             detail=f"{detail} (retries exhausted: {attempts}/{max_attempts} attempts)".strip(),
         )
     change: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""The workspace: a folder on the shared filesystem with rea.toml, campaigns/ and the insights DB."""
+"""The workspace: a shared folder with rea.toml, campaigns/ and the insights DB."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def _checked(path: Path, origin: str) -> Workspace:
     root = path.expanduser().resolve()
     if not (root / CONFIG_NAME).is_file():
         raise UsageError(
-            f"{origin} {path}: not a rea workspace (no {CONFIG_NAME}); create it with `rea init {path}`"
+            f"{origin} {path}: not a rea workspace (no {CONFIG_NAME}); "
+            f"create it with `rea init {path}`"
         )
     return Workspace(root)
 

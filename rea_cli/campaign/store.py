@@ -105,9 +105,7 @@ class CampaignStore:
         try:
             return self.plan_path.read_bytes()
         except FileNotFoundError:
-            raise UsageError(
-                f"{self.plan_path} is missing; re-plan with `rea plan`"
-            ) from None
+            raise UsageError(f"{self.plan_path} is missing; re-plan with `rea plan`") from None
 
     def approval(self) -> dict[str, Any] | None:
         data = read_json(self.approval_path)

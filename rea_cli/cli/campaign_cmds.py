@@ -45,19 +45,35 @@ def init(
     except ImportError:  # pragma: no cover
         pass
     console.print(f"workspace ready at {ws.root} (backend: {ws.settings.backend})")
-    console.print(f"next: rea --workspace {ws.root} plan --model dcn_v2 --dataset movielens-100k --budget 4gpu-h")
+    console.print(
+        f"next: rea --workspace {ws.root} plan --model dcn_v2 "
+        "--dataset movielens-100k --budget 4gpu-h"
+    )
 
 
 @handle_errors
 def plan(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option(help="Model family: lr, fm, wide_deep, deepfm, dcn_v2, dlrm, finalmlp.")],
-    dataset: Annotated[str, typer.Option(help="movielens-100k, synthetic, criteo:FILE.tsv or a schema FILE.toml/.yaml.")],
+    model: Annotated[
+        str, typer.Option(help="Model family: lr, fm, wide_deep, deepfm, dcn_v2, dlrm, finalmlp.")
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="movielens-100k, synthetic, criteo:FILE.tsv or a schema FILE.toml/.yaml."
+        ),
+    ],
     budget: Annotated[str, typer.Option(help="Approved GPU budget, e.g. 4gpu-h or 90gpu-min.")],
     goal: Annotated[str, typer.Option(help="What the campaign is for (free text).")] = "",
-    metric: Annotated[str | None, typer.Option(help="auc, ne or logloss (default from rea.toml).")] = None,
-    profile: Annotated[str, typer.Option(help="tiny (tests), demo (minutes on a CPU) or standard.")] = "standard",
-    campaign_id: Annotated[str | None, typer.Option("--id", help="Campaign id (default: generated).")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="auc, ne or logloss (default from rea.toml).")
+    ] = None,
+    profile: Annotated[
+        str, typer.Option(help="tiny (tests), demo (minutes on a CPU) or standard.")
+    ] = "standard",
+    campaign_id: Annotated[
+        str | None, typer.Option("--id", help="Campaign id (default: generated).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
@@ -66,8 +82,14 @@ def plan(
 
     ws = workspace(ctx)
     c, p = plan_campaign(
-        ws, model=model, dataset=dataset, budget_gpu_hours=parse_budget(budget), goal=goal,
-        metric=metric, profile=profile, campaign_id=campaign_id,
+        ws,
+        model=model,
+        dataset=dataset,
+        budget_gpu_hours=parse_budget(budget),
+        goal=goal,
+        metric=metric,
+        profile=profile,
+        campaign_id=campaign_id,
     )
     if as_json:
         print_json({"campaign_id": c.campaign_id, "plan": p.dump()})
@@ -91,14 +113,19 @@ def _print_plan(cid: str, p: Any) -> None:
         phases.add_column(col)
     for ph in p.phases:
         phases.add_row(
-            ph.phase, str(ph.max_trials), str(len(ph.seeds)), f"{ph.time_limit_min} min",
-            f"{ph.estimated_gpu_hours:.3f}", f"{ph.reserved_gpu_hours:.3f}",
+            ph.phase,
+            str(ph.max_trials),
+            str(len(ph.seeds)),
+            f"{ph.time_limit_min} min",
+            f"{ph.estimated_gpu_hours:.3f}",
+            f"{ph.reserved_gpu_hours:.3f}",
         )
     console.print(phases)
     for ph in p.phases:
         console.print(f"  {ph.phase}: {ph.rule}", highlight=False)
     console.print(
-        f"total: estimated {p.estimated_gpu_hours:.3f} GPU-h, worst case {p.reserved_gpu_hours:.3f} GPU-h"
+        f"total: estimated {p.estimated_gpu_hours:.3f} GPU-h, "
+        f"worst case {p.reserved_gpu_hours:.3f} GPU-h"
     )
 
 
@@ -116,18 +143,26 @@ def approve(
     store, c = load(ws, campaign)
     if not yes:
         _print_plan(campaign, load_plan(store))
-        if not typer.confirm(f"Approve campaign {campaign} with {c.budget.approved_gpu_hours:g} GPU-h?"):
+        if not typer.confirm(
+            f"Approve campaign {campaign} with {c.budget.approved_gpu_hours:g} GPU-h?"
+        ):
             raise RefusedError("not approved (answered no)")
     c = approve_campaign(ws, campaign)
-    console.print(f"approved {campaign} ({c.budget.approved_gpu_hours:g} GPU-h); next: rea launch {campaign}")
+    console.print(
+        f"approved {campaign} ({c.budget.approved_gpu_hours:g} GPU-h); next: rea launch {campaign}"
+    )
 
 
 @handle_errors
 def launch(
     ctx: typer.Context,
     campaign: CampaignArg,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")] = False,
-    follow: Annotated[bool, typer.Option("--follow", help="Then watch progress (Ctrl-C leaves it running).")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be submitted; submit nothing.")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Then watch progress (Ctrl-C leaves it running).")
+    ] = False,
 ) -> None:
     """Submit phase 1 and its wake-up job, then return: the campaign runs by itself."""
     from rea_cli.lifecycle import dry_run as make_dry_run
@@ -146,15 +181,27 @@ def launch(
 
 
 def _print_dry_run(d: Any) -> None:
-    console.print(f"[bold]dry run[/]: phase {d.phase}, job name {d.job_name}, {len(d.tasks)} tasks, "
-                  f"at most {d.parallelism} at once")
+    console.print(
+        f"[bold]dry run[/]: phase {d.phase}, job name {d.job_name}, {len(d.tasks)} tasks, "
+        f"at most {d.parallelism} at once"
+    )
     console.print(f"resources per task: {d.resources}")
     for t in d.tasks:
-        console.print(f"  task: (cd {t.workdir} && {' '.join(f'{k}={v}' for k, v in t.env.items())} "
-                      f"{shlex.join(t.argv)})", highlight=False, soft_wrap=True)
-    console.print(f"wake-up after all tasks (afterany): {shlex.join(d.wakeup_argv)}", highlight=False, soft_wrap=True)
-    console.print(f"cost: reserved {d.reserved_gpu_hours:.3f} GPU-h worst case, "
-                  f"estimated {d.estimated_gpu_hours:.3f} GPU-h; nothing was submitted")
+        console.print(
+            f"  task: (cd {t.workdir} && {' '.join(f'{k}={v}' for k, v in t.env.items())} "
+            f"{shlex.join(t.argv)})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"wake-up after all tasks (afterany): {shlex.join(d.wakeup_argv)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"cost: reserved {d.reserved_gpu_hours:.3f} GPU-h worst case, "
+        f"estimated {d.estimated_gpu_hours:.3f} GPU-h; nothing was submitted"
+    )
 
 
 @handle_errors
@@ -169,10 +216,12 @@ def resume(ctx: typer.Context, campaign: CampaignArg) -> None:
 @handle_errors
 def status(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Argument(help="Campaign id; all campaigns if omitted.")] = None,
+    campaign: Annotated[
+        str | None, typer.Argument(help="Campaign id; all campaigns if omitted.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Campaign state, per-phase trials, failures with reasons, GPU-hours spent/reserved/approved."""
+    """Campaign state, trials per phase, failures with reasons, GPU-hours spent/reserved."""
     from rea_cli.campaign.store import CampaignStore, list_campaigns
     from rea_cli.lifecycle import summary
 
@@ -187,8 +236,14 @@ def status(
             table.add_column(col)
         for r in rows:
             b = r["budget"]
-            table.add_row(r["campaign_id"], r["state"], r["phase"] or "-", r["model"], r["dataset"],
-                          f"{b['spent_gpu_hours']:.3f}/{b['approved_gpu_hours']:g}")
+            table.add_row(
+                r["campaign_id"],
+                r["state"],
+                r["phase"] or "-",
+                r["model"],
+                r["dataset"],
+                f"{b['spent_gpu_hours']:.3f}/{b['approved_gpu_hours']:g}",
+            )
         console.print(table)
         return
     from rea_cli.executor.progress import live_summary
@@ -202,14 +257,21 @@ def status(
 
 def _print_summary(s: dict[str, Any]) -> None:
     b = s["budget"]
-    console.print(f"[bold]{s['campaign_id']}[/]: {s['state']}" + (f" (phase {s['phase']})" if s["phase"] else ""))
-    console.print(f"GPU-h: spent {b['spent_gpu_hours']:.3f}, reserved {b['reserved_gpu_hours']:.3f}, "
-                  f"approved {b['approved_gpu_hours']:g}")
+    console.print(
+        f"[bold]{s['campaign_id']}[/]: {s['state']}"
+        + (f" (phase {s['phase']})" if s["phase"] else "")
+    )
+    console.print(
+        f"GPU-h: spent {b['spent_gpu_hours']:.3f}, reserved {b['reserved_gpu_hours']:.3f}, "
+        f"approved {b['approved_gpu_hours']:g}"
+    )
     table = Table()
     for col in ("phase", "pending", "running", "succeeded", "failed", "cancelled"):
         table.add_column(col)
     for name, p in s["phases"].items():
-        table.add_row(name, *(str(p[k]) for k in ("pending", "running", "succeeded", "failed", "cancelled")))
+        table.add_row(
+            name, *(str(p[k]) for k in ("pending", "running", "succeeded", "failed", "cancelled"))
+        )
     console.print(table)
     for p in s["phases"].values():
         for reason in p["reasons"]:
@@ -245,7 +307,9 @@ def _watch(ctx: typer.Context, campaign: str, interval: float = 1.0) -> None:
                     break
                 time.sleep(interval)
     except KeyboardInterrupt:
-        console.print(f"stopped watching; {campaign} goes on (rea watch {campaign} to follow again)")
+        console.print(
+            f"stopped watching; {campaign} goes on (rea watch {campaign} to follow again)"
+        )
         return
     final = live_summary(ws, store)
     console.print(f"{campaign} is {final['state']}")
@@ -255,8 +319,11 @@ def _watch(ctx: typer.Context, campaign: str, interval: float = 1.0) -> None:
 
 def _progress_table(s: dict[str, Any]) -> Table:
     b = s["budget"]
-    table = Table(title=f"{s['campaign_id']}: {s['state']}" + (f" - phase {s['phase']}" if s["phase"] else "")
-                  + f" - GPU-h spent {b['spent_gpu_hours']:.3f} / {b['approved_gpu_hours']:g}")
+    table = Table(
+        title=f"{s['campaign_id']}: {s['state']}"
+        + (f" - phase {s['phase']}" if s["phase"] else "")
+        + f" - GPU-h spent {b['spent_gpu_hours']:.3f} / {b['approved_gpu_hours']:g}"
+    )
     for col in ("phase", "pending", "running", "succeeded", "failed"):
         table.add_column(col)
     for name, p in s["phases"].items():

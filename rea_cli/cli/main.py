@@ -36,7 +36,9 @@ def root(
     workspace: Annotated[
         Path | None,
         typer.Option(
-            "--workspace", "-w", help="Workspace folder (default: $REA_WORKSPACE, or the current "
+            "--workspace",
+            "-w",
+            help="Workspace folder (default: $REA_WORKSPACE, or the current "
             "directory or its nearest parent with a rea.toml).",
         ),
     ] = None,

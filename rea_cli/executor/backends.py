@@ -34,7 +34,8 @@ def _preamble(ws: Workspace, settings: Settings) -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         raise UsageError(
-            f"[slurm].preamble file {path} cannot be read; create it or remove the key from rea.toml"
+            f"[slurm].preamble file {path} cannot be read; "
+            "create it or remove the key from rea.toml"
         ) from None
 
 

@@ -47,7 +47,9 @@ class DryRun:
     estimated_gpu_hours: float
 
 
-def trial_config(plan: Plan, campaign: Campaign, trial: TrialDef, overrides: dict[str, Any]) -> dict[str, Any]:
+def trial_config(
+    plan: Plan, campaign: Campaign, trial: TrialDef, overrides: dict[str, Any]
+) -> dict[str, Any]:
     from ranking_models.config import apply_delta
 
     hyp = campaign.hypotheses.get(trial.hypothesis_id) or plan.hypotheses[trial.hypothesis_id]
@@ -57,7 +59,11 @@ def trial_config(plan: Plan, campaign: Campaign, trial: TrialDef, overrides: dic
 
 
 def write_spec(
-    store: CampaignStore, plan: Plan, campaign: Campaign, phase: str, trial: TrialDef,
+    store: CampaignStore,
+    plan: Plan,
+    campaign: Campaign,
+    phase: str,
+    trial: TrialDef,
     overrides: dict[str, Any] | None = None,
 ) -> None:
     spec = {
@@ -166,15 +172,20 @@ def complete_round(
         for tid, jid in zip(rnd.trial_ids, ids, strict=True):
             campaign.trials[tid].jobs.append(
                 JobRecord(
-                    job_id=jid, round=rnd.round, state=JobState.HELD.value,
-                    gpus=pp.gpus_per_trial, time_limit_min=pp.time_limit_min,
+                    job_id=jid,
+                    round=rnd.round,
+                    state=JobState.HELD.value,
+                    gpus=pp.gpus_per_trial,
+                    time_limit_min=pp.time_limit_min,
                 )
             )
             campaign.trials[tid].status = "submitted"
         budget.refresh(campaign)
         store.save(campaign)
     if rnd.wakeup_job_id is None:
-        found = [j for j in scheduler.find(wake_name) if j.name == wake_name and not j.state.is_terminal]
+        found = [
+            j for j in scheduler.find(wake_name) if j.name == wake_name and not j.state.is_terminal
+        ]
         if found:
             rnd.wakeup_job_id = found[0].job_id
         else:
@@ -193,8 +204,11 @@ def complete_round(
         rnd.submitted_at = now_iso()
         store.save(campaign)
         store.event(
-            "phase_submitted", phase=phase, round=rnd.round,
-            array_job_ids=rnd.array_job_ids, wakeup_job_id=rnd.wakeup_job_id,
+            "phase_submitted",
+            phase=phase,
+            round=rnd.round,
+            array_job_ids=rnd.array_job_ids,
+            wakeup_job_id=rnd.wakeup_job_id,
         )
     return rnd
 

@@ -18,7 +18,8 @@ from rea_cli.campaign.model import Campaign, JobRecord, Round, TrialRecord
 from rea_cli.campaign.state import CampaignState
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import ReaError, RefusedError
-from rea_cli.executor import budget, phase as phase_mod
+from rea_cli.executor import budget
+from rea_cli.executor import phase as phase_mod
 from rea_cli.executor.backends import make_scheduler, wakeup_argv
 from rea_cli.executor.scheduler import JobInfo, JobState, Scheduler, job_name
 from rea_cli.faults import crash_point
@@ -95,7 +96,9 @@ def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> Re
         return ResumeOutcome("paused", paused)
     retries = {tid: t for tid, t in c.trials_of(current).items() if _needs_retry(t)}
     if retries:
-        defs = [gates.TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity) for tid, t in retries.items()]
+        defs = [
+            gates.TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity) for tid, t in retries.items()
+        ]
         overrides = {tid: t.overrides for tid, t in retries.items() if t.overrides}
         try:
             phase_mod.submit_round(store, plan, c, sched, current, defs, overrides)
@@ -163,7 +166,9 @@ def _ended(state: str) -> bool:
 
 def reconcile(c: Campaign, sched: Scheduler, phase: str) -> None:
     """Refresh the scheduler's view of every unfinished job of `phase`."""
-    open_jobs = {t.jobs[-1].job_id: t.jobs[-1] for t in c.trials_of(phase).values() if _last_open(t)}
+    open_jobs = {
+        t.jobs[-1].job_id: t.jobs[-1] for t in c.trials_of(phase).values() if _last_open(t)
+    }
     if not open_jobs:
         return
     infos = sched.states(list(open_jobs))
@@ -205,7 +210,9 @@ def _ensure_wakeup(
     ids = [c.trials[tid].jobs[-1].job_id for tid in waiting]
     wake_name = job_name(store.campaign_id, phase, rnd.round, wakeup=True)
     rnd.wakeup_job_id = sched.submit_wakeup(
-        ids, wakeup_argv(store.ws, store.campaign_id), job_name=wake_name,
+        ids,
+        wakeup_argv(store.ws, store.campaign_id),
+        job_name=wake_name,
         log_dir=store.phase_dir(phase) / "logs",
     )
     store.save(c)
@@ -219,7 +226,9 @@ def attempt_dirs(store: CampaignStore, trial_id: str) -> list[Path]:
     root = store.attempts_dir(trial_id)
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    return sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
 
 
 def _attempt_for_job(dirs: list[Path], job_id: str) -> Path | None:
@@ -256,7 +265,9 @@ def ingest_attempts(store: CampaignStore, c: Campaign, plan: Plan) -> None:
         job.failure_kind = (failure or {}).get("kind") if isinstance(failure, dict) else None
         if job.failure_kind is None and job.state == JobState.COMPLETED.value:
             job.failure_kind = "missing_result"
-        job.reason = job.reason or ((failure or {}).get("message") if isinstance(failure, dict) else None)
+        job.reason = job.reason or (
+            (failure or {}).get("message") if isinstance(failure, dict) else None
+        )
     budget.refresh(c)
 
 
@@ -285,15 +296,26 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
         decision = choose_action(
             book, failure, attempts=len(t.jobs), max_attempts=max_attempts, config=config
         )
-        job.runbook, job.diagnosis, job.action = decision.runbook_id, decision.diagnosis, decision.action
+        job.runbook, job.diagnosis, job.action = (
+            decision.runbook_id,
+            decision.diagnosis,
+            decision.action,
+        )
         t.diagnosis = decision.diagnosis
         if decision.change:
             t.overrides = {**t.overrides, **decision.change}
         store.save(c)
         store.event(
-            "diagnosis", trial_id=tid, job_id=job.job_id, attempt=t.attempts,
-            runbook=decision.runbook_id, diagnosis=decision.diagnosis, action=decision.action,
-            change=decision.change, detail=decision.detail, job_state=job.state,
+            "diagnosis",
+            trial_id=tid,
+            job_id=job.job_id,
+            attempt=t.attempts,
+            runbook=decision.runbook_id,
+            diagnosis=decision.diagnosis,
+            action=decision.action,
+            change=decision.change,
+            detail=decision.detail,
+            job_state=job.state,
             failure_kind=job.failure_kind,
         )
 

@@ -59,7 +59,7 @@ _TERMINAL = frozenset(
 
 @dataclass(frozen=True)
 class Resources:
-    """What one task of an array asks for. Slurm maps these to sbatch options; local ignores GPUs."""
+    """What one task of an array asks for; Slurm maps it to sbatch options."""
 
     time_limit_min: int = 60
     gpus_per_task: int = 0

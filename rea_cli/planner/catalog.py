@@ -142,7 +142,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
 
 
 def entries_for(family: str, extra: list[CatalogEntry] | None = None) -> list[CatalogEntry]:
-    """Entries for a model family; `extra` (the workspace's own) replace built-ins of the same id."""
+    """Entries for a family; `extra` (the workspace's own) replace built-ins of the same id."""
     own = [e for e in extra or [] if family in e.families]
     ids = {e.hypothesis_id for e in own}
     return own + [e for e in CATALOG if family in e.families and e.hypothesis_id not in ids]
@@ -176,6 +176,8 @@ def load_workspace_catalog(path: Path) -> list[CatalogEntry]:
             loc = ".".join(str(p) for p in err["loc"])
             raise UsageError(f"{path}: hypothesis {i + 1}: {loc}: {err['msg']}; fix it") from None
         entries.append(
-            CatalogEntry(e.id, e.title, e.rationale, e.delta, tuple(e.families), e.prior, e.reference)
+            CatalogEntry(
+                e.id, e.title, e.rationale, e.delta, tuple(e.families), e.prior, e.reference
+            )
         )
     return entries

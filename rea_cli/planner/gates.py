@@ -59,7 +59,9 @@ def gains(campaign: Campaign, phase: str, direction: str) -> dict[str, PairedGai
     return {h: paired_gain(base, r, direction) for h, r in res.items() if h != BASELINE}
 
 
-def _trials(phase: str, hyps: list[str], seeds: list[int], fidelity: dict[str, Any]) -> list[TrialDef]:
+def _trials(
+    phase: str, hyps: list[str], seeds: list[int], fidelity: dict[str, Any]
+) -> list[TrialDef]:
     return [
         TrialDef(trial_id(phase, h, s), h, s, fidelity) for h in [BASELINE, *hyps] for s in seeds
     ]
@@ -84,7 +86,9 @@ def _validation_winners(plan: Plan, campaign: Campaign) -> tuple[list[str], dict
     g = gains(campaign, "validation", plan.direction)
     full = len(v.seeds)
     eligible = {
-        h: pg for h, pg in g.items() if pg.n == full and pg.mean is not None and pg.mean > v.gate["min_gain"]
+        h: pg
+        for h, pg in g.items()
+        if pg.n == full and pg.mean is not None and pg.mean > v.gate["min_gain"]
     }
     ranked = sorted(eligible, key=lambda h: (-(eligible[h].mean or 0.0), h))
     winners = ranked[: v.gate["top_k"]]
@@ -109,7 +113,9 @@ def _combination(plan: Plan, campaign: Campaign) -> PhaseDecision:
         gate.update(passed=False, detail="no hypothesis beat the baseline in validation")
         return PhaseDecision("combination", [], gate=gate)
     if len(winners) == 1:
-        gate.update(passed=True, detail=f"one winner ({winners[0]}): nothing to combine", best=winners[0])
+        gate.update(
+            passed=True, detail=f"one winner ({winners[0]}): nothing to combine", best=winners[0]
+        )
         return PhaseDecision("combination", [], gate=gate)
     new: dict[str, Hypothesis] = {}
     for size in range(2, len(winners) + 1):
@@ -126,7 +132,9 @@ def _combination(plan: Plan, campaign: Campaign) -> PhaseDecision:
                 parents=list(ids),
                 model_family=plan.model_family,
             )
-    gate.update(passed=True, detail=f"{len(winners)} winners: {', '.join(winners)}", best=winners[0])
+    gate.update(
+        passed=True, detail=f"{len(winners)} winners: {', '.join(winners)}", best=winners[0]
+    )
     trials = [
         TrialDef(trial_id("combination", h, s), h, s, c.fidelity) for h in new for s in c.seeds
     ]
@@ -143,13 +151,20 @@ def _best_of_combination(plan: Plan, campaign: Campaign) -> str | None:
     g = gains(campaign, "combination", plan.direction)
     winners = set(prior.get("winners", []))
     scored = {
-        h: pg.mean for h, pg in g.items()
-        if pg.mean is not None and (h in winners or campaign.hypotheses.get(h, None) is not None
-                                    and campaign.hypotheses[h].source == "combination")
+        h: pg.mean
+        for h, pg in g.items()
+        if pg.mean is not None
+        and (
+            h in winners
+            or (
+                campaign.hypotheses.get(h, None) is not None
+                and campaign.hypotheses[h].source == "combination"
+            )
+        )
     }
     if not scored:
         return prior.get("best")
-    return max(sorted(scored), key=lambda h: scored[h])  # type: ignore[arg-type, return-value]
+    return max(sorted(scored), key=lambda h: scored[h] or 0.0)
 
 
 def _exploitation(plan: Plan, campaign: Campaign, best: str | None) -> PhaseDecision:
@@ -157,7 +172,9 @@ def _exploitation(plan: Plan, campaign: Campaign, best: str | None) -> PhaseDeci
     if best is None:
         return PhaseDecision("exploitation", [], gate={"passed": False, "detail": "no candidate"})
     gate = {"passed": True, "best": best, "detail": f"exploiting {best}"}
-    return PhaseDecision("exploitation", _trials("exploitation", [best], e.seeds, e.fidelity), gate=gate)
+    return PhaseDecision(
+        "exploitation", _trials("exploitation", [best], e.seeds, e.fidelity), gate=gate
+    )
 
 
 def make_proposal(plan: Plan, campaign: Campaign, created_at: str) -> Proposal:
@@ -167,9 +184,18 @@ def make_proposal(plan: Plan, campaign: Campaign, created_at: str) -> Proposal:
     if best is None or not campaign.trials_of("exploitation"):
         reason = _why_no_candidate(campaign)
         return Proposal(
-            hypothesis_id=BASELINE, delta={}, metric=plan.metric, direction=plan.direction,
-            baseline_mean=None, candidate_mean=None, gain=None, ci_low=None, ci_high=None, n=0,
-            summary=f"keep the baseline: {reason}", created_at=created_at,
+            hypothesis_id=BASELINE,
+            delta={},
+            metric=plan.metric,
+            direction=plan.direction,
+            baseline_mean=None,
+            candidate_mean=None,
+            gain=None,
+            ci_low=None,
+            ci_high=None,
+            n=0,
+            summary=f"keep the baseline: {reason}",
+            created_at=created_at,
         )
     res = phase_results(campaign, "exploitation")
     pg = paired_gain(res.get(BASELINE, {}), res.get(best, {}), plan.direction)
@@ -183,9 +209,18 @@ def make_proposal(plan: Plan, campaign: Campaign, created_at: str) -> Proposal:
         f"(95% CI {_fmt(pg.ci_low)} .. {_fmt(pg.ci_high)}, n={pg.n} seeds, {verdict})"
     )
     return Proposal(
-        hypothesis_id=best, delta=hyp.delta, metric=plan.metric, direction=plan.direction,
-        baseline_mean=pg.baseline_mean, candidate_mean=pg.candidate_mean, gain=pg.mean,
-        ci_low=pg.ci_low, ci_high=pg.ci_high, n=pg.n, test_gain=tg.mean, summary=summary,
+        hypothesis_id=best,
+        delta=hyp.delta,
+        metric=plan.metric,
+        direction=plan.direction,
+        baseline_mean=pg.baseline_mean,
+        candidate_mean=pg.candidate_mean,
+        gain=pg.mean,
+        ci_low=pg.ci_low,
+        ci_high=pg.ci_high,
+        n=pg.n,
+        test_gain=tg.mean,
+        summary=summary,
         created_at=created_at,
     )
 

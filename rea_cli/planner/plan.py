@@ -106,7 +106,12 @@ PROFILES = {
     # seconds per trial on a laptop CPU: for tests and trying rea out
     "tiny": Profile(
         "tiny",
-        {"train.epochs": 1, "train.batch_size": 256, "train.lr_dense": 3e-3, "train.lr_sparse": 1e-2},
+        {
+            "train.epochs": 1,
+            "train.batch_size": 256,
+            "train.lr_dense": 3e-3,
+            "train.lr_sparse": 1e-2,
+        },
         synthetic_rows=20_000,
     ),
     # the README demo: MovieLens-100k on 2 CPU cores in a few minutes
@@ -218,12 +223,16 @@ def build_plan(
         )
     hypotheses = {
         BASELINE: Hypothesis(
-            title="Baseline", rationale="The unchanged model config.", source="baseline",
+            title="Baseline",
+            rationale="The unchanged model config.",
+            source="baseline",
             model_family=family,
         )
     }
     for entry, _score in chosen:
-        source = "insights_history" if history and entry.hypothesis_id in history else "research_kb"
+        source: Literal["insights_history", "research_kb"] = (
+            "insights_history" if history and entry.hypothesis_id in history else "research_kb"
+        )
         rationale = entry.rationale + (f" [{entry.reference}]" if entry.reference else "")
         hypotheses[entry.hypothesis_id] = Hypothesis(
             title=entry.title,
@@ -240,7 +249,7 @@ def build_plan(
         dataset=dataset,
         data=data,
         metric=metric,
-        direction=METRIC_DIRECTION[metric],  # type: ignore[arg-type]
+        direction=METRIC_DIRECTION[metric],
         backend=settings.backend,
         budget_gpu_hours=budget_gpu_hours,
         profile=profile_name,
@@ -273,7 +282,7 @@ def _phases(
             (n_hyp + 1) * p.validation_seeds,
             list(range(p.validation_seeds)),
             low,
-            {"min_gain": 0.0, "top_k": k},
+            {"min_gain": p.validation_min_gain, "top_k": k},
         ),
         (
             "combination",
@@ -301,7 +310,7 @@ def _phases(
         limit = cost.time_limit_min(est_h, cap=backend.time_limit_min)
         phases.append(
             PhasePlan(
-                phase=name,  # type: ignore[arg-type]
+                phase=name,
                 rule=rule,
                 hypotheses=hyps,
                 max_trials=n_trials,

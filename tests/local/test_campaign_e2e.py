@@ -22,8 +22,20 @@ def campaign_doc(ws: Path, cid: str) -> dict:
 
 
 def start_campaign(ws: Path, cid: str, extra_env: dict[str, str] | None = None) -> None:
-    plan = run_rea(ws, "plan", "--model", "dcn_v2", "--dataset", "synthetic", "--budget", "2gpu-h",
-                   "--profile", "tiny", "--id", cid)
+    plan = run_rea(
+        ws,
+        "plan",
+        "--model",
+        "dcn_v2",
+        "--dataset",
+        "synthetic",
+        "--budget",
+        "2gpu-h",
+        "--profile",
+        "tiny",
+        "--id",
+        cid,
+    )
     assert plan.returncode == 0, plan.stderr
     approve = run_rea(ws, "approve", cid, "--yes")
     assert approve.returncode == 0, approve.stderr
@@ -60,7 +72,9 @@ def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
             "SELECT count(DISTINCT trial_id) FROM trials WHERE campaign_id='e2e'"
         ).fetchone()[0]
         state = con.execute("SELECT state FROM campaigns WHERE campaign_id='e2e'").fetchone()[0]
-        n_props = con.execute("SELECT count(*) FROM proposals WHERE campaign_id='e2e'").fetchone()[0]
+        n_props = con.execute("SELECT count(*) FROM proposals WHERE campaign_id='e2e'").fetchone()[
+            0
+        ]
     finally:
         con.close()
     assert n_trials == n_distinct == len(doc["trials"])

@@ -102,9 +102,12 @@ def test_crash_at_every_step_reaches_the_same_end_state(tmp_path: Path) -> None:
         con.close()
     assert {tid for tid, _ in rows} == set(reference["trials"])
     assert all(n == 1 for _, n in rows)
-    events = [json.loads(line)["event"] for line in
-              (ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"]
+        for line in (ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()
+    ]
     assert events.count("phase_submitted") == sum(
-        1 for e in (ref_ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()
+        1
+        for e in (ref_ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()
         if json.loads(e)["event"] == "phase_submitted"
     )

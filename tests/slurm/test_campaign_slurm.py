@@ -28,7 +28,9 @@ time_limit_min = 10
 array_parallelism = 2
 
 [planner]
-max_hypotheses = 2
+max_hypotheses = 3
+# let every hypothesis that trained pass validation, so all three phases run
+validation_min_gain = -1.0
 validation_seeds = 1
 combination_top_k = 2
 combination_seeds = 1
@@ -68,8 +70,20 @@ def slurm_ws(tmp_path: Path) -> Path:
 
 def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
     ws, cid = slurm_ws, f"sl{int(time.time()) % 100000}"
-    plan = run_rea(ws, "plan", "--model", "dcn_v2", "--dataset", "synthetic", "--budget", "4gpu-h",
-                   "--profile", "tiny", "--id", cid)
+    plan = run_rea(
+        ws,
+        "plan",
+        "--model",
+        "dcn_v2",
+        "--dataset",
+        "synthetic",
+        "--budget",
+        "4gpu-h",
+        "--profile",
+        "tiny",
+        "--id",
+        cid,
+    )
     assert plan.returncode == 0, plan.stderr
     assert run_rea(ws, "approve", cid, "--yes").returncode == 0
     dry = run_rea(ws, "launch", cid, "--dry-run")
@@ -100,7 +114,9 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
     assert {"validation", "exploitation"} <= seen_phases
 
     # at least two wake-ups ran (one per ended phase), each chained after its array
-    events = [json.loads(x) for x in (ws / "campaigns" / cid / "journal.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(x) for x in (ws / "campaigns" / cid / "journal.jsonl").read_text().splitlines()
+    ]
     assert sum(e["event"] == "resume_done" for e in events) >= 2
     submitted = [e for e in events if e["event"] == "phase_submitted"]
     assert len({e["wakeup_job_id"] for e in submitted}) == len(submitted) >= 2
@@ -120,7 +136,9 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
     con = duckdb.connect(str(ws / "insights-analyst.duckdb"), read_only=True)
     try:
         n = con.execute(f"SELECT count(*) FROM trials WHERE campaign_id='{cid}'").fetchone()[0]
-        n_fail = con.execute(f"SELECT count(*) FROM failures WHERE campaign_id='{cid}'").fetchone()[0]
+        n_fail = con.execute(f"SELECT count(*) FROM failures WHERE campaign_id='{cid}'").fetchone()[
+            0
+        ]
     finally:
         con.close()
     assert n == len(doc["trials"])
@@ -129,8 +147,23 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
 
 def test_cancel_leaves_no_job_in_squeue(slurm_ws: Path) -> None:
     ws, cid = slurm_ws, f"sc{int(time.time()) % 100000}"
-    assert run_rea(ws, "plan", "--model", "dcn_v2", "--dataset", "synthetic", "--budget", "4gpu-h",
-                   "--profile", "tiny", "--id", cid).returncode == 0
+    assert (
+        run_rea(
+            ws,
+            "plan",
+            "--model",
+            "dcn_v2",
+            "--dataset",
+            "synthetic",
+            "--budget",
+            "4gpu-h",
+            "--profile",
+            "tiny",
+            "--id",
+            cid,
+        ).returncode
+        == 0
+    )
     assert run_rea(ws, "approve", cid, "--yes").returncode == 0
     assert run_rea(ws, "launch", cid).returncode == 0
     assert _squeue(f"rea.{cid}.")

@@ -21,8 +21,20 @@ def _one_line_error(stderr: str) -> str:
 
 @pytest.fixture
 def planned(workspace: Path) -> Path:
-    done = run_rea(workspace, "plan", "--model", "dcn_v2", "--dataset", "synthetic",
-                   "--budget", "2gpu-h", "--profile", "tiny", "--id", "p1")
+    done = run_rea(
+        workspace,
+        "plan",
+        "--model",
+        "dcn_v2",
+        "--dataset",
+        "synthetic",
+        "--budget",
+        "2gpu-h",
+        "--profile",
+        "tiny",
+        "--id",
+        "p1",
+    )
     assert done.returncode == 0, done.stderr
     return workspace
 
@@ -39,8 +51,13 @@ def test_no_workspace_found_from_cwd(tmp_path: Path) -> None:
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "REA_WORKSPACE"}
-    done = subprocess.run([sys.executable, "-m", "rea_cli", "status"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "rea_cli", "status"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "no rea workspace" in _one_line_error(done.stderr)
 
@@ -74,8 +91,10 @@ def test_unknown_campaign(workspace: Path) -> None:
         (["--model", "dcn_v2", "--dataset", "imagenet", "--budget", "1gpu-h"], "unknown dataset"),
         (["--model", "dcn_v2", "--dataset", "synthetic", "--budget", "lots"], "invalid budget"),
         (["--model", "dcn_v2", "--dataset", "synthetic", "--budget", "0.001gpu-h"], "too small"),
-        (["--model", "dcn_v2", "--dataset", "synthetic", "--budget", "1gpu-h", "--id", "a/b"],
-         "invalid campaign id"),
+        (
+            ["--model", "dcn_v2", "--dataset", "synthetic", "--budget", "1gpu-h", "--id", "a/b"],
+            "invalid campaign id",
+        ),
     ],
 )
 def test_bad_plan_arguments(workspace: Path, args: list[str], needle: str) -> None:

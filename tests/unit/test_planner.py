@@ -17,8 +17,14 @@ from rea_cli.planner.stats import paired_gain
 
 def _plan(settings: Settings | None = None, budget_h: float = 4.0, family: str = "dcn_v2"):
     return build_plan(
-        campaign_id="c", created_at="t", goal="", family=family, dataset="synthetic",
-        budget_gpu_hours=budget_h, settings=settings or Settings(), profile_name="tiny",
+        campaign_id="c",
+        created_at="t",
+        goal="",
+        family=family,
+        dataset="synthetic",
+        budget_gpu_hours=budget_h,
+        settings=settings or Settings(),
+        profile_name="tiny",
     )
 
 
@@ -44,7 +50,9 @@ def test_plan_has_three_phases_within_budget() -> None:
     assert v.fidelity["train.data_fraction"] < 1.0
     assert plan.phase("exploitation").fidelity == {}
     for p in plan.phases:
-        assert p.reserved_gpu_hours == pytest.approx(p.max_trials * p.time_limit_min / 60 * p.gpus_per_trial, abs=1e-3)
+        assert p.reserved_gpu_hours == pytest.approx(
+            p.max_trials * p.time_limit_min / 60 * p.gpus_per_trial, abs=1e-3
+        )
         assert 0 < p.estimated_gpu_hours <= p.reserved_gpu_hours
 
 
@@ -72,12 +80,27 @@ def test_small_budget_trims_hypotheses_then_refuses() -> None:
 
 def test_history_reorders_hypotheses() -> None:
     settings = parse_settings({"planner": {"max_hypotheses": 2}})
-    plain = build_plan(campaign_id="c", created_at="t", goal="", family="dcn_v2",
-                       dataset="synthetic", budget_gpu_hours=4, settings=settings,
-                       profile_name="tiny")
-    with_history = build_plan(campaign_id="c", created_at="t", goal="", family="dcn_v2",
-                              dataset="synthetic", budget_gpu_hours=4, settings=settings,
-                              profile_name="tiny", history={"gelu": 0.02, "emb32": -0.02})
+    plain = build_plan(
+        campaign_id="c",
+        created_at="t",
+        goal="",
+        family="dcn_v2",
+        dataset="synthetic",
+        budget_gpu_hours=4,
+        settings=settings,
+        profile_name="tiny",
+    )
+    with_history = build_plan(
+        campaign_id="c",
+        created_at="t",
+        goal="",
+        family="dcn_v2",
+        dataset="synthetic",
+        budget_gpu_hours=4,
+        settings=settings,
+        profile_name="tiny",
+        history={"gelu": 0.02, "emb32": -0.02},
+    )
     assert "gelu" not in plain.hypotheses
     assert "gelu" in with_history.hypotheses
     assert with_history.hypotheses["gelu"].source == "insights_history"
@@ -107,9 +130,17 @@ def test_paired_gain_matches_t_interval() -> None:
 
 def _campaign(plan) -> Campaign:
     return Campaign(
-        campaign_id="c", created_at="t", created_by="u", model_family=plan.model_family,
-        dataset=plan.dataset, metric=plan.metric, direction=plan.direction, backend="local",
-        plan_hash="h", budget=Budget(approved_gpu_hours=4), hypotheses=dict(plan.hypotheses),
+        campaign_id="c",
+        created_at="t",
+        created_by="u",
+        model_family=plan.model_family,
+        dataset=plan.dataset,
+        metric=plan.metric,
+        direction=plan.direction,
+        backend="local",
+        plan_hash="h",
+        budget=Budget(approved_gpu_hours=4),
+        hypotheses=dict(plan.hypotheses),
     )
 
 
@@ -117,21 +148,41 @@ def _results(c: Campaign, phase: str, values: dict[str, dict[int, float]]) -> No
     for hid, by_seed in values.items():
         for seed, value in by_seed.items():
             c.trials[gates.trial_id(phase, hid, seed)] = TrialRecord(
-                phase=phase, hypothesis_id=hid, seed=seed, status="succeeded",
-                metric_value=value, test_value=value,
+                phase=phase,
+                hypothesis_id=hid,
+                seed=seed,
+                status="succeeded",
+                metric_value=value,
+                test_value=value,
             )
 
 
 def test_gates_combine_winners_then_exploit_the_best() -> None:
-    settings = parse_settings({"planner": {"max_hypotheses": 3, "validation_seeds": 2,
-                                           "combination_top_k": 2, "exploitation_seeds": 3}})
+    settings = parse_settings(
+        {
+            "planner": {
+                "max_hypotheses": 3,
+                "validation_seeds": 2,
+                "combination_top_k": 2,
+                "exploitation_seeds": 3,
+            }
+        }
+    )
     plan = _plan(settings)
     a, b, c_ = plan.phase("validation").hypotheses
     camp = _campaign(plan)
     first = gates.first_phase(plan)
     assert len(first.trials) == 8
-    _results(camp, "validation", {"baseline": {0: 0.70, 1: 0.70}, a: {0: 0.72, 1: 0.73},
-                                  b: {0: 0.71, 1: 0.71}, c_: {0: 0.69, 1: 0.68}})
+    _results(
+        camp,
+        "validation",
+        {
+            "baseline": {0: 0.70, 1: 0.70},
+            a: {0: 0.72, 1: 0.73},
+            b: {0: 0.71, 1: 0.71},
+            c_: {0: 0.69, 1: 0.68},
+        },
+    )
     combo = gates.next_phase(plan, camp, "validation")
     assert combo is not None and combo.gate["winners"] == [a, b]
     assert [t.hypothesis_id for t in combo.trials] == [f"{a}+{b}", f"{a}+{b}"]
@@ -143,8 +194,14 @@ def test_gates_combine_winners_then_exploit_the_best() -> None:
     assert expl is not None and expl.gate["best"] == f"{a}+{b}"
     assert len(expl.trials) == 6  # best + baseline x 3 seeds
     camp.phases["exploitation"] = PhaseRecord(status="done", gate=expl.gate)
-    _results(camp, "exploitation", {"baseline": {100: 0.70, 101: 0.71, 102: 0.70},
-                                    f"{a}+{b}": {100: 0.75, 101: 0.75, 102: 0.76}})
+    _results(
+        camp,
+        "exploitation",
+        {
+            "baseline": {100: 0.70, 101: 0.71, 102: 0.70},
+            f"{a}+{b}": {100: 0.75, 101: 0.75, 102: 0.76},
+        },
+    )
     proposal = gates.make_proposal(plan, camp, "now")
     assert proposal.hypothesis_id == f"{a}+{b}"
     assert proposal.gain == pytest.approx(0.05)
@@ -169,10 +226,22 @@ def test_no_winner_skips_to_a_keep_the_baseline_proposal() -> None:
 def test_budget_reserved_and_spent() -> None:
     plan = _plan()
     camp = _campaign(plan)
-    camp.trials["t1"] = TrialRecord(phase="validation", hypothesis_id="baseline", seed=0, jobs=[
-        JobRecord(job_id="1", round=1, state="RUNNING", gpus=2, time_limit_min=30)])
-    camp.trials["t2"] = TrialRecord(phase="validation", hypothesis_id="baseline", seed=1, jobs=[
-        JobRecord(job_id="2", round=1, state="COMPLETED", gpus=2, time_limit_min=30, gpu_seconds=3600)])
+    camp.trials["t1"] = TrialRecord(
+        phase="validation",
+        hypothesis_id="baseline",
+        seed=0,
+        jobs=[JobRecord(job_id="1", round=1, state="RUNNING", gpus=2, time_limit_min=30)],
+    )
+    camp.trials["t2"] = TrialRecord(
+        phase="validation",
+        hypothesis_id="baseline",
+        seed=1,
+        jobs=[
+            JobRecord(
+                job_id="2", round=1, state="COMPLETED", gpus=2, time_limit_min=30, gpu_seconds=3600
+            )
+        ],
+    )
     check = budget.check(camp, new_gpu_hours=2.0)
     assert camp.budget.reserved_gpu_hours == pytest.approx(1.0)
     assert camp.budget.spent_gpu_hours == pytest.approx(1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ S = CampaignState
 
 def test_state_machine_happy_path() -> None:
     path = [S.PLANNED, S.APPROVED, S.RUNNING, S.RUNNING, S.AWAITING_REVIEW, S.ACCEPTED]
-    for a, b in zip(path, path[1:], strict=False):
+    for a, b in itertools.pairwise(path):
         check_transition("c", a, b)
 
 
@@ -97,8 +98,8 @@ def test_workspace_runbooks_take_priority_and_are_validated(tmp_path: Path) -> N
         '[[runbook]]\nid = "x"\ntitle = "t"\ndiagnosis = "d"\naction = "retry_with"\n'
         'change = { "model.embedding_dim" = 8 }\n'
     )
-    with pytest.raises(UsageError, match="cannot change model.embedding_dim"):
+    with pytest.raises(UsageError, match=r"cannot change model\.embedding_dim"):
         load_runbooks(tmp_path)
     (tmp_path / "bad.toml").write_text('[[runbook]]\nid = "x"\naction = "explode"\n')
-    with pytest.raises(UsageError, match="bad.toml"):
+    with pytest.raises(UsageError, match=r"bad\.toml"):
         load_runbooks(tmp_path)
