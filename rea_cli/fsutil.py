@@ -11,7 +11,8 @@ from typing import Any
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON so a reader sees the old file or the new one, never a partial one."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    # no indent: only then does json use its C encoder (campaign.json is rewritten often)
+    write_text_atomic(path, json.dumps(obj, sort_keys=True, default=str) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -61,6 +61,7 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def _t_quantile(p: float, df: int) -> float:
-    from scipy.stats import t  # imported lazily: only the resume step needs it
+    # scipy.special, not scipy.stats: same Student-t quantile, a tenth of the import time
+    from scipy.special import stdtrit
 
-    return float(t.ppf(p, df))
+    return float(stdtrit(df, p))

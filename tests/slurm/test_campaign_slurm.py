@@ -104,9 +104,12 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
         trials_running = [j for j in jobs if not j[1].endswith(".wake") and j[2] == "RUNNING"]
         wake_waiting = [j for j in jobs if j[1].endswith(".wake") and j[2] == "PENDING"]
         if trials_running and wake_waiting:
-            # between wake-ups: trials run under Slurm, no rea process anywhere
-            assert not _rea_processes(ws), _rea_processes(ws)
-            checked_between += 1
+            # between wake-ups: trials run under Slurm and, once the resume that submitted them
+            # has finished publishing (a second or so), no rea process anywhere
+            wait_for(lambda: not _rea_processes(ws), 15, "the resume step to exit")
+            if any(j[2] == "RUNNING" for j in _squeue(f"rea.{cid}.") if not j[1].endswith(".wake")):
+                assert not _rea_processes(ws), _rea_processes(ws)
+                checked_between += 1
         time.sleep(1.0)
     doc = _doc(ws, cid)
     assert doc["state"] == "AWAITING_REVIEW", doc.get("pause_reason")
