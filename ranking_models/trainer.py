@@ -163,7 +163,9 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, self.train_cfg)
         n_rows = max(1, math.ceil(len(data.train) * self.train_cfg.data_fraction))
         self.train = _Tensors(data.train, self.device, rows=n_rows)
-        self.steps_per_epoch = math.ceil(n_rows / self.train_cfg.batch_size)
+        bs = self.train_cfg.batch_size
+        # _batches drops a final 1-row batch (batch norm cannot train on it).
+        self.steps_per_epoch = n_rows // bs + (1 if n_rows % bs > 1 or n_rows < bs else 0)
         self.total_steps = self.steps_per_epoch * self.train_cfg.epochs
         t = self.train_cfg
         self.autocast = self.device.type == "cuda"

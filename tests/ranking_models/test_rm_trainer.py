@@ -329,3 +329,22 @@ def test_movielens_default_lr_trains_well(tmp_path: Path) -> None:
     result = read_result(spec)
     assert result["valid"]["auc"] > 0.75  # facts.md: one-hot LR gives about 0.77
     assert result["valid"]["ne"] < 0.95
+
+
+@pytest.mark.parametrize(("fraction", "steps"), [(1.0, 13), (0.25, 4)])
+def test_data_fraction_lowers_the_steps(tmp_path: Path, fraction: float, steps: int) -> None:
+    # TINY_DATA: 3,200 train rows; batch 256 -> 13 steps, a quarter (800 rows) -> 4 steps.
+    spec = write_spec(tmp_path, config=tiny_config("lr", epochs=1, data_fraction=fraction))
+    assert train_mod.run_trial(spec) == 0
+    train = [e for e in read_metrics(spec) if e["event"] == "train"]
+    assert train[-1]["step"] == steps
+
+
+def test_one_row_last_batch_is_dropped_and_epoch_end_still_logged(tmp_path: Path) -> None:
+    data = {**TINY_DATA, "n_rows": 1285}  # 1,029 train rows = 4 x 257 + 1
+    config = tiny_config("deepfm", epochs=1, batch_size=257, log_every_steps=1000)
+    config["model"]["norm"] = "batch"
+    spec = write_spec(tmp_path, config=config, data=data)
+    assert train_mod.run_trial(spec) == 0
+    train = [e for e in read_metrics(spec) if e["event"] == "train"]
+    assert [e["step"] for e in train] == [4]
