@@ -159,7 +159,7 @@ def test_valid_keys() -> None:
 def test_light_modules_import_no_torch_and_no_rea_cli() -> None:
     code = (
         "import sys, ranking_models, ranking_models.config, ranking_models.data.registry, "
-        "ranking_models.errors, ranking_models.metrics\n"
+        "ranking_models.errors, ranking_models.metrics, ranking_models.train\n"
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith('rea_cli')]\n"
         "assert not bad, bad"
     )
