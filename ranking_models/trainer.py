@@ -170,7 +170,8 @@ class Trainer:
         t = self.train_cfg
         self.autocast = self.device.type == "cuda"
         self.fingerprint = self._fingerprint()
-        self.epoch, self.global_step, self.history = 0, 0, []  # type: ignore[var-annotated]
+        self.epoch, self.global_step = 0, 0
+        self.history: list[dict[str, float]] = []  # valid metrics after each completed epoch
         self.recent_losses: deque[float] = deque(maxlen=t.loss_explosion_window)
         self.train_samples, self.train_time = 0, 0.0
         self.stop_requested = False
