@@ -21,9 +21,9 @@ from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import RefusedError, UsageError
 from rea_cli.executor import budget
 from rea_cli.executor import phase as phase_mod
-from rea_cli.executor.backends import make_scheduler
+from rea_cli.executor.backends import make_scheduler, resources
 from rea_cli.executor.resume import load_plan, sync_insights
-from rea_cli.executor.scheduler import campaign_job_prefix
+from rea_cli.executor.scheduler import Scheduler, campaign_job_prefix
 from rea_cli.fsutil import write_json_atomic
 from rea_cli.planner import gates
 from rea_cli.planner.catalog import load_workspace_catalog
@@ -170,10 +170,19 @@ def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
         c = store.load()
         plan = _approved_plan(store, c)
         sched = make_scheduler(ws)
+        _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
         store.transition(c, CampaignState.RUNNING, by=current_user())
         phase_mod.submit_round(store, plan, c, sched, "validation", gates.first_phase(plan).trials)
     sync_insights(ws, store, publish=True)
     return c
+
+
+def _check_resources(ws: Workspace, plan: Plan, sched: Scheduler) -> None:
+    validate = getattr(sched, "validate", None)  # backends that can check requests up front
+    if validate is None:
+        return
+    for p in plan.phases:
+        validate(resources(ws.settings, p.time_limit_min, p.gpus_per_trial))
 
 
 def dry_run(ws: Workspace, campaign_id: str) -> phase_mod.DryRun:

@@ -193,6 +193,9 @@ def _print_dry_run(d: Any) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    for title, text in d.scripts:
+        console.print(f"[bold]{title}[/]:")
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
     console.print(
         f"wake-up after all tasks (afterany): {shlex.join(d.wakeup_argv)}",
         highlight=False,

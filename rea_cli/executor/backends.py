@@ -21,11 +21,11 @@ def make_scheduler(ws: Workspace, settings: Settings | None = None) -> Scheduler
     from rea_cli.executor.slurm import SlurmScheduler
 
     return SlurmScheduler(
-        ws.state_dir / "slurm", python=sys.executable, preamble=_preamble(ws, settings)
+        ws.state_dir / "slurm", python=sys.executable, preamble=preamble(ws, settings)
     )
 
 
-def _preamble(ws: Workspace, settings: Settings) -> str:
+def preamble(ws: Workspace, settings: Settings) -> str:
     name = settings.slurm.preamble
     if not name:
         return ""

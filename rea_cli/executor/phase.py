@@ -45,6 +45,7 @@ class DryRun:
     wakeup_argv: list[str]
     reserved_gpu_hours: float
     estimated_gpu_hours: float
+    scripts: list[tuple[str, str]]  # (title, text): what the backend would submit
 
 
 def trial_config(
@@ -97,10 +98,26 @@ def dry_run(store: CampaignStore, plan: Plan, trials: list[TrialDef], phase: str
     settings = store.ws.settings
     pp = plan.phase(phase)
     res = backends.resources(settings, pp.time_limit_min, pp.gpus_per_trial)
+    tasks = _tasks(store, [t.trial_id for t in trials], backends.trial_env(settings))
+    scripts: list[tuple[str, str]] = []
+    if settings.backend == "slurm":
+        from rea_cli.executor.slurm.preview import preview
+
+        scripts = preview(
+            tasks,
+            job_name=job_name(store.campaign_id, phase, 1),
+            resources=res,
+            parallelism=backends.parallelism(settings),
+            wakeup_name=job_name(store.campaign_id, phase, 1, wakeup=True),
+            wakeup_argv=backends.wakeup_argv(store.ws, store.campaign_id),
+            log_dir=store.phase_dir(phase) / "logs",
+            preamble=backends.preamble(store.ws, settings),
+        )
     return DryRun(
         phase=phase,
         job_name=job_name(store.campaign_id, phase, 1),
-        tasks=_tasks(store, [t.trial_id for t in trials], backends.trial_env(settings)),
+        tasks=tasks,
+        scripts=scripts,
         resources={k: v for k, v in vars(res).items() if v not in (None, {}, ())},
         parallelism=backends.parallelism(settings),
         wakeup_argv=backends.wakeup_argv(store.ws, store.campaign_id),

@@ -7,6 +7,10 @@ wake-up waiters only, and ends AWAITING_REVIEW with no rea process left alive.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -46,6 +50,20 @@ def start_campaign(ws: Path, cid: str, extra_env: dict[str, str] | None = None) 
 def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
     ws = workspace
     start_campaign(ws, "e2e")
+    assert campaign_doc(ws, "e2e")["state"] == "RUNNING"
+
+    # `rea watch` shows live progress; Ctrl-C stops watching, not the campaign
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "rea_cli", "--workspace", str(ws), "watch", "e2e"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)
+    watcher.send_signal(signal.SIGINT)
+    out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    assert "validation" in out and "stopped watching" in out
     assert campaign_doc(ws, "e2e")["state"] == "RUNNING"
 
     wait_for(lambda: campaign_doc(ws, "e2e")["state"] != "RUNNING", 400, "the campaign to end")

@@ -177,3 +177,33 @@ def test_cancel_leaves_no_job_in_squeue(slurm_ws: Path) -> None:
     assert doc["state"] == "CANCELLED"
     assert doc["budget"]["reserved_gpu_hours"] == 0
     assert all(t["status"] in ("cancelled", "succeeded", "failed") for t in doc["trials"].values())
+
+
+def test_unknown_partition_refused_before_anything_is_written(slurm_ws: Path) -> None:
+    ws, cid = slurm_ws, f"sp{int(time.time()) % 100000}"
+    assert (
+        run_rea(
+            ws,
+            "plan",
+            "--model",
+            "dcn_v2",
+            "--dataset",
+            "synthetic",
+            "--budget",
+            "4gpu-h",
+            "--profile",
+            "tiny",
+            "--id",
+            cid,
+        ).returncode
+        == 0
+    )
+    assert run_rea(ws, "approve", cid, "--yes").returncode == 0
+    config = ws / "rea.toml"
+    config.write_text(config.read_text().replace("[slurm]\n", '[slurm]\npartition = "nosuch"\n', 1))
+    done = run_rea(ws, "launch", cid)
+    assert done.returncode == 2
+    assert "unknown Slurm partition 'nosuch'" in done.stderr and "Traceback" not in done.stderr
+    doc = _doc(ws, cid)
+    assert doc["state"] == "APPROVED" and not doc["trials"]
+    assert not _squeue(f"rea.{cid}.")

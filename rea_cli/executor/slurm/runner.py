@@ -113,7 +113,11 @@ class SlurmRunner:
         self.calls[argv[0]] += 1
         try:
             proc = subprocess.run(
-                argv, capture_output=True, text=True, timeout=self.timeout_s, check=False,
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_s,
+                check=False,
                 env=submission_env(),
             )
         except FileNotFoundError:
@@ -137,4 +141,3 @@ def submission_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for Slurm commands: ours, minus the enclosing job's SLURM_* variables."""
     env = dict(os.environ if environ is None else environ)
     return {k: v for k, v in env.items() if not k.startswith("SLURM_") or k in _KEEP}
-
