@@ -1,4 +1,4 @@
-"""What a phase submission would send to Slurm, rendered without submitting (`rea launch --dry-run`)."""
+"""What a phase submission would send to Slurm, rendered without submitting (dry run)."""
 
 from __future__ import annotations
 
