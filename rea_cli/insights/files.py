@@ -600,7 +600,7 @@ class CampaignReader:
         for line_no, m in self.read_lines(f"{rel}/metrics.jsonl"):
             event = _s(m.get("event"))
             split = _s(m.get("split")) or ("valid" if event == "eval" else "train")
-            metrics.add(_metric_row(key, line_no, split, event, m))
+            _add_metric(metrics, key, line_no, split, event, m)
 
     def metrics_rows(self) -> Rows:
         return self.rows(
@@ -648,20 +648,25 @@ class CampaignReader:
         for split in ("valid", "test"):
             values = r.get(split)
             if isinstance(values, dict):
-                metrics.add(_metric_row(key, 0, split, "final", values))
+                _add_metric(metrics, key, 0, split, "final", values)
 
 
-def _metric_row(
-    key: dict[str, Any], line: int, split: str, event: str | None, m: dict[str, Any]
-) -> dict[str, Any]:
-    row = {**key, "line": line, "split": split, "event": event}
-    row["epoch"] = _i(m.get("epoch"))
-    row["step"] = _i(m.get("step"))
-    for name in METRIC_VALUES:
-        row[name] = _f(m.get(name))
-    extra = {k: v for k, v in m.items() if k not in _METRIC_KEYS}
-    row["extra"] = canonical_json(extra) if extra else None
-    return row
+def _add_metric(
+    rows: Rows, key: dict[str, Any], line: int, split: str, event: str | None, m: dict[str, Any]
+) -> None:
+    """One metrics row, built straight into column order (the hottest loop of a sync)."""
+    k = (key["campaign_id"], key["trial_id"], key["attempt"], line, split)
+    extra = None
+    if not m.keys() <= _METRIC_KEYS:
+        extra = canonical_json({n: v for n, v in m.items() if n not in _METRIC_KEYS})
+    rows.by_key[k] = (
+        *k,
+        event,
+        _i(m.get("epoch")),
+        _i(m.get("step")),
+        *[_f(m.get(name)) for name in METRIC_VALUES],
+        extra,
+    )
 
 
 def _count(value: Any) -> int | None:
