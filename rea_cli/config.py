@@ -64,6 +64,9 @@ class PlannerSettings(_Section):
     combination_seeds: int = Field(2, ge=1)
     exploitation_seeds: int = Field(3, ge=2)
     validation_data_fraction: float = Field(0.5, gt=0, le=1)
+    validation_epochs: int | None = Field(
+        None, ge=1, description="epochs of validation trials (default: the baseline's minus one)"
+    )
     validation_min_gain: float = Field(
         0.0, description="a hypothesis passes validation when its mean paired gain exceeds this"
     )
@@ -181,6 +184,8 @@ combination_top_k = 3
 combination_seeds = 2
 exploitation_seeds = 3
 validation_data_fraction = 0.5
+# Epochs of validation and combination trials (default: the baseline's epochs minus one).
+# validation_epochs = 1
 # Gate after validation: mean paired gain (metric units, positive = better) a hypothesis must beat.
 validation_min_gain = 0.0
 """

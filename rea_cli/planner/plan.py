@@ -269,7 +269,10 @@ def _phases(
     backend = settings.local if settings.backend == "local" else settings.slurm
     gpus = backend.gpus_per_trial
     epochs = int(baseline["train"]["epochs"])
-    low = {"train.data_fraction": p.validation_data_fraction, "train.epochs": max(1, epochs - 1)}
+    low = {
+        "train.data_fraction": p.validation_data_fraction,
+        "train.epochs": p.validation_epochs or max(1, epochs - 1),
+    }
     full: dict[str, Any] = {}
     n_hyp = len(chosen)
     k = min(p.combination_top_k, n_hyp)
