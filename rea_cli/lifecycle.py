@@ -289,6 +289,9 @@ def summary(c: Campaign) -> dict[str, Any]:
             p["running"] += 1
         else:
             p["pending"] += 1
+            reason = (t.jobs[-1].reason if t.jobs else None) or state
+            p.setdefault("pending_reasons", {})
+            p["pending_reasons"][reason] = p["pending_reasons"].get(reason, 0) + 1
     return {
         "campaign_id": c.campaign_id,
         "state": c.state.value,

@@ -276,7 +276,10 @@ def _print_summary(s: dict[str, Any]) -> None:
             name, *(str(p[k]) for k in ("pending", "running", "succeeded", "failed", "cancelled"))
         )
     console.print(table)
-    for p in s["phases"].values():
+    for name, p in s["phases"].items():
+        waiting = ", ".join(f"{n} {r}" for r, n in p.get("pending_reasons", {}).items())
+        if waiting:
+            console.print(f"  {name} pending: {waiting}", highlight=False)
         for reason in p["reasons"]:
             console.print(f"  failed: {reason}", highlight=False)
     if s["pause_reason"]:

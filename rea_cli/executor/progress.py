@@ -28,6 +28,7 @@ def live_summary(ws: Workspace, store: CampaignStore) -> dict[str, Any]:
                 info = infos.get(jid)
                 if info is not None:
                     job.state = info.state.value
+                    job.reason = info.reason
             for t in c.trials.values():
                 # finished but not yet ingested: show as done from the scheduler's view
                 if t.status == "submitted" and t.jobs:
