@@ -111,11 +111,13 @@ def _history(ws: Workspace, model: str, dataset: str) -> dict[str, float] | None
     if not ws.analyst_db_path.exists() and not ws.db_path.exists():
         return None
     try:
-        from rea_cli.insights import hypothesis_effects
+        from rea_cli.insights import hypothesis_effects, readable_db
     except ImportError:  # pragma: no cover
         return None
     try:
-        rows = hypothesis_effects(ws.db_path, model_family=model, dataset=dataset)
+        # the analyst copy when published: reading it never locks the agent's writable file
+        source = readable_db(ws.db_path, ws.analyst_db_path)
+        rows = hypothesis_effects(source, model_family=model, dataset=dataset)
     except Exception as exc:  # history is advisory: never block planning on it
         log.warning("insights history unavailable (%s); planning from the catalog only", exc)
         return None

@@ -5,17 +5,18 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 import typer
 from rich.table import Table
 
 from rea_cli.cli.common import console, err_console, handle_errors, workspace
 from rea_cli.errors import UsageError
-from rea_cli.insights import export_parquet, hypothesis_effects, readable_db, run_sql
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# duckdb and pyarrow are imported by the commands that use them, not when `rea` starts
 
 app = typer.Typer(
     help="Query the insights DB (read-only): SQL, hypothesis effects, Parquet export, its path. "
@@ -46,6 +47,8 @@ def sql_cmd(
     if fmt == "table" and output is not None:
         raise UsageError("the table format is for the terminal: use --format csv, json or parquet")
     ws = workspace(ctx)
+    from rea_cli.insights import readable_db, run_sql
+
     table = run_sql(readable_db(ws.db_path, ws.analyst_db_path), query)
     _emit(table, fmt, output)
 
@@ -65,6 +68,8 @@ def effects_cmd(
 ) -> None:
     """Gain of each hypothesis over its paired baseline (mean, 95% CI, n), across campaigns."""
     ws = workspace(ctx)
+    from rea_cli.insights import hypothesis_effects, readable_db
+
     rows = hypothesis_effects(
         readable_db(ws.db_path, ws.analyst_db_path),
         model_family=model_family,
@@ -102,6 +107,8 @@ def export_cmd(
 ) -> None:
     """Write every table and view to DIR/<name>.parquet."""
     ws = workspace(ctx)
+    from rea_cli.insights import export_parquet, readable_db
+
     files = export_parquet(readable_db(ws.db_path, ws.analyst_db_path), directory)
     for path in files:
         typer.echo(str(path))
@@ -118,6 +125,9 @@ def path_cmd(ctx: typer.Context) -> None:
 
 
 def _emit(table: pa.Table, fmt: str, output: Path | None) -> None:
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
     if fmt == "parquet":
         assert output is not None
         pq.write_table(table, output)
