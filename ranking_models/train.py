@@ -42,6 +42,11 @@ class SpecError(ValueError):
     """The spec file cannot be used at all (no attempts_dir to report into)."""
 
 
+# Signals received by the handler. Raised inside torch's C++ (autograd, pickling), _Interrupted
+# can come back wrapped as a RuntimeError: this list says it was a signal all the same.
+_RECEIVED: list[int] = []
+
+
 class _Interrupted(BaseException):
     """Raised from a signal handler to unwind the training loop."""
 
@@ -229,19 +234,21 @@ def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False
         return EXIT_ERROR
     previous = _install_signal_handlers() if handle_signals else {}
     try:
-        return _run(spec, recorder)
-    except _Interrupted as exc:
-        name = signal.Signals(exc.signum).name
+        try:
+            return _run(spec, recorder)
+        except _Interrupted as exc:
+            signum = exc.signum
+        name = signal.Signals(signum).name
         recorder.emit(
             {"event": "signal", "signal": name, "time": round(time.monotonic() - recorder.t0, 3)}
         )
         log.warning(
             "received %s: stopping; the last epoch checkpoint is kept for the next attempt", name
         )
-        return 128 + exc.signum
+        return 128 + signum
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         recorder.close()
 
 
@@ -250,6 +257,7 @@ def _install_signal_handlers() -> dict[int, Any]:
         return {}
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _RECEIVED.append(signum)
         raise _Interrupted(signum)
 
     previous: dict[int, Any] = {}
@@ -296,6 +304,8 @@ def _run(spec: dict[str, Any], recorder: AttemptRecorder) -> int:
         )
         return exc.exit_code
     except Exception as exc:
+        if _RECEIVED:  # our signal handler's exception, wrapped by torch's C++ on its way up
+            raise _Interrupted(_RECEIVED[0]) from exc
         oom = _is_oom(exc)
         code = EXIT_OOM if oom else EXIT_ERROR
         where = {"epoch": trainer.epoch, "step": trainer.global_step} if trainer else {}
