@@ -41,8 +41,13 @@ class RecordingScheduler:
         self.path.write_text(json.dumps(self.jobs))
 
     def submit_array(
-        self, tasks: Sequence[TaskSpec], *, job_name: str, resources: Resources,
-        parallelism: int, hold: bool = False,
+        self,
+        tasks: Sequence[TaskSpec],
+        *,
+        job_name: str,
+        resources: Resources,
+        parallelism: int,
+        hold: bool = False,
     ) -> list[str]:
         base = len(self.jobs) + 1
         ids = [f"{base}_{i}" for i in range(len(tasks))]
@@ -52,8 +57,9 @@ class RecordingScheduler:
         self._save()
         return ids
 
-    def submit_wakeup(self, after: Sequence[str], argv: Sequence[str], *, job_name: str,
-                      log_dir: Path) -> str:
+    def submit_wakeup(
+        self, after: Sequence[str], argv: Sequence[str], *, job_name: str, log_dir: Path
+    ) -> str:
         jid = str(len(self.jobs) + 1)
         self.jobs[jid] = {"name": job_name, "gpus": 0}
         self._save()
@@ -65,9 +71,17 @@ class RecordingScheduler:
     def states(self, job_ids: Sequence[str]) -> dict[str, JobInfo]:
         now = datetime.now(UTC)
         return {
-            j: JobInfo(j, self.jobs.get(j, {}).get("name", ""), JobState.COMPLETED, exit_code=0,
-                       node="n1", started_at=now, ended_at=now, elapsed_s=30.0,
-                       gpus=self.jobs.get(j, {}).get("gpus", 0))
+            j: JobInfo(
+                j,
+                self.jobs.get(j, {}).get("name", ""),
+                JobState.COMPLETED,
+                exit_code=0,
+                node="n1",
+                started_at=now,
+                ended_at=now,
+                elapsed_s=30.0,
+                gpus=self.jobs.get(j, {}).get("gpus", 0),
+            )
             for j in job_ids
         }
 
@@ -82,17 +96,33 @@ def _write_attempt(trial_dir: Path, job_id: str) -> None:
     folder = trial_dir / "attempts" / "1"
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(job_id)
-    metrics = {"auc": 0.75 + rng.random() * 0.02, "logloss": 0.5, "ne": 0.8, "ne_eval": 0.8,
-               "calibration": 1.0}
+    metrics = {
+        "auc": 0.75 + rng.random() * 0.02,
+        "logloss": 0.5,
+        "ne": 0.8,
+        "ne_eval": 0.8,
+        "calibration": 1.0,
+    }
     (folder / "attempt.json").write_text(json.dumps({"attempt": 1, "job_id": job_id}))
     lines = [json.dumps({"event": "train", "epoch": 0, "step": s, "loss": 0.5}) for s in range(20)]
     lines.append(json.dumps({"event": "eval", "epoch": 0, "split": "valid", **metrics}))
     (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "result.json").write_text(json.dumps({
-        "schema": 1, "trial_id": trial_dir.name, "attempt": 1, "job_id": job_id,
-        "status": "succeeded", "failure": None, "valid": metrics, "test": metrics,
-        "epochs_completed": 1, "wall_time_s": 30.0,
-    }))
+    (folder / "result.json").write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "trial_id": trial_dir.name,
+                "attempt": 1,
+                "job_id": job_id,
+                "status": "succeeded",
+                "failure": None,
+                "valid": metrics,
+                "test": metrics,
+                "epochs_completed": 1,
+                "wall_time_s": 30.0,
+            }
+        )
+    )
 
 
 _TIMED = """
@@ -120,11 +150,11 @@ def _child_cpu(cmd: list[str]) -> tuple[float, str]:
 
 
 def main() -> None:
-    from rea_cli.executor.resume import load_plan
-    from rea_cli.lifecycle import approve_campaign, plan_campaign
     from rea_cli.campaign.state import CampaignState
     from rea_cli.campaign.store import CampaignStore
     from rea_cli.executor import phase
+    from rea_cli.executor.resume import load_plan
+    from rea_cli.lifecycle import approve_campaign, plan_campaign
     from rea_cli.planner import gates
     from rea_cli.workspace import init_workspace
 
@@ -134,8 +164,14 @@ def main() -> None:
     config = config.replace("validation_seeds = 2", "validation_seeds = 16")
     ws.config_path.write_text(config)
     ws = type(ws)(ws.root)
-    plan_campaign(ws, model="dcn_v2", dataset="synthetic", budget_gpu_hours=1000,
-                  profile="tiny", campaign_id="bench")
+    plan_campaign(
+        ws,
+        model="dcn_v2",
+        dataset="synthetic",
+        budget_gpu_hours=1000,
+        profile="tiny",
+        campaign_id="bench",
+    )
     approve_campaign(ws, "bench")
     store = CampaignStore(ws, "bench")
     c = store.load()
@@ -147,8 +183,9 @@ def main() -> None:
 
     start_cpu, _ = _child_cpu([sys.executable, "-c", "pass"])
     import_cpu, _ = _child_cpu([sys.executable, "-c", "import rea_cli.cli.main"])
-    script = _TIMED.format(bench=str(Path(__file__).parent), ws=str(ws.root),
-                           state=str(tmp / "jobs.json"))
+    script = _TIMED.format(
+        bench=str(Path(__file__).parent), ws=str(ws.root), state=str(tmp / "jobs.json")
+    )
     total_cpu, out = _child_cpu([sys.executable, "-c", script])
     action, imports_s, step_s = out.split()
     figures = {
