@@ -84,3 +84,45 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, step: flo
             return
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def campaign_doc(ws: Path, cid: str) -> dict:
+    """The campaign's saved state (campaign.json)."""
+    import json
+
+    return json.loads((ws / "campaigns" / cid / "campaign.json").read_text())
+
+
+def start_campaign(
+    ws: Path,
+    cid: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    profile: str = "tiny",
+    budget: str = "4gpu-h",
+    launch: bool = True,
+) -> None:
+    """`rea plan` (DCN-v2, synthetic data), `rea approve`, then `rea launch` unless told not to.
+
+    With extra_env (fault injection), the launch itself may be killed: its exit code is not checked.
+    """
+    plan = run_rea(
+        ws,
+        "plan",
+        "--model",
+        "dcn_v2",
+        "--dataset",
+        "synthetic",
+        "--budget",
+        budget,
+        "--profile",
+        profile,
+        "--id",
+        cid,
+    )
+    assert plan.returncode == 0, plan.stderr
+    approve = run_rea(ws, "approve", cid, "--yes")
+    assert approve.returncode == 0, approve.stderr
+    if launch:
+        done = run_rea(ws, "launch", cid, env=extra_env)
+        assert done.returncode == 0 or extra_env, done.stderr

@@ -16,35 +16,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import processes_mentioning, run_rea, wait_for
+from tests.conftest import campaign_doc, processes_mentioning, run_rea, start_campaign, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def campaign_doc(ws: Path, cid: str) -> dict:
-    return json.loads((ws / "campaigns" / cid / "campaign.json").read_text())
-
-
-def start_campaign(ws: Path, cid: str, extra_env: dict[str, str] | None = None) -> None:
-    plan = run_rea(
-        ws,
-        "plan",
-        "--model",
-        "dcn_v2",
-        "--dataset",
-        "synthetic",
-        "--budget",
-        "2gpu-h",
-        "--profile",
-        "tiny",
-        "--id",
-        cid,
-    )
-    assert plan.returncode == 0, plan.stderr
-    approve = run_rea(ws, "approve", cid, "--yes")
-    assert approve.returncode == 0, approve.stderr
-    launch = run_rea(ws, "launch", cid, env=extra_env)
-    assert launch.returncode == 0 or extra_env, launch.stderr
 
 
 def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:

@@ -11,8 +11,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import make_workspace, processes_mentioning, run_rea, wait_for
-from tests.local.test_campaign_e2e import campaign_doc, start_campaign
+from tests.conftest import (
+    campaign_doc,
+    make_workspace,
+    processes_mentioning,
+    run_rea,
+    start_campaign,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -20,8 +20,7 @@ from rea_cli.campaign.store import CampaignStore
 from rea_cli.executor.local.backend import LocalScheduler
 from rea_cli.executor.scheduler import JobState
 from rea_cli.workspace import Workspace
-from tests.conftest import processes_mentioning, run_rea, wait_for
-from tests.local.test_campaign_e2e import campaign_doc, start_campaign
+from tests.conftest import campaign_doc, processes_mentioning, run_rea, start_campaign, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import make_workspace, processes_mentioning, run_rea, wait_for
+from tests.conftest import (
+    make_workspace,
+    processes_mentioning,
+    run_rea,
+    start_campaign,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -70,22 +76,7 @@ def slurm_ws(tmp_path: Path) -> Path:
 
 def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
     ws, cid = slurm_ws, f"sl{int(time.time()) % 100000}"
-    plan = run_rea(
-        ws,
-        "plan",
-        "--model",
-        "dcn_v2",
-        "--dataset",
-        "synthetic",
-        "--budget",
-        "4gpu-h",
-        "--profile",
-        "tiny",
-        "--id",
-        cid,
-    )
-    assert plan.returncode == 0, plan.stderr
-    assert run_rea(ws, "approve", cid, "--yes").returncode == 0
+    start_campaign(ws, cid, launch=False)
     dry = run_rea(ws, "launch", cid, "--dry-run")
     assert dry.returncode == 0 and "gpus_per_task" in dry.stdout, dry.stderr
     launch = run_rea(ws, "launch", cid)
@@ -150,25 +141,7 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
 
 def test_cancel_leaves_no_job_in_squeue(slurm_ws: Path) -> None:
     ws, cid = slurm_ws, f"sc{int(time.time()) % 100000}"
-    assert (
-        run_rea(
-            ws,
-            "plan",
-            "--model",
-            "dcn_v2",
-            "--dataset",
-            "synthetic",
-            "--budget",
-            "4gpu-h",
-            "--profile",
-            "tiny",
-            "--id",
-            cid,
-        ).returncode
-        == 0
-    )
-    assert run_rea(ws, "approve", cid, "--yes").returncode == 0
-    assert run_rea(ws, "launch", cid).returncode == 0
+    start_campaign(ws, cid)
     assert _squeue(f"rea.{cid}.")
     done = run_rea(ws, "cancel", cid)
     assert done.returncode == 0, done.stderr
@@ -181,24 +154,7 @@ def test_cancel_leaves_no_job_in_squeue(slurm_ws: Path) -> None:
 
 def test_unknown_partition_refused_before_anything_is_written(slurm_ws: Path) -> None:
     ws, cid = slurm_ws, f"sp{int(time.time()) % 100000}"
-    assert (
-        run_rea(
-            ws,
-            "plan",
-            "--model",
-            "dcn_v2",
-            "--dataset",
-            "synthetic",
-            "--budget",
-            "4gpu-h",
-            "--profile",
-            "tiny",
-            "--id",
-            cid,
-        ).returncode
-        == 0
-    )
-    assert run_rea(ws, "approve", cid, "--yes").returncode == 0
+    start_campaign(ws, cid, launch=False)
     config = ws / "rea.toml"
     config.write_text(config.read_text().replace("[slurm]\n", '[slurm]\npartition = "nosuch"\n', 1))
     done = run_rea(ws, "launch", cid)

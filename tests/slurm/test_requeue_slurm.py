@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_workspace, run_rea, wait_for
+from tests.conftest import make_workspace, start_campaign, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -43,25 +43,7 @@ def _job_state(job_id: str) -> str:
 def test_requeued_trial_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", backend="slurm", extra=SETTINGS)
     cid = f"rq{int(time.time()) % 100000}"
-    assert (
-        run_rea(
-            ws,
-            "plan",
-            "--model",
-            "dcn_v2",
-            "--dataset",
-            "synthetic",
-            "--budget",
-            "4gpu-h",
-            "--profile",
-            "demo",
-            "--id",
-            cid,
-        ).returncode
-        == 0
-    )
-    assert run_rea(ws, "approve", cid, "--yes").returncode == 0
-    assert run_rea(ws, "launch", cid).returncode == 0
+    start_campaign(ws, cid, profile="demo")
     camp = ws / "campaigns" / cid
     doc = json.loads((camp / "campaign.json").read_text())
     tid = "validation-baseline-s0"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_workspace, run_rea, wait_for
+from tests.conftest import make_workspace, run_rea, start_campaign, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -49,24 +49,7 @@ def test_tick_recovers_a_scancelled_wakeup_on_slurm(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", backend="slurm", extra=SLURM_SETTINGS)
     cid = f"wd{int(time.time()) % 100000}"
     prefix = f"rea.{cid}."
-    plan = run_rea(
-        ws,
-        "plan",
-        "--model",
-        "dcn_v2",
-        "--dataset",
-        "synthetic",
-        "--budget",
-        "4gpu-h",
-        "--profile",
-        "tiny",
-        "--id",
-        cid,
-    )
-    assert plan.returncode == 0, plan.stderr
-    assert run_rea(ws, "approve", cid, "--yes").returncode == 0
-    launch = run_rea(ws, "launch", cid)
-    assert launch.returncode == 0, launch.stderr
+    start_campaign(ws, cid)
     try:
         doc = _doc(ws, cid)
         wakeup = doc["phases"][doc["phase"]]["rounds"][-1]["wakeup_job_id"]
