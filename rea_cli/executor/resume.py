@@ -21,7 +21,13 @@ from rea_cli.errors import ReaError, RefusedError
 from rea_cli.executor import budget
 from rea_cli.executor import phase as phase_mod
 from rea_cli.executor.backends import make_scheduler, wakeup_argv
-from rea_cli.executor.scheduler import JobInfo, JobState, Scheduler, job_name
+from rea_cli.executor.scheduler import (
+    JobInfo,
+    JobState,
+    Scheduler,
+    campaign_job_prefix,
+    job_name,
+)
 from rea_cli.faults import crash_point
 from rea_cli.fsutil import read_json
 from rea_cli.planner import gates
@@ -55,11 +61,41 @@ def resume_campaign(
         if campaign.state is not CampaignState.RUNNING:
             return ResumeOutcome("noop", f"campaign is {campaign.state.value}: nothing to do")
         sched = scheduler or make_scheduler(ws)
-        outcome = _step(store, load_plan(store), campaign, sched)
+        try:
+            outcome = _step(store, load_plan(store), campaign, sched)
+        except ReaError:
+            raise  # refusals and scheduler outages: a later wake-up or tick tries again
+        except Exception as exc:
+            _record_failure(store, exc, sched)
+            raise
         store.event("resume_done", action=outcome.action, detail=outcome.detail)
     sync_insights(ws, store, publish=True)
     crash_point("published")
     return outcome
+
+
+MAX_FAILED_RESUMES = 3
+
+
+def _record_failure(store: CampaignStore, exc: Exception, sched: Scheduler) -> None:
+    """Journal an unexpected error; after MAX_FAILED_RESUMES in a row the campaign is FAILED
+    (a deterministic error would otherwise make every wake-up and tick fail the same way)."""
+    error = f"{type(exc).__name__}: {exc}"
+    store.event("resume_failed", error=error)
+    outcomes = [e for e in store.events() if e["event"] in ("resume_done", "resume_failed")]
+    recent = outcomes[-MAX_FAILED_RESUMES:]
+    if len(recent) == MAX_FAILED_RESUMES and all(e["event"] == "resume_failed" for e in recent):
+        campaign = store.load()
+        campaign.pause_reason = f"{MAX_FAILED_RESUMES} resume steps failed in a row: {error}"
+        store.transition(campaign, CampaignState.FAILED, reason=campaign.pause_reason)
+        # nothing will ever read their results: stop the campaign's jobs (wake-ups included)
+        live = [
+            j.job_id
+            for j in sched.find(campaign_job_prefix(store.campaign_id))
+            if not j.state.is_terminal and j.job_id != _current_job_id()
+        ]
+        if live:
+            sched.cancel(live)
 
 
 def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> ResumeOutcome:
@@ -197,11 +233,16 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
+def _current_job_id() -> str | None:
+    """The scheduler job this process runs in (a wake-up), if any."""
+    return os.environ.get("REA_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+
+
 def _ensure_wakeup(
     store: CampaignStore, c: Campaign, sched: Scheduler, phase: str, rnd: Round, waiting: list[str]
 ) -> None:
     """Trials are still running: make sure some wake-up will fire after them."""
-    me = os.environ.get("REA_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    me = _current_job_id()
     if rnd.wakeup_job_id and rnd.wakeup_job_id != me:
         info = sched.states([rnd.wakeup_job_id]).get(rnd.wakeup_job_id)
         if info is not None and not info.state.is_terminal and info.state is not JobState.UNKNOWN:
