@@ -9,7 +9,6 @@ import typer
 
 from rea_cli import __version__
 from rea_cli.cli import campaign_cmds, common
-from rea_cli.errors import ReaError
 
 app = typer.Typer(
     name="rea",
@@ -19,9 +18,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-
-# commands that need no existing workspace
-_NO_WORKSPACE = {"init", None}
 
 
 def _version(value: bool) -> None:
@@ -48,14 +44,8 @@ def root(
     ] = False,
 ) -> None:
     common.setup_logging(verbose)
+    # resolved by each command that needs it (so `rea plan --help` works anywhere)
     ctx.obj = {"workspace": workspace}
-    if ctx.invoked_subcommand in _NO_WORKSPACE:
-        return
-    try:
-        common.workspace(ctx)
-    except ReaError as exc:
-        common.report_error(exc)
-        raise typer.Exit(exc.exit_code) from None
 
 
 campaign_cmds.register(app)
