@@ -18,7 +18,7 @@ from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import Budget, Campaign, Review
 from rea_cli.campaign.state import CampaignState
 from rea_cli.campaign.store import CampaignStore
-from rea_cli.errors import RefusedError, UsageError
+from rea_cli.errors import RefusedError, SchedulerError, UsageError
 from rea_cli.executor import budget
 from rea_cli.executor import phase as phase_mod
 from rea_cli.executor.backends import make_scheduler, resources
@@ -174,7 +174,16 @@ def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
         sched = make_scheduler(ws)
         _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
         store.transition(c, CampaignState.RUNNING, by=current_user())
-        phase_mod.submit_round(store, plan, c, sched, "validation", gates.first_phase(plan).trials)
+        try:
+            phase_mod.submit_round(
+                store, plan, c, sched, "validation", gates.first_phase(plan).trials
+            )
+        except SchedulerError as exc:
+            raise SchedulerError(
+                f"{exc}; the campaign is RUNNING with its first submission unfinished: "
+                f"`rea resume {campaign_id}` (or the next `rea tick`) finishes it, submitting "
+                "nothing twice"
+            ) from None
     sync_insights(ws, store, publish=True)
     return c
 
