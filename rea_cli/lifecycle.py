@@ -315,3 +315,27 @@ def summary(c: Campaign) -> dict[str, Any]:
         "proposal": c.proposal.model_dump() if c.proposal else None,
         "pause_reason": c.pause_reason,
     }
+
+
+def list_summaries(ws: Workspace) -> list[dict[str, Any]]:
+    """summary() of every campaign; an unreadable one is listed with its error, not fatal."""
+    from rea_cli.campaign.store import list_campaigns
+    from rea_cli.errors import ReaError
+
+    rows = []
+    for cid in list_campaigns(ws):
+        try:
+            rows.append(summary(CampaignStore(ws, cid).load()))
+        except ReaError as exc:
+            rows.append(
+                {
+                    "campaign_id": cid,
+                    "state": "UNREADABLE",
+                    "phase": None,
+                    "model": "?",
+                    "dataset": "?",
+                    "error": str(exc),
+                    "budget": {"spent_gpu_hours": 0.0, "approved_gpu_hours": 0.0},
+                }
+            )
+    return rows

@@ -225,12 +225,12 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Campaign state, trials per phase, failures with reasons, GPU-hours spent/reserved."""
-    from rea_cli.campaign.store import CampaignStore, list_campaigns
-    from rea_cli.lifecycle import summary
+    from rea_cli.campaign.store import CampaignStore
+    from rea_cli.lifecycle import list_summaries
 
     ws = workspace(ctx)
     if campaign is None:
-        rows = [summary(CampaignStore(ws, cid).load()) for cid in list_campaigns(ws)]
+        rows = list_summaries(ws)
         if as_json:
             print_json(rows)
             return

@@ -197,3 +197,29 @@ def test_status_does_not_import_torch(planned: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_listing_survives_one_corrupt_campaign(planned: Path) -> None:
+    assert (
+        run_rea(
+            planned,
+            "plan",
+            "--model",
+            "lr",
+            "--dataset",
+            "synthetic",
+            "--budget",
+            "2gpu-h",
+            "--profile",
+            "tiny",
+            "--id",
+            "p2",
+        ).returncode
+        == 0
+    )
+    (planned / "campaigns/p2/campaign.json").write_text("{torn")
+    done = run_rea(planned, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["campaign_id"]: r for r in json.loads(done.stdout)}
+    assert rows["p1"]["state"] == "PLANNED"
+    assert rows["p2"]["state"] == "UNREADABLE" and "corrupt" in rows["p2"]["error"]
