@@ -142,7 +142,12 @@ def test_tick_cancels_and_pauses_a_campaign_over_budget(workspace: Path) -> None
     assert "exceeds the approved" in entry["reason"]
     doc = campaign_doc(ws, "over")
     assert doc["state"] == "PAUSED" and "exceeds the approved" in doc["pause_reason"]
-    assert all(i.state.is_terminal for i in sched.states(trials).values())
+    # cancelled tasks are dead; their records turn CANCELLED at the runner's next poll
+    wait_for(
+        lambda: all(i.state.is_terminal for i in sched.states(trials).values()),
+        30,
+        "every trial to be recorded as ended",
+    )
     names = [e["event"] for e in _events(ws, "over")]
     assert "budget_exceeded" in names
     wait_for(lambda: not processes_mentioning(str(ws)), 60, "every process to exit")
