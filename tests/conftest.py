@@ -17,6 +17,8 @@ max_parallel = 2
 
 [planner]
 max_hypotheses = 2
+# every hypothesis that trained passes validation: all three phases run, whatever the numbers
+validation_min_gain = -1.0
 validation_seeds = 1
 combination_top_k = 2
 combination_seeds = 1

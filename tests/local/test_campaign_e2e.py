@@ -33,7 +33,7 @@ def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)
+    time.sleep(6)  # past the interpreter start-up, into the live loop
     watcher.send_signal(signal.SIGINT)
     out, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 0, err
@@ -45,8 +45,11 @@ def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
     assert doc["state"] == "AWAITING_REVIEW", doc.get("pause_reason")
     assert doc["proposal"] is not None
     phases = doc["phases"]
-    assert phases["validation"]["status"] == "done"
-    assert phases["exploitation"]["status"] == "done"
+    assert [phases[p]["status"] for p in ("validation", "combination", "exploitation")] == [
+        "done",
+        "done",
+        "done",
+    ]
     succeeded = [t for t in doc["trials"].values() if t["status"] == "succeeded"]
     assert len(succeeded) == len(doc["trials"]) >= 7
     assert all(t["metric_value"] and 0.5 < t["metric_value"] <= 1.0 for t in succeeded)
