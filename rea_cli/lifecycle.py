@@ -270,10 +270,30 @@ def review_campaign(
             at=now_iso(),
             note=note,
         )
+        if accept:
+            # the accepted model config, ready to use: baseline + the proposal's change
+            write_json_atomic(store.dir / ACCEPTED_CONFIG, accepted_config(store, c))
         target = CampaignState.ACCEPTED if accept else CampaignState.REJECTED
         store.transition(c, target, review=c.review.model_dump())
     sync_insights(ws, store, publish=True)
     return c
+
+
+ACCEPTED_CONFIG = "accepted-config.json"
+
+
+def accepted_config(store: CampaignStore, c: Campaign) -> dict[str, Any]:
+    from ranking_models.config import apply_delta
+
+    plan = load_plan(store)
+    delta = c.proposal.delta if c.proposal else {}
+    return {
+        "campaign_id": c.campaign_id,
+        "hypothesis_id": c.proposal.hypothesis_id if c.proposal else "baseline",
+        "delta": delta,
+        "config": apply_delta(plan.baseline, delta),
+        "data": plan.data,
+    }
 
 
 def summary(c: Campaign) -> dict[str, Any]:

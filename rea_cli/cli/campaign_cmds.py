@@ -355,12 +355,16 @@ def review(
     note: Annotated[str, typer.Option(help="Why (kept in the journal and the insights DB).")] = "",
 ) -> None:
     """Accept or reject the campaign's proposal (human checkpoint 2)."""
-    from rea_cli.lifecycle import review_campaign
+    from rea_cli.lifecycle import ACCEPTED_CONFIG, review_campaign
 
     if accept == reject:
         raise UsageError("give exactly one of --accept or --reject")
-    c = review_campaign(workspace(ctx), campaign, accept=accept, note=note)
+    ws = workspace(ctx)
+    c = review_campaign(ws, campaign, accept=accept, note=note)
     console.print(f"{campaign}: {c.state.value}")
+    if accept:
+        path = ws.campaign_dir(campaign) / ACCEPTED_CONFIG
+        console.print(f"accepted model config written to {path}")
 
 
 @handle_errors

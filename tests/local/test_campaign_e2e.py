@@ -91,3 +91,8 @@ def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
     review = run_rea(ws, "review", "e2e", "--accept", "--note", "ship it")
     assert review.returncode == 0, review.stderr
     assert campaign_doc(ws, "e2e")["state"] == "ACCEPTED"
+    accepted = json.loads((ws / "campaigns" / "e2e" / "accepted-config.json").read_text())
+    assert accepted["hypothesis_id"] == doc["proposal"]["hypothesis_id"]
+    for key, value in doc["proposal"]["delta"].items():
+        section, name = key.split(".", 1)
+        assert accepted["config"][section][name] == value
