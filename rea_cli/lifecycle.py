@@ -110,10 +110,8 @@ def _history(ws: Workspace, model: str, dataset: str) -> dict[str, float] | None
     """Mean past gain per hypothesis on this model family and data set (insights DB)."""
     if not ws.analyst_db_path.exists() and not ws.db_path.exists():
         return None
-    try:
-        from rea_cli.insights import hypothesis_effects, readable_db
-    except ImportError:  # pragma: no cover
-        return None
+    from rea_cli.insights import hypothesis_effects, readable_db
+
     try:
         # the analyst copy when published: reading it never locks the agent's writable file
         source = readable_db(ws.db_path, ws.analyst_db_path)

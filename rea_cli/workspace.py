@@ -94,4 +94,8 @@ def init_workspace(root: Path, *, backend: str | None = None) -> Workspace:
     tmp = config.with_suffix(".toml.tmp")
     tmp.write_text(default_toml(chosen), encoding="utf-8")
     os.replace(tmp, config)
-    return Workspace(root)
+    ws = Workspace(root)
+    from rea_cli.insights import init_db  # duckdb: imported only here, not by every command
+
+    init_db(ws.db_path, storage_version=ws.settings.insights.storage_version)
+    return ws

@@ -38,12 +38,6 @@ def init(
     from rea_cli.workspace import init_workspace
 
     ws = init_workspace(directory, backend=backend)
-    try:
-        from rea_cli.insights import init_db
-
-        init_db(ws.db_path, storage_version=ws.settings.insights.storage_version)
-    except ImportError:  # pragma: no cover
-        pass
     console.print(f"workspace ready at {ws.root} (backend: {ws.settings.backend})")
     console.print(
         f"next: rea --workspace {ws.root} plan --model dcn_v2 "

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rea_cli import __version__
-from rea_cli.cli import campaign_cmds, common
+from rea_cli.cli import campaign_cmds, common, insights_cmds, watchdog_cmds
 
 app = typer.Typer(
     name="rea",
@@ -51,22 +51,8 @@ def root(
 campaign_cmds.register(app)
 
 
-def _add_optional_groups() -> None:
-    # groups owned by other modules; each is a Typer sub-app
-    try:
-        from rea_cli.cli import insights_cmds
-
-        app.add_typer(insights_cmds.app, name="insights")
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from rea_cli.cli import watchdog_cmds
-    except ImportError:  # pragma: no cover
-        return
-    watchdog_cmds.register(app)
-
-
-_add_optional_groups()
+app.add_typer(insights_cmds.app, name="insights")
+watchdog_cmds.register(app)
 
 
 def main() -> None:

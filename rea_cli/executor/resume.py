@@ -321,9 +321,16 @@ def _metric(block: Any, metric: str) -> float | None:
 
 
 def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
-    """Runbook diagnosis and action for every failed trial whose last job has none yet."""
+    """Runbook diagnosis and action for every failed trial whose last job has none yet.
+
+    Each diagnosis is journaled once: the event goes first and is skipped when an earlier,
+    interrupted run already wrote it; the caller saves the campaign once, after the loop.
+    """
     books = load_runbooks(store.ws.root / "runbooks")
     max_attempts = store.ws.settings.guardrails.max_attempts_per_trial
+    journaled = {
+        (e.get("trial_id"), e.get("job_id")) for e in store.events() if e["event"] == "diagnosis"
+    }
     for tid, t in c.trials_of(c.phase or "").items():
         job = t.jobs[-1] if t.jobs else None
         if t.status != "failed" or job is None or job.action is not None:
@@ -344,7 +351,8 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
         t.diagnosis = decision.diagnosis
         if decision.change:
             t.overrides = {**t.overrides, **decision.change}
-        store.save(c)
+        if (tid, job.job_id) in journaled:
+            continue
         store.event(
             "diagnosis",
             trial_id=tid,
@@ -358,6 +366,7 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
             job_state=job.state,
             failure_kind=job.failure_kind,
         )
+        crash_point("diagnosis_journaled")  # journaled, campaign not saved yet
 
 
 def _needs_retry(t: TrialRecord) -> bool:
@@ -385,10 +394,8 @@ def _pause_reason(store: CampaignStore, c: Campaign, phase: str) -> str | None:
 def sync_insights(ws: Workspace, store: CampaignStore, *, publish: bool) -> None:
     """Mirror the campaign folder into the insights DB. A locked DB loses nothing: the files
     stay and the next sync ingests them."""
-    try:
-        from rea_cli.insights import sync_campaign
-    except ImportError:  # pragma: no cover - only while the insights package is absent
-        return
+    from rea_cli.insights import sync_campaign  # duckdb: imported only when syncing
+
     settings = ws.settings.insights
     try:
         sync_campaign(

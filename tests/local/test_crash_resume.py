@@ -32,7 +32,8 @@ CRASH_POINTS = [
     "loaded",  # resume: campaign loaded under the lock
     "reconciled",  # job states refreshed and saved
     "ingested",  # results read, saved, not yet in DuckDB
-    "diagnosed",  # failures diagnosed
+    "diagnosis_journaled",  # a diagnosis journaled, the campaign not yet saved
+    "diagnosed",  # failures diagnosed and saved
     "decided",  # gate recorded, next phase not yet submitted
     "published",  # analyst copy published, process about to exit
 ]
@@ -71,7 +72,7 @@ def _outcome(ws: Path, cid: str) -> dict:
     return {
         "state": doc["state"],
         "trials": {
-            tid: (t["status"], round(t["metric_value"], 6), len(t["jobs"]))
+            tid: (t["status"], t["metric_value"] and round(t["metric_value"], 6), len(t["jobs"]))
             for tid, t in doc["trials"].items()
         },
         "proposal": doc["proposal"]["hypothesis_id"],
@@ -79,14 +80,35 @@ def _outcome(ws: Path, cid: str) -> dict:
     }
 
 
+# one trial fails on purpose, so the diagnosis step has work to do (and to journal once)
+DIVERGING = """
+[[hypothesis]]
+id = "lr_absurd"
+title = "Absurd learning rate"
+delta = { "train.lr_dense" = 1e6, "train.lr_sparse" = 1e6 }
+prior = 1.0
+"""
+
+
+def _workspace(root: Path) -> Path:
+    ws = make_workspace(root)
+    (ws / "hypotheses.toml").write_text(DIVERGING)
+    return ws
+
+
+def _events(ws: Path, name: str) -> list[dict]:
+    lines = (ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == name]
+
+
 def test_crash_at_every_step_reaches_the_same_end_state(tmp_path: Path) -> None:
-    ref_ws = make_workspace(tmp_path / "reference")
+    ref_ws = _workspace(tmp_path / "reference")
     start_campaign(ref_ws, "c")
     wait_for(lambda: campaign_doc(ref_ws, "c")["state"] != "RUNNING", 400, "reference campaign")
     reference = _outcome(ref_ws, "c")
     assert reference["state"] == "AWAITING_REVIEW"
 
-    ws = make_workspace(tmp_path / "crashy")
+    ws = _workspace(tmp_path / "crashy")
     markers = tmp_path / "crashed"
     env = {"REA_CRASH_AT": ",".join(CRASH_POINTS), "REA_CRASH_ONCE_DIR": str(markers)}
     start_campaign(ws, "c", extra_env=env)
@@ -108,12 +130,6 @@ def test_crash_at_every_step_reaches_the_same_end_state(tmp_path: Path) -> None:
         con.close()
     assert {tid for tid, _ in rows} == set(reference["trials"])
     assert all(n == 1 for _, n in rows)
-    events = [
-        json.loads(line)["event"]
-        for line in (ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()
-    ]
-    assert events.count("phase_submitted") == sum(
-        1
-        for e in (ref_ws / "campaigns" / "c" / "journal.jsonl").read_text().splitlines()
-        if json.loads(e)["event"] == "phase_submitted"
-    )
+    for name in ("phase_submitted", "diagnosis"):
+        assert len(_events(ws, name)) == len(_events(ref_ws, name)), name
+    assert len(_events(ref_ws, "diagnosis")) == 1  # the planted failure, journaled once
