@@ -303,7 +303,7 @@ def _watch(ctx: typer.Context, campaign: str, interval: float = 1.0) -> None:
             while True:
                 s = live_summary(ws, store)
                 live.update(_progress_table(s))
-                if s["state"] not in ("RUNNING", "APPROVED"):
+                if s["state"] != "RUNNING":
                     break
                 time.sleep(interval)
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rea_cli.campaign.journal import now_iso
-from rea_cli.campaign.model import Campaign, JobRecord, Round, TrialRecord
+from rea_cli.campaign.model import Campaign, JobRecord, PhaseRecord, Round, TrialRecord
 from rea_cli.campaign.state import CampaignState
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import ReaError, RefusedError
@@ -173,8 +173,6 @@ def _submit(
 
 
 def _record_gate(c: Campaign, decision: gates.PhaseDecision) -> None:
-    from rea_cli.campaign.model import PhaseRecord
-
     rec = c.phases.setdefault(decision.phase, PhaseRecord())
     rec.gate = decision.gate or rec.gate
     c.hypotheses.update(decision.new_hypotheses)
