@@ -1,6 +1,6 @@
 """Trial configs: what a hypothesis can change, validated and frozen. Imports no torch.
 
-A config is plain data ``{"model": {"family": ..., ...}, "train": {...}}``. A hypothesis is a
+A config is plain data ``{"model": {"family": ..., ...}, "train": {...}, "features": {...}}``. A hypothesis is a
 delta in dotted keys (``{"model.embedding_dim": 32}``) applied with :func:`apply_delta`.
 """
 
@@ -16,6 +16,7 @@ from ranking_models.errors import ConfigError, describe_pydantic_error
 __all__ = [
     "FAMILIES",
     "ConfigError",
+    "FeatureConfig",
     "TrainConfig",
     "TrialConfig",
     "apply_delta",
@@ -122,16 +123,37 @@ MODEL_CLASSES: dict[str, type[_Strict]] = {
 }
 
 
+Metric = Literal["auc", "ne", "logloss"]
+
+
 class TrainConfig(_Strict):
-    """Optimisation, schedule, fidelity and the instability detectors."""
+    """Optimisation, schedule, fidelity and the instability detectors.
+
+    ``epochs`` is the horizon: the LR schedule and early stopping are defined over it.
+    ``stop_at_epoch`` is a fidelity rung: the run stops after that many epochs (its checkpoint
+    kept), and a later run of the same trial with a higher rung continues from there; it is
+    not part of the checkpoint fingerprint, every other field is.
+    """
 
     epochs: int = Field(3, ge=1, le=1000)
     batch_size: int = Field(1024, ge=1, le=1 << 20)
     optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
-    lr_dense: float = Field(2e-3, gt=0.0)
-    lr_sparse: float = Field(1e-2, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    weight_decay_sparse: float = Field(0.0, ge=0.0)
+    # The embedding tables' optimizer: "same" uses ``optimizer``; row-wise Adagrad keeps one
+    # accumulator per embedding row (DLRM/TorchRec's default for large tables).
+    sparse_optimizer: Literal["same", "adagrad", "rowwise_adagrad", "sgd"] = "same"
+    lr_dense: float = Field(2e-3, gt=0.0, allow_inf_nan=False)
+    lr_sparse: float = Field(1e-2, gt=0.0, allow_inf_nan=False)
+    # Learning rates are given for reference_batch_size; another batch size scales them.
+    lr_batch_scaling: Literal["none", "linear", "sqrt"] = "none"
+    reference_batch_size: int = Field(1024, ge=1, le=1 << 20)
+    # Metric on the valid split that early stopping, the best epoch and rung pruning watch.
+    monitor: Metric = "logloss"
+    # Stop when the monitored metric has not improved for this many epochs (None: never);
+    # the best epoch's weights are restored before the test evaluation either way.
+    early_stopping_patience: int | None = Field(None, ge=1, le=1000)
+    stop_at_epoch: int | None = Field(None, ge=1, le=1000)
+    weight_decay: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    weight_decay_sparse: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     lr_schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = Field(0, ge=0)
@@ -145,11 +167,37 @@ class TrainConfig(_Strict):
     grad_norm_threshold: float | None = Field(1e4, gt=0.0)
 
 
+class FeatureConfig(_Strict):
+    """Feature processing applied on top of the data set's own processing (a hypothesis may
+    change it like any model or train setting). Every field's default leaves the data as the
+    data spec produces it.
+    """
+
+    # Numerical columns as quantile buckets (0: off): bucket edges from the train split.
+    numeric_buckets: int = Field(0, ge=0, le=4096)
+    # "extra": buckets are added as categorical fields and the value is kept; "replace": the
+    # buckets stand instead of the value.
+    numeric_bucket_mode: Literal["extra", "replace"] = "extra"
+    # "standard": the data spec's transforms only; "log1p": sign-safe log1p on every numerical
+    # column; "auto": log1p on the columns whose train skew exceeds skew_threshold.
+    numeric_transform: Literal["standard", "log1p", "auto"] = "standard"
+    skew_threshold: float = Field(2.0, gt=0.0, allow_inf_nan=False)
+    # Categorical values seen fewer times in the train split map to the OOV index (None: the
+    # data spec's min_frequency).
+    min_frequency: int | None = Field(None, ge=1, le=1_000_000)
+    # Hashed crosses of categorical field pairs, as extra categorical fields: the named pairs,
+    # plus the top_k_crosses pairs with the strongest label interaction on the train split.
+    crosses: list[tuple[str, str]] = Field(default_factory=list, max_length=64)
+    top_k_crosses: int = Field(0, ge=0, le=64)
+    cross_buckets: int = Field(100_000, ge=2, le=1 << 26)
+
+
 class TrialConfig(_Strict):
-    """A trial's whole config: ``model`` (discriminated by ``family``) and ``train``."""
+    """A trial's whole config: ``model`` (discriminated by ``family``), ``train``, ``features``."""
 
     model: ModelConfig
     train: TrainConfig = Field(default_factory=lambda: TrainConfig.model_validate({}))
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig.model_validate({}))
 
 
 # Train settings that differ per family from TrainConfig's defaults, tuned on MovieLens-100k
@@ -171,13 +219,15 @@ def valid_keys(family: str) -> list[str]:
         raise ConfigError(f"unknown model family '{family}'; valid families: {', '.join(FAMILIES)}")
     model = [f"model.{k}" for k in MODEL_CLASSES[family].model_fields]
     train = [f"train.{k}" for k in TrainConfig.model_fields]
-    return model + train
+    features = [f"features.{k}" for k in FeatureConfig.model_fields]
+    return model + train + features
 
 
 def _valid_fields(config: dict[str, Any]) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {
-        "": ["model", "train"],
+        "": ["model", "train", "features"],
         "train": list(TrainConfig.model_fields),
+        "features": list(FeatureConfig.model_fields),
         "_tags": list(FAMILIES),
     }
     model = config.get("model")
@@ -218,6 +268,7 @@ def apply_delta(config: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]
     out = copy.deepcopy(config)
     out.setdefault("model", {})
     out.setdefault("train", {})
+    out.setdefault("features", {})
     items = sorted(delta.items(), key=lambda kv: kv[0] != "model.family")
     for key, value in items:
         family = out["model"].get("family")

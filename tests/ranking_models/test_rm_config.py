@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("family", FAMILIES)
 def test_default_config_is_valid_plain_data(family: str) -> None:
     config = default_config(family)
-    assert set(config) == {"model", "train"}
+    assert set(config) == {"model", "train", "features"}
     assert config["model"]["family"] == family
     parsed = validate_config(config)
     assert isinstance(parsed, TrialConfig)
