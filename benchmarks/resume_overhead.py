@@ -132,7 +132,7 @@ from pathlib import Path
 sys.path.insert(0, {bench!r})
 from resume_overhead import RecordingScheduler
 from rea_cli.workspace import Workspace
-from rea_cli.executor.resume import resume_campaign
+from rea_cli.app.resume import resume_campaign
 ws = Workspace(Path({ws!r}))
 t1 = resource.getrusage(resource.RUSAGE_SELF)
 out = resume_campaign(ws, "bench", RecordingScheduler(Path({state!r})))
@@ -153,8 +153,8 @@ def main() -> None:
     from rea_cli.campaign.state import CampaignState
     from rea_cli.campaign.store import CampaignStore
     from rea_cli.executor import phase
-    from rea_cli.executor.resume import load_plan
-    from rea_cli.lifecycle import approve_campaign, plan_campaign
+    from rea_cli.app.resume import load_plan
+    from rea_cli.app.lifecycle import approve_campaign, plan_campaign
     from rea_cli.planner import gates
     from rea_cli.workspace import init_workspace
 

@@ -1,4 +1,8 @@
-"""campaign.json as typed data (see docs/architecture.md). Pure: no I/O here."""
+"""campaign.json and approval.json as typed data (see docs/architecture.md). Pure: no I/O here.
+
+The campaign store is the only writer of these files; every reader (the agent, `rea status`,
+the insights sync, the report) goes through these models.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rea_cli.campaign.state import CampaignState
+from rea_cli.campaign.state import (
+    PHASE_TRANSITIONS,
+    ROUND_TRANSITIONS,
+    TRIAL_TRANSITIONS,
+    CampaignState,
+    PhaseStatus,
+    RoundStatus,
+    TrialStatus,
+    checked,
+)
+from rea_cli.executor.scheduler import JobState
 
 PHASES: tuple[str, ...] = ("validation", "combination", "exploitation")
-TrialStatus = Literal["pending", "submitted", "succeeded", "failed", "cancelled"]
+HypothesisSource = Literal[
+    "baseline", "research_kb", "insights_history", "combination", "search", "workspace_kb"
+]
 
 
 class _Doc(BaseModel):
@@ -25,29 +41,36 @@ class Budget(_Doc):
 class Hypothesis(_Doc):
     title: str
     rationale: str = ""
-    source: Literal["baseline", "research_kb", "insights_history", "combination"]
+    source: HypothesisSource
     delta: dict[str, Any] = Field(default_factory=dict)
     parents: list[str] = Field(default_factory=list)
     model_family: str = ""
+    strategy: str | None = None  # the knowledge-base strategy it instantiates, if any
+    trigger: str = ""  # the observation of the baseline's profile that proposed it
+    reference: str = ""
 
 
 class JobRecord(_Doc):
     job_id: str
     round: int
-    state: str = "PENDING"
+    state: JobState = JobState.PENDING
     exit_code: int | None = None
     node: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
     gpu_seconds: float = 0.0
     gpus: int = 0
-    time_limit_min: int = 0
+    time_limit_min: float = 0
     reason: str | None = None
     restarts: int = 0
-    failure_kind: str | None = None  # from the attempt's result.json
+    failure_kind: str | None = None  # from the attempt's result.json, or the agent's own check
     runbook: str | None = None
     diagnosis: str | None = None
     action: str | None = None  # what rea did about this failed job
+
+    @property
+    def has_ended(self) -> bool:
+        return self.state.has_ended
 
 
 class TrialRecord(_Doc):
@@ -55,7 +78,7 @@ class TrialRecord(_Doc):
     hypothesis_id: str
     seed: int
     fidelity: dict[str, Any] = Field(default_factory=dict)
-    status: TrialStatus = "pending"
+    status: TrialStatus = TrialStatus.PENDING
     jobs: list[JobRecord] = Field(default_factory=list)
     diagnosis: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)  # runbook changes (retry_with)
@@ -63,20 +86,48 @@ class TrialRecord(_Doc):
     test_value: float | None = None
     attempts: int = 0  # attempt folders seen on disk
 
+    def set_status(self, target: TrialStatus) -> None:
+        self.status = checked(TRIAL_TRANSITIONS, "trial", self.status, target)
+
+    @property
+    def last_job_open(self) -> bool:
+        """Its last job may still run (submitted and not known to have ended)."""
+        return bool(self.jobs) and not self.jobs[-1].has_ended
+
 
 class Round(_Doc):
     round: int
     trial_ids: list[str]
-    status: Literal["submitting", "submitted", "released"] = "submitting"
+    status: RoundStatus = RoundStatus.SUBMITTING
+    time_limit_min: float = 0  # per task, as planned for this round
+    overrun_min: float = 0  # what the scheduler lets a task run past it (reserved too)
+    gpus: int = 0  # per task
     array_job_ids: list[str] = Field(default_factory=list)
     wakeup_job_id: str | None = None
     submitted_at: str | None = None
 
+    def set_status(self, target: RoundStatus) -> None:
+        self.status = checked(ROUND_TRANSITIONS, "round", self.status, target)
+
+
+class Gate(_Doc):
+    """The decision taken at the end of a phase (or a step of it), and why."""
+
+    passed: bool = True
+    detail: str = ""
+    winners: list[str] = Field(default_factory=list)
+    best: str | None = None
+    gains: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    skipped: bool = False
+
 
 class PhaseRecord(_Doc):
-    status: Literal["pending", "submitted", "done", "skipped"] = "pending"
+    status: PhaseStatus = PhaseStatus.PENDING
     rounds: list[Round] = Field(default_factory=list)
-    gate: dict[str, Any] | None = None
+    gate: Gate | None = None
+
+    def set_status(self, target: PhaseStatus) -> None:
+        self.status = checked(PHASE_TRANSITIONS, "phase", self.status, target)
 
 
 class Proposal(_Doc):
@@ -91,8 +142,15 @@ class Proposal(_Doc):
     ci_high: float | None
     n: int
     test_gain: float | None = None
+    test_ci_low: float | None = None
+    test_ci_high: float | None = None
+    significant: bool = False
     summary: str = ""
     created_at: str = ""
+
+    @property
+    def keeps_baseline(self) -> bool:
+        return self.hypothesis_id == "baseline"
 
 
 class Review(_Doc):
@@ -100,6 +158,16 @@ class Review(_Doc):
     by: str
     at: str
     note: str = ""
+
+
+class Approval(_Doc):
+    """approval.json: written once by `rea approve`; binds the plan's hash and the budget."""
+
+    campaign_id: str
+    by: str
+    at: str
+    plan_hash: str
+    approved_gpu_hours: float
 
 
 class Campaign(_Doc):
@@ -131,3 +199,10 @@ class Campaign(_Doc):
 
     def trials_of(self, phase: str) -> dict[str, TrialRecord]:
         return {tid: t for tid, t in self.trials.items() if t.phase == phase}
+
+    def current_round(self) -> Round | None:
+        """The last round of the current phase (None before the first was recorded)."""
+        if self.phase is None or self.phase not in self.phases:
+            return None
+        rounds = self.phases[self.phase].rounds
+        return rounds[-1] if rounds else None

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rea_cli.campaign.journal import append_event, read_events
-from rea_cli.campaign.model import Campaign
+from rea_cli.campaign.model import Approval, Campaign
 from rea_cli.campaign.state import CampaignState, check_transition
 from rea_cli.errors import LockedError, UsageError
 from rea_cli.fsutil import read_json, write_json_atomic
@@ -107,9 +107,18 @@ class CampaignStore:
         except FileNotFoundError:
             raise UsageError(f"{self.plan_path} is missing; re-plan with `rea plan`") from None
 
-    def approval(self) -> dict[str, Any] | None:
+    def approval(self) -> Approval | None:
+        """The approval record, None before approval; a damaged one is an error, not None."""
+        if not self.approval_path.exists():
+            return None
         data = read_json(self.approval_path)
-        return data if isinstance(data, dict) else None
+        try:
+            return Approval.model_validate(data)
+        except ValidationError:
+            raise UsageError(
+                f"{self.approval_path} is damaged; restore it, or cancel the campaign and plan "
+                "a new one"
+            ) from None
 
     # ---------------------------------------------------------------- lock
     @contextmanager

@@ -5,7 +5,6 @@ Each parses, calls one core function, prints. No logic here.
 
 from __future__ import annotations
 
-import shlex
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from rea_cli.cli.common import console, handle_errors, print_json, workspace
@@ -71,7 +71,7 @@ def plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
-    from rea_cli.lifecycle import plan_campaign
+    from rea_cli.app.lifecycle import plan_campaign
     from rea_cli.planner.plan import parse_budget
 
     ws = workspace(ctx)
@@ -130,8 +130,8 @@ def approve(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Approve the plan and its budget (human checkpoint 1; bound to the plan's hash)."""
-    from rea_cli.executor.resume import load_plan
-    from rea_cli.lifecycle import approve_campaign, load
+    from rea_cli.app.lifecycle import approve_campaign, load
+    from rea_cli.app.resume import load_plan
 
     ws = workspace(ctx)
     store, c = load(ws, campaign)
@@ -159,8 +159,8 @@ def launch(
     ] = False,
 ) -> None:
     """Submit phase 1 and its wake-up job, then return: the campaign runs by itself."""
-    from rea_cli.lifecycle import dry_run as make_dry_run
-    from rea_cli.lifecycle import launch_campaign
+    from rea_cli.app.lifecycle import dry_run as make_dry_run
+    from rea_cli.app.lifecycle import launch_campaign
 
     ws = workspace(ctx)
     if dry_run:
@@ -175,26 +175,14 @@ def launch(
 
 
 def _print_dry_run(d: Any) -> None:
+    array = d.request.array
     console.print(
-        f"[bold]dry run[/]: phase {d.phase}, job name {d.job_name}, {len(d.tasks)} tasks, "
-        f"at most {d.parallelism} at once"
+        f"[bold]dry run[/]: job name {escape(array.job_name)}, {len(array.tasks)} task(s), "
+        f"at most {array.parallelism} at once"
     )
-    console.print(f"resources per task: {d.resources}")
-    for t in d.tasks:
-        console.print(
-            f"  task: (cd {t.workdir} && {' '.join(f'{k}={v}' for k, v in t.env.items())} "
-            f"{shlex.join(t.argv)})",
-            highlight=False,
-            soft_wrap=True,
-        )
-    for title, text in d.scripts:
-        console.print(f"[bold]{title}[/]:")
+    for title, text in d.rendered:
+        console.print(f"[bold]{escape(title)}[/]:")
         console.print(text, highlight=False, markup=False, soft_wrap=True)
-    console.print(
-        f"wake-up after all tasks (afterany): {shlex.join(d.wakeup_argv)}",
-        highlight=False,
-        soft_wrap=True,
-    )
     console.print(
         f"cost: reserved {d.reserved_gpu_hours:.3f} GPU-h worst case, "
         f"estimated {d.estimated_gpu_hours:.3f} GPU-h; nothing was submitted"
@@ -204,7 +192,7 @@ def _print_dry_run(d: Any) -> None:
 @handle_errors
 def resume(ctx: typer.Context, campaign: CampaignArg) -> None:
     """Advance a campaign one step (what the wake-up job runs). Safe to run any time."""
-    from rea_cli.executor.resume import resume_campaign
+    from rea_cli.app.resume import resume_campaign
 
     outcome = resume_campaign(workspace(ctx), campaign)
     console.print(f"{campaign}: {outcome.action}: {outcome.detail}", highlight=False)
@@ -219,67 +207,69 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Campaign state, trials per phase, failures with reasons, GPU-hours spent/reserved."""
-    from rea_cli.campaign.store import CampaignStore
-    from rea_cli.lifecycle import list_summaries
+    from rea_cli.app.status import list_summaries
 
     ws = workspace(ctx)
     if campaign is None:
         rows = list_summaries(ws)
         if as_json:
-            print_json(rows)
+            print_json([r.dump() for r in rows])
             return
         table = Table(title=f"Campaigns in {ws.root}")
         for col in ("id", "state", "phase", "model", "dataset", "GPU-h spent/approved"):
             table.add_column(col)
         for r in rows:
-            b = r["budget"]
+            b = r.budget
             table.add_row(
-                r["campaign_id"],
-                r["state"],
-                r["phase"] or "-",
-                r["model"],
-                r["dataset"],
-                f"{b['spent_gpu_hours']:.3f}/{b['approved_gpu_hours']:g}",
+                escape(r.campaign_id),
+                r.state,
+                r.phase or "-",
+                escape(r.model),
+                escape(r.dataset),
+                f"{b.spent_gpu_hours:.3f}/{b.approved_gpu_hours:g}",
             )
         console.print(table)
         return
-    from rea_cli.executor.progress import live_summary
+    from rea_cli.app.status import live_summary
 
-    s = live_summary(ws, CampaignStore(ws, campaign))
+    s = live_summary(ws, campaign)
     if as_json:
-        print_json(s)
+        print_json(s.dump())
         return
     _print_summary(s)
 
 
-def _print_summary(s: dict[str, Any]) -> None:
-    b = s["budget"]
+def _print_summary(s: Any) -> None:
+    b = s.budget
     console.print(
-        f"[bold]{s['campaign_id']}[/]: {s['state']}"
-        + (f" (phase {s['phase']})" if s["phase"] else "")
+        f"[bold]{escape(s.campaign_id)}[/]: {s.state}" + (f" (phase {s.phase})" if s.phase else "")
     )
     console.print(
-        f"GPU-h: spent {b['spent_gpu_hours']:.3f}, reserved {b['reserved_gpu_hours']:.3f}, "
-        f"approved {b['approved_gpu_hours']:g}"
+        f"GPU-h: spent {b.spent_gpu_hours:.3f}, reserved {b.reserved_gpu_hours:.3f}, "
+        f"approved {b.approved_gpu_hours:g}"
     )
     table = Table()
     for col in ("phase", "pending", "running", "succeeded", "failed", "cancelled"):
         table.add_column(col)
-    for name, p in s["phases"].items():
+    for name, p in s.phases.items():
         table.add_row(
-            name, *(str(p[k]) for k in ("pending", "running", "succeeded", "failed", "cancelled"))
+            name,
+            *(
+                str(getattr(p, k))
+                for k in ("pending", "running", "succeeded", "failed", "cancelled")
+            ),
         )
     console.print(table)
-    for name, p in s["phases"].items():
-        waiting = ", ".join(f"{n} {r}" for r, n in p.get("pending_reasons", {}).items())
+    for name, p in s.phases.items():
+        waiting = ", ".join(f"{n} {r}" for r, n in p.pending_reasons.items())
         if waiting:
-            console.print(f"  {name} pending: {waiting}", highlight=False)
-        for reason in p["reasons"]:
-            console.print(f"  failed: {reason}", highlight=False)
-    if s["pause_reason"]:
-        console.print(f"paused: {s['pause_reason']}")
-    if s["proposal"]:
-        console.print(f"proposal: {s['proposal']['summary']}")
+            console.print(f"  {name} pending: {waiting}", highlight=False, markup=False)
+        for reason in p.reasons:
+            console.print(f"  failed: {reason}", highlight=False, markup=False)
+    if s.pause_reason:
+        console.print(f"paused: {s.pause_reason}", highlight=False, markup=False)
+    if s.proposal:
+        console.print(f"proposal: {s.proposal.summary}", highlight=False, markup=False)
 
 
 @handle_errors
@@ -293,48 +283,49 @@ def watch(
 
 
 def _watch(ctx: typer.Context, campaign: str, interval: float = 1.0) -> None:
-    from rea_cli.campaign.store import CampaignStore
-    from rea_cli.executor.progress import live_summary
+    from rea_cli.app.status import live_summary
 
     ws = workspace(ctx)
-    store = CampaignStore(ws, campaign)
     try:
         with Live(console=console, refresh_per_second=4) as live:
             while True:
-                s = live_summary(ws, store)
+                s = live_summary(ws, campaign)
                 live.update(_progress_table(s))
-                if s["state"] != "RUNNING":
+                if s.state != "RUNNING":
                     break
                 time.sleep(interval)
     except KeyboardInterrupt:
         console.print(
-            f"stopped watching; {campaign} goes on (rea watch {campaign} to follow again)"
+            f"stopped watching; {escape(campaign)} goes on "
+            f"(rea watch {escape(campaign)} to follow again)"
         )
         return
-    final = live_summary(ws, store)
-    console.print(f"{campaign} is {final['state']}")
-    if final.get("proposal"):
-        console.print(f"proposal: {final['proposal']['summary']}")
+    final = live_summary(ws, campaign)
+    console.print(f"{escape(campaign)} is {final.state}")
+    if final.proposal:
+        console.print(f"proposal: {final.proposal.summary}", highlight=False, markup=False)
 
 
-def _progress_table(s: dict[str, Any]) -> Table:
-    b = s["budget"]
+def _progress_table(s: Any) -> Table:
+    b = s.budget
     table = Table(
-        title=f"{s['campaign_id']}: {s['state']}"
-        + (f" - phase {s['phase']}" if s["phase"] else "")
-        + f" - GPU-h spent {b['spent_gpu_hours']:.3f} / {b['approved_gpu_hours']:g}"
+        title=f"{escape(s.campaign_id)}: {s.state}"
+        + (f" - phase {s.phase}" if s.phase else "")
+        + f" - GPU-h spent {b.spent_gpu_hours:.3f} / {b.approved_gpu_hours:g}"
     )
     for col in ("phase", "pending", "running", "succeeded", "failed"):
         table.add_column(col)
-    for name, p in s["phases"].items():
-        table.add_row(name, *(str(p[k]) for k in ("pending", "running", "succeeded", "failed")))
+    for name, p in s.phases.items():
+        table.add_row(
+            name, *(str(getattr(p, k)) for k in ("pending", "running", "succeeded", "failed"))
+        )
     return table
 
 
 @handle_errors
 def cancel(ctx: typer.Context, campaign: CampaignArg) -> None:
     """Cancel every job of the campaign (trials and wake-ups); the campaign becomes CANCELLED."""
-    from rea_cli.lifecycle import cancel_campaign
+    from rea_cli.app.lifecycle import cancel_campaign
 
     _, n = cancel_campaign(workspace(ctx), campaign)
     console.print(f"cancelled {campaign} ({n} job(s) cancelled)")
@@ -349,7 +340,7 @@ def review(
     note: Annotated[str, typer.Option(help="Why (kept in the journal and the insights DB).")] = "",
 ) -> None:
     """Accept or reject the campaign's proposal (human checkpoint 2)."""
-    from rea_cli.lifecycle import ACCEPTED_CONFIG, review_campaign
+    from rea_cli.app.lifecycle import ACCEPTED_CONFIG, review_campaign
 
     if accept == reject:
         raise UsageError("give exactly one of --accept or --reject")
@@ -368,7 +359,7 @@ def report(
     as_json: JsonOpt = False,
 ) -> None:
     """Write report.md in the campaign folder and print it."""
-    from rea_cli.report import write_report
+    from rea_cli.app.report import write_report
 
     path, text, data = write_report(workspace(ctx), campaign)
     if as_json:

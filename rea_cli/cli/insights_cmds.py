@@ -46,10 +46,9 @@ def sql_cmd(
         raise UsageError("parquet is binary: give --output FILE.parquet")
     if fmt == "table" and output is not None:
         raise UsageError("the table format is for the terminal: use --format csv, json or parquet")
-    ws = workspace(ctx)
-    from rea_cli.insights import readable_db, run_sql
+    from rea_cli.app.analysis import query as run_query
 
-    table = run_sql(readable_db(ws.db_path, ws.analyst_db_path), query)
+    table = run_query(workspace(ctx), query)
     _emit(table, fmt, output)
 
 
@@ -67,14 +66,10 @@ def effects_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Gain of each hypothesis over its paired baseline (mean, 95% CI, n), across campaigns."""
-    ws = workspace(ctx)
-    from rea_cli.insights import hypothesis_effects, readable_db
+    from rea_cli.app.analysis import effects
 
-    rows = hypothesis_effects(
-        readable_db(ws.db_path, ws.analyst_db_path),
-        model_family=model_family,
-        dataset=dataset,
-        hypothesis=hypothesis,
+    rows = effects(
+        workspace(ctx), model_family=model_family, dataset=dataset, hypothesis=hypothesis
     )
     if as_json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True, default=str))
@@ -106,10 +101,9 @@ def export_cmd(
     directory: Annotated[Path, typer.Argument(help="Folder for the .parquet files.")],
 ) -> None:
     """Write every table and view to DIR/<name>.parquet."""
-    ws = workspace(ctx)
-    from rea_cli.insights import export_parquet, readable_db
+    from rea_cli.app.analysis import export
 
-    files = export_parquet(readable_db(ws.db_path, ws.analyst_db_path), directory)
+    files = export(workspace(ctx), directory)
     for path in files:
         typer.echo(str(path))
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rea_cli.cli.common import console, handle_errors, print_json, workspace
 
 if TYPE_CHECKING:
-    from rea_cli.executor.watchdog import CronTool
+    from rea_cli.cron import CronTool
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ScrontabOpt = Annotated[
@@ -47,7 +47,7 @@ def _say(text: str) -> None:
 def tick(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Check every campaign once: resume those whose wake-up is gone, pause those over budget,
     report stuck ones. Safe to run at any time (cron, scrontab, by hand)."""
-    from rea_cli.executor.watchdog import tick as run_tick
+    from rea_cli.app.watchdog import tick as run_tick
 
     report = run_tick(workspace(ctx))
     if as_json:
@@ -71,7 +71,7 @@ def cron_install(
     apply: ApplyOpt = False,
 ) -> None:
     """Print the crontab (or scrontab) entry running `rea tick`; --apply installs it."""
-    from rea_cli.executor.watchdog import install_cron, workspace_cron_block
+    from rea_cli.cron import install_cron, workspace_cron_block
 
     ws = workspace(ctx)
     tool = _tool(scrontab)
@@ -93,7 +93,7 @@ def cron_install(
 @handle_errors
 def cron_remove(ctx: typer.Context, scrontab: ScrontabOpt = False, apply: ApplyOpt = False) -> None:
     """Remove this workspace's `rea tick` entry from the crontab (or scrontab)."""
-    from rea_cli.executor.watchdog import remove_cron
+    from rea_cli.cron import remove_cron
 
     ws = workspace(ctx)
     tool = _tool(scrontab)

@@ -1,4 +1,6 @@
-"""Choose and build the Scheduler backend named in rea.toml; map settings to task resources."""
+"""Choose and build the Scheduler backend named in rea.toml; map settings to what a round asks
+for. Everything a submission needs is derived here from the workspace's settings alone, so a
+fresh process (every wake-up, `rea tick`, a resume after a crash) builds the same request."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ from rea_cli.errors import UsageError
 from rea_cli.executor.scheduler import Resources, Scheduler
 from rea_cli.workspace import Workspace
 
+# The wake-up only runs the resume step: small and short.
+WAKEUP_TIME_LIMIT_MIN = 30
+
 
 def make_scheduler(ws: Workspace, settings: Settings | None = None) -> Scheduler:
     settings = settings or ws.settings
@@ -20,26 +25,26 @@ def make_scheduler(ws: Workspace, settings: Settings | None = None) -> Scheduler
         return LocalScheduler(ws.state_dir / "local", max_parallel=settings.local.max_parallel)
     from rea_cli.executor.slurm import SlurmScheduler
 
-    return SlurmScheduler(
-        ws.state_dir / "slurm", python=sys.executable, preamble=preamble(ws, settings)
-    )
+    return SlurmScheduler(ws.state_dir / "slurm", python=sys.executable)
 
 
 def preamble(ws: Workspace, settings: Settings) -> str:
-    name = settings.slurm.preamble
+    """The site preamble file's text ([slurm] preamble), "" when none is set."""
+    name = settings.slurm.preamble if settings.backend == "slurm" else None
     if not name:
         return ""
     path = (ws.root / name).resolve()
     try:
         return path.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         raise UsageError(
             f"[slurm].preamble file {path} cannot be read; "
             "create it or remove the key from rea.toml"
         ) from None
 
 
-def resources(settings: Settings, time_limit_min: int, gpus_per_trial: int) -> Resources:
+def trial_resources(settings: Settings, time_limit_min: float, gpus_per_trial: int) -> Resources:
+    """What one trial task asks for."""
     if settings.backend == "local":
         return Resources(time_limit_min=time_limit_min, gpus_per_task=gpus_per_trial)
     s = settings.slurm
@@ -53,6 +58,23 @@ def resources(settings: Settings, time_limit_min: int, gpus_per_trial: int) -> R
         qos=s.qos,
         constraint=s.constraint,
         extra_sbatch=dict(s.extra_sbatch),
+        setup=tuple(s.setup),
+    )
+
+
+def wakeup_resources(settings: Settings) -> Resources:
+    """What a wake-up asks for: 1 CPU, no GPU, a short limit, and the site's partition,
+    account, QOS and setup lines (sites that require an account require it of every job)."""
+    if settings.backend == "local":
+        return Resources(time_limit_min=0, cpus_per_task=1)
+    s = settings.slurm
+    return Resources(
+        time_limit_min=WAKEUP_TIME_LIMIT_MIN,
+        cpus_per_task=1,
+        gpus_per_task=0,
+        partition=s.partition,
+        account=s.account,
+        qos=s.qos,
         setup=tuple(s.setup),
     )
 

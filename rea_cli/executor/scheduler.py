@@ -12,6 +12,7 @@ recording a job id can be reconciled with `find` instead of submitting twice.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,7 +38,15 @@ class JobState(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
+        """The scheduler knows the job ended (backends use this for jobs they still know)."""
         return self in _TERMINAL
+
+    @property
+    def has_ended(self) -> bool:
+        """Whether a recorded job has ended: the ONE rule every reader of job records uses
+        (resume, budget, watchdog, status). UNKNOWN counts as ended: a job the scheduler no
+        longer knows cannot run any more, and must neither stay reserved nor be waited for."""
+        return self in _TERMINAL or self is JobState.UNKNOWN
 
     @property
     def is_success(self) -> bool:
@@ -59,9 +68,13 @@ _TERMINAL = frozenset(
 
 @dataclass(frozen=True)
 class Resources:
-    """What one task of an array asks for; Slurm maps it to sbatch options."""
+    """What one task of an array asks for; Slurm maps it to sbatch options.
 
-    time_limit_min: int = 60
+    time_limit_min may be fractional on the local backend (it enforces seconds); Slurm rounds
+    it up to whole minutes.
+    """
+
+    time_limit_min: float = 60
     gpus_per_task: int = 0
     cpus_per_task: int = 1
     mem_gb: float | None = None
@@ -72,11 +85,6 @@ class Resources:
     extra_sbatch: Mapping[str, str] = field(default_factory=dict)
     setup: Sequence[str] = ()  # shell lines run before the task (module load ..., source venv)
 
-    @property
-    def gpu_hours_reserved(self) -> float:
-        """Worst case GPU-hours of one task: time limit x GPUs."""
-        return self.time_limit_min / 60.0 * self.gpus_per_task
-
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -86,6 +94,47 @@ class TaskSpec:
     workdir: Path
     log_dir: Path  # stdout/stderr of the task go here (backend chooses file names)
     env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ArrayRequest:
+    """One array of tasks as data (torchx-style): the dry run renders it, submit sends it.
+
+    `workdir` is where the scheduler starts each job (never the submitting process's current
+    directory, which may not exist on a compute node); each task then runs in its own workdir.
+    """
+
+    job_name: str
+    tasks: Sequence[TaskSpec]
+    resources: Resources
+    parallelism: int
+    workdir: Path
+    hold: bool = False
+    preamble: str = ""  # site preamble ([slurm] preamble), before the setup lines
+
+
+@dataclass(frozen=True)
+class WakeupRequest:
+    """The job that runs `argv` (the resume step) once an array has ended, whatever the outcome.
+
+    Its resources are its own (1 CPU, no GPU, short), with the site's partition, account, QOS
+    and setup lines: built from the settings every time, never from an earlier submission.
+    """
+
+    job_name: str
+    argv: Sequence[str]
+    resources: Resources
+    log_dir: Path
+    workdir: Path
+    preamble: str = ""
+
+
+@dataclass(frozen=True)
+class SubmissionRequest:
+    """What submitting one round sends: the array and the wake-up chained after it."""
+
+    array: ArrayRequest
+    wakeup: WakeupRequest
 
 
 @dataclass(frozen=True)
@@ -112,29 +161,28 @@ class Scheduler(Protocol):
 
     name: str
 
-    def submit_array(
-        self,
-        tasks: Sequence[TaskSpec],
-        *,
-        job_name: str,
-        resources: Resources,
-        parallelism: int,
-        hold: bool = False,
-    ) -> list[str]:
-        """Submit tasks as one or more arrays; return one job id per task, in order.
+    def submit_array(self, request: ArrayRequest) -> list[str]:
+        """Submit the request's tasks as one or more arrays; one job id per task, in order.
 
-        At most `parallelism` tasks of the call run at once. With hold=True nothing starts until
+        At most `request.parallelism` tasks run at once. With hold=True nothing starts until
         `release` is called on the ids (so a wake-up can be chained before any task can end).
         """
         ...
 
-    def submit_wakeup(
-        self, after: Sequence[str], argv: Sequence[str], *, job_name: str, log_dir: Path
-    ) -> str:
-        """Submit a job running `argv` once every job in `after` has ended (any outcome).
+    def submit_wakeup(self, request: WakeupRequest, after: Sequence[str]) -> str:
+        """Submit the wake-up to run once every job in `after` has ended (any outcome).
 
         Must work when some or all of `after` have already ended.
         """
+        ...
+
+    def render(self, request: SubmissionRequest) -> list[tuple[str, str]]:
+        """(title, text) pairs showing exactly what submitting `request` sends (dry run)."""
+        ...
+
+    def enforced_limit_min(self, time_limit_min: float) -> float:
+        """Minutes a task asking for `time_limit_min` may really run before this scheduler
+        kills it (rounding and overrun included): what the budget reserves for it."""
         ...
 
     def release(self, job_ids: Sequence[str]) -> None:
@@ -154,11 +202,19 @@ class Scheduler(Protocol):
         ...
 
 
-def job_name(campaign_id: str, phase: str, round_: int, *, wakeup: bool = False) -> str:
-    """Job name encoding campaign/phase/round: `rea.<campaign>.<phase>.r<round>[.wake]`."""
-    base = f"rea.{campaign_id}.{phase}.r{round_}"
+def workspace_tag(root: Path) -> str:
+    """A short hash of a workspace's path: job names are per user, not per folder, so two
+    workspaces of one user must never see each other's jobs by name."""
+    return hashlib.sha256(str(Path(root).absolute()).encode()).hexdigest()[:6]
+
+
+def job_name(
+    ws_tag: str, campaign_id: str, phase: str, round_: int, *, wakeup: bool = False
+) -> str:
+    """Job name encoding workspace/campaign/phase/round: `rea.<ws>.<campaign>.<phase>.r<n>`."""
+    base = f"rea.{ws_tag}.{campaign_id}.{phase}.r{round_}"
     return f"{base}.wake" if wakeup else base
 
 
-def campaign_job_prefix(campaign_id: str) -> str:
-    return f"rea.{campaign_id}."
+def campaign_job_prefix(ws_tag: str, campaign_id: str) -> str:
+    return f"rea.{ws_tag}.{campaign_id}."

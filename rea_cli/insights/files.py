@@ -16,7 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from ranking_models.contracts import AttemptResult, AttemptStart, TrialSpec
+from rea_cli.campaign.model import Approval, Campaign
+from rea_cli.planner.plan import Plan
+
 log = logging.getLogger(__name__)
+
+
+def _first(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    return f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+
 
 # Numeric keys of metrics.jsonl lines and of result.json's valid/test that get their own column;
 # any other key goes to metrics.extra (JSON).
@@ -153,10 +165,6 @@ def _i(value: Any) -> int | None:
     return None
 
 
-def _d(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 class CampaignReader:
     """Collects the changed files of one campaign folder into Rows."""
 
@@ -272,15 +280,31 @@ class CampaignReader:
         got = self.read_json("campaign.json", required=True)
         if got is None:
             return
-        c = got[0]
-        if c.get("campaign_id") not in (None, self.cid):
-            self.warn(f"campaign.json names {c.get('campaign_id')!r}; indexed as {self.cid!r}")
-        budget = _d(c.get("budget"))
+        try:
+            c = Campaign.model_validate(got[0])
+        except ValidationError as exc:
+            self.warn(f"campaign.json does not match its model ({_first(exc)}); skipped")
+            return
+        if c.campaign_id != self.cid:
+            self.warn(f"campaign.json names {c.campaign_id!r}; indexed as {self.cid!r}")
         self.rows("campaigns", "campaigns", ("campaign_id",), CAMPAIGN_COLUMNS).add(
             {
                 "campaign_id": self.cid,
-                **{k: _s(c.get(k)) for k in _CAMPAIGN_TEXT},
-                **{k: _f(budget.get(k)) for k in _BUDGET},
+                "created_at": c.created_at,
+                "created_by": c.created_by,
+                "state": c.state.value,
+                "phase": c.phase,
+                "goal": c.goal,
+                "model_family": c.model_family,
+                "dataset": c.dataset,
+                "metric": c.metric,
+                "direction": c.direction,
+                "backend": c.backend,
+                "plan_hash": c.plan_hash,
+                "pause_reason": c.pause_reason,
+                "approved_gpu_hours": c.budget.approved_gpu_hours,
+                "reserved_gpu_hours": c.budget.reserved_gpu_hours,
+                "spent_gpu_hours": c.budget.spent_gpu_hours,
                 "campaign_dir": str(self.dir),
                 "synced_at": None,  # set by the writer
             }
@@ -290,7 +314,7 @@ class CampaignReader:
         self._trials_and_jobs(c)
         self._proposal_and_review(c)
 
-    def _hypotheses(self, c: dict[str, Any]) -> None:
+    def _hypotheses(self, c: Campaign) -> None:
         rows = self.rows(
             "hypotheses",
             "hypotheses",
@@ -298,48 +322,43 @@ class CampaignReader:
             ("title", "rationale", "source", "delta", "parents", "model_family"),
             prune=True,
         )
-        for hid, h in _d(c.get("hypotheses")).items():
-            h = _d(h)
+        for hid, h in c.hypotheses.items():
             rows.add(
                 {
                     "campaign_id": self.cid,
                     "hypothesis_id": hid,
-                    "title": _s(h.get("title")),
-                    "rationale": _s(h.get("rationale")),
-                    "source": _s(h.get("source")),
-                    "delta": canonical_json(h.get("delta", {})),
-                    "parents": canonical_json(h.get("parents", [])),
-                    "model_family": _s(h.get("model_family") or c.get("model_family")),
+                    "title": h.title,
+                    "rationale": h.rationale,
+                    "source": h.source,
+                    "delta": canonical_json(h.delta),
+                    "parents": canonical_json(h.parents),
+                    "model_family": h.model_family or c.model_family,
                 }
             )
 
-    def _phases(self, c: dict[str, Any]) -> None:
+    def _phases(self, c: Campaign) -> None:
         rows = self.rows(
             "phases:campaign",
             "phases",
             ("campaign_id", "phase"),
             ("status", "n_rounds", "submitted_at", "gate_passed", "gate_detail", "rounds"),
         )
-        for name, p in _d(c.get("phases")).items():
-            p = _d(p)
-            rounds = [r for r in p.get("rounds") or [] if isinstance(r, dict)]
-            submitted = sorted(str(r["submitted_at"]) for r in rounds if r.get("submitted_at"))
-            gate = _d(p.get("gate"))
-            passed = gate.get("passed")
+        for name, p in c.phases.items():
+            submitted = sorted(r.submitted_at for r in p.rounds if r.submitted_at)
             rows.add(
                 {
                     "campaign_id": self.cid,
                     "phase": name,
-                    "status": _s(p.get("status")),
-                    "n_rounds": len(rounds),
+                    "status": p.status.value,
+                    "n_rounds": len(p.rounds),
                     "submitted_at": submitted[0] if submitted else None,
-                    "gate_passed": passed if isinstance(passed, bool) else None,
-                    "gate_detail": _s(gate.get("detail")),
-                    "rounds": canonical_json(rounds),
+                    "gate_passed": p.gate.passed if p.gate else None,
+                    "gate_detail": p.gate.detail if p.gate else None,
+                    "rounds": canonical_json([r.model_dump(mode="json") for r in p.rounds]),
                 }
             )
 
-    def _trials_and_jobs(self, c: dict[str, Any]) -> None:
+    def _trials_and_jobs(self, c: Campaign) -> None:
         trials = self.rows(
             "trials:campaign",
             "trials",
@@ -358,58 +377,50 @@ class CampaignReader:
         jobs = self.rows(
             "jobs", "jobs", ("campaign_id", "trial_id", "job_id"), JOB_COLUMNS, prune=True
         )
-        for tid, t in _d(c.get("trials")).items():
-            t = _d(t)
-            fidelity = canonical_json(t.get("fidelity") or {})
+        for tid, t in c.trials.items():
+            fidelity = canonical_json(t.fidelity)
             trials.add(
                 {
                     "campaign_id": self.cid,
                     "trial_id": tid,
-                    "hypothesis_id": _s(t.get("hypothesis_id")),
-                    "phase": _s(t.get("phase")),
-                    "seed": _i(t.get("seed")),
+                    "hypothesis_id": t.hypothesis_id,
+                    "phase": t.phase,
+                    "seed": t.seed,
                     "fidelity": fidelity,
                     "fidelity_key": fidelity,
-                    "status": _s(t.get("status")),
-                    "diagnosis": _s(t.get("diagnosis")),
-                    "metric_value": _f(t.get("metric_value")),
+                    "status": t.status.value,
+                    "diagnosis": t.diagnosis,
+                    "metric_value": t.metric_value,
                 }
             )
-            for j in t.get("jobs") or []:
-                if not isinstance(j, dict) or not j.get("job_id"):
-                    continue
+            for j in t.jobs:
                 jobs.add(
                     {
                         "campaign_id": self.cid,
                         "trial_id": tid,
-                        "job_id": str(j["job_id"]),
-                        "round": _i(j.get("round")),
-                        "state": _s(j.get("state")),
-                        "exit_code": _i(j.get("exit_code")),
-                        "node": _s(j.get("node")),
-                        "started_at": _s(j.get("started_at")),
-                        "ended_at": _s(j.get("ended_at")),
-                        "gpu_seconds": _f(j.get("gpu_seconds")),
-                        "gpus": _i(j.get("gpus")),
-                        "time_limit_min": _i(j.get("time_limit_min")),
-                        "reason": _s(j.get("reason")),
-                        "restarts": _i(j.get("restarts")),
+                        "job_id": j.job_id,
+                        "round": j.round,
+                        "state": j.state.value,
+                        "exit_code": j.exit_code,
+                        "node": j.node,
+                        "started_at": j.started_at,
+                        "ended_at": j.ended_at,
+                        "gpu_seconds": j.gpu_seconds,
+                        "gpus": j.gpus,
+                        "time_limit_min": j.time_limit_min,
+                        "reason": j.reason,
+                        "restarts": j.restarts,
                     }
                 )
 
-    def _proposal_and_review(self, c: dict[str, Any]) -> None:
+    def _proposal_and_review(self, c: Campaign) -> None:
         proposals = self.rows(
             "proposals", "proposals", ("campaign_id",), PROPOSAL_COLUMNS, prune=True
         )
-        p = c.get("proposal")
-        if isinstance(p, dict):
-            row: dict[str, Any] = {"campaign_id": self.cid}
-            for k in PROPOSAL_COLUMNS:
-                row[k] = _s(p.get(k)) if k in _PROPOSAL_TEXT else _f(p.get(k))
-            row["delta"] = canonical_json(p.get("delta"))
-            row["n"] = _i(p.get("n"))
-            row["metric"] = _s(p.get("metric") or c.get("metric"))
-            row["direction"] = _s(p.get("direction") or c.get("direction"))
+        p = c.proposal
+        if p is not None:
+            row = {k: getattr(p, k) for k in PROPOSAL_COLUMNS}
+            row.update(campaign_id=self.cid, delta=canonical_json(p.delta))
             proposals.add(row)
         reviews = self.rows(
             "reviews",
@@ -418,15 +429,15 @@ class CampaignReader:
             ("decision", "reviewed_by", "reviewed_at", "note"),
             prune=True,
         )
-        r = c.get("review")
-        if isinstance(r, dict):
+        r = c.review
+        if r is not None:
             reviews.add(
                 {
                     "campaign_id": self.cid,
-                    "decision": _s(r.get("decision")),
-                    "reviewed_by": _s(r.get("by")),
-                    "reviewed_at": _s(r.get("at")),
-                    "note": _s(r.get("note")),
+                    "decision": r.decision,
+                    "reviewed_by": r.by,
+                    "reviewed_at": r.at,
+                    "note": r.note,
                 }
             )
 
@@ -434,15 +445,13 @@ class CampaignReader:
         got = self.read_json("plan.json")
         if got is None:
             return
-        plan, raw = got
+        raw = got[1]
+        try:
+            plan = Plan.model_validate(got[0])
+        except ValidationError as exc:
+            self.warn(f"plan.json does not match its model ({_first(exc)}); skipped")
+            return
         sha = "sha256:" + hashlib.sha256(raw).hexdigest()
-        phases = _plan_phases(plan)
-        n_trials = _count(plan.get("trials"))
-        if n_trials is None and phases:
-            n_trials = sum(p["n_planned_trials"] or 0 for p in phases)
-        estimate = _f(plan.get("estimated_gpu_hours"))
-        if estimate is None and phases:
-            estimate = sum(p["estimated_gpu_hours"] or 0.0 for p in phases)
         self.rows(
             "plans",
             "plans",
@@ -451,10 +460,10 @@ class CampaignReader:
         ).add(
             {
                 "campaign_id": self.cid,
-                "plan_hash": _s(plan.get("plan_hash")) or sha,
+                "plan_hash": sha,
                 "file_sha256": sha,
-                "n_trials": n_trials,
-                "estimated_gpu_hours": estimate,
+                "n_trials": sum(p.max_trials for p in plan.phases),
+                "estimated_gpu_hours": plan.estimated_gpu_hours,
                 "plan": raw.decode("utf-8", "replace"),
             }
         )
@@ -464,20 +473,25 @@ class CampaignReader:
             ("campaign_id", "phase"),
             ("n_planned_trials", "estimated_gpu_hours"),
         )
-        for p in phases:
-            rows.add({"campaign_id": self.cid, **p})
+        for p in plan.phases:
+            rows.add(
+                {
+                    "campaign_id": self.cid,
+                    "phase": p.phase,
+                    "n_planned_trials": p.max_trials,
+                    "estimated_gpu_hours": p.estimated_gpu_hours,
+                }
+            )
 
     def approval_file(self) -> None:
         got = self.read_json("approval.json")
         if got is None:
             return
-        a, raw = got
-        budget = a.get("budget")
-        hours = _f(a.get("approved_gpu_hours")) or _f(a.get("budget_gpu_hours"))
-        if hours is None:
-            hours = (
-                _f(budget) if not isinstance(budget, dict) else _f(budget.get("approved_gpu_hours"))
-            )
+        try:
+            a = Approval.model_validate(got[0])
+        except ValidationError as exc:
+            self.warn(f"approval.json does not match its model ({_first(exc)}); skipped")
+            return
         self.rows(
             "approvals",
             "approvals",
@@ -486,11 +500,11 @@ class CampaignReader:
         ).add(
             {
                 "campaign_id": self.cid,
-                "plan_hash": _s(a.get("plan_hash")),
-                "approved_by": _s(a.get("approved_by") or a.get("by")),
-                "approved_at": _s(a.get("approved_at") or a.get("at")),
-                "approved_gpu_hours": hours,
-                "approval": raw.decode("utf-8", "replace"),
+                "plan_hash": a.plan_hash,
+                "approved_by": a.by,
+                "approved_at": a.at,
+                "approved_gpu_hours": a.approved_gpu_hours,
+                "approval": got[1].decode("utf-8", "replace"),
             }
         )
 
@@ -550,9 +564,8 @@ class CampaignReader:
 
     def _trial(self, tid: str) -> None:
         got = self.read_json(f"trials/{tid}/spec.json")
-        if got is not None:
-            spec = got[0]
-            data = spec.get("data")
+        spec = self._contract(got, TrialSpec, f"trials/{tid}/spec.json")
+        if spec is not None:
             self.rows(
                 "trials:spec",
                 "trials",
@@ -562,9 +575,9 @@ class CampaignReader:
                 {
                     "campaign_id": self.cid,
                     "trial_id": tid,
-                    "config": canonical_json(spec.get("config")),
-                    "data": canonical_json(data),
-                    "data_name": _s(_d(data).get("name")),
+                    "config": canonical_json(spec.config),
+                    "data": canonical_json(spec.data),
+                    "data_name": _s(spec.data.get("name")),
                 }
             )
         try:
@@ -577,8 +590,8 @@ class CampaignReader:
     def _attempt(self, tid: str, n: int, rel: str) -> None:
         key = {"campaign_id": self.cid, "trial_id": tid, "attempt": n}
         got = self.read_json(f"{rel}/attempt.json")
-        if got is not None:
-            a = got[0]
+        start = self._contract(got, AttemptStart, f"{rel}/attempt.json")
+        if start is not None:
             self.rows(
                 "attempts:start",
                 "attempts",
@@ -587,10 +600,10 @@ class CampaignReader:
             ).add(
                 {
                     **key,
-                    "job_id": _s(a.get("job_id")),
-                    "host": _s(a.get("host")),
-                    "pid": _i(a.get("pid")),
-                    "started_at": _s(a.get("started_at")),
+                    "job_id": start.job_id,
+                    "host": start.host,
+                    "pid": start.pid,
+                    "started_at": start.started_at,
                 }
             )
         got = self.read_json(f"{rel}/result.json")
@@ -602,6 +615,16 @@ class CampaignReader:
             split = _s(m.get("split")) or ("valid" if event == "eval" else "train")
             _add_metric(metrics, key, line_no, split, event, m)
 
+    def _contract(self, got: tuple[dict[str, Any], bytes] | None, model: Any, rel: str) -> Any:
+        """The file parsed through its contract model, or None (warned) when it does not fit."""
+        if got is None:
+            return None
+        try:
+            return model.model_validate(got[0])
+        except ValidationError as exc:
+            self.warn(f"{rel} does not match its contract ({_first(exc)}); skipped")
+            return None
+
     def metrics_rows(self) -> Rows:
         return self.rows(
             "metrics",
@@ -610,44 +633,63 @@ class CampaignReader:
             ("event", "epoch", "step", *METRIC_VALUES, "extra"),
         )
 
-    def _result(self, key: dict[str, Any], r: dict[str, Any]) -> None:
-        failure = _d(r.get("failure"))
-        status = _s(r.get("status"))
-        exit_code = _i(failure.get("exit_code"))
-        if exit_code is None and status == "succeeded":
-            exit_code = 0
-        self.rows(
-            "attempts:result",
-            "attempts",
-            ("campaign_id", "trial_id", "attempt"),
-            RESULT_COLUMNS,
-        ).add(
+    def _result(self, key: dict[str, Any], raw: dict[str, Any]) -> None:
+        """One attempts row from result.json, read through its contract. A result that does
+        not parse, or reports non-finite metrics, is a failed attempt ("invalid_result"), as
+        the agent judges it: never a NULL status, never a NaN value in the metrics."""
+        rows = self.rows(
+            "attempts:result", "attempts", ("campaign_id", "trial_id", "attempt"), RESULT_COLUMNS
+        )
+        try:
+            r = AttemptResult.model_validate(raw)
+        except ValidationError as exc:
+            rows.add(
+                {
+                    **key,
+                    "status": "failed",
+                    "failure_kind": "invalid_result",
+                    "failure_message": f"result.json does not match its contract: {_first(exc)}",
+                }
+            )
+            return
+        failure = r.failure
+        status: str = r.status
+        kind: str | None = failure.kind if failure else None
+        message = failure.message if failure else None
+        bad = r.non_finite()
+        if status == "succeeded" and bad:
+            status, kind = "failed", "invalid_result"
+            message = f"non-finite metrics: {', '.join(bad)}"
+        exit_code = failure.exit_code if failure else (0 if r.status == "succeeded" else None)
+        rows.add(
             {
                 **key,
-                "job_id": _s(r.get("job_id")),
-                "host": _s(r.get("host")),
-                "started_at": _s(r.get("started_at")),
+                "job_id": r.job_id,
+                "host": r.host,
+                "started_at": r.started_at,
                 "status": status,
-                "failure_kind": _s(failure.get("kind")),
-                "failure_message": _s(failure.get("message")),
-                "failure_epoch": _i(failure.get("epoch")),
-                "failure_step": _i(failure.get("step")),
+                "failure_kind": kind,
+                "failure_message": message,
+                "failure_epoch": failure.epoch if failure else None,
+                "failure_step": failure.step if failure else None,
                 "exit_code": exit_code,
-                "epochs_completed": _i(r.get("epochs_completed")),
-                "resumed_from_epoch": _i(r.get("resumed_from_epoch")),
-                "ended_at": _s(r.get("ended_at")),
-                "wall_time_s": _f(r.get("wall_time_s")),
-                "samples_per_s": _f(r.get("samples_per_s")),
-                "peak_memory_mb": _f(r.get("peak_memory_mb")),
-                "n_params": _i(r.get("n_params")),
-                "device": _s(r.get("device")),
-                "versions": canonical_json(r.get("versions")),
+                "epochs_completed": r.epochs_completed,
+                "resumed_from_epoch": r.resumed_from_epoch,
+                "ended_at": r.ended_at,
+                "wall_time_s": r.wall_time_s,
+                "samples_per_s": r.samples_per_s,
+                "peak_memory_mb": r.peak_memory_mb,
+                "n_params": r.n_params,
+                "device": r.device,
+                "versions": canonical_json(r.versions),
             }
         )
+        if bad:
+            return  # a NaN must not reach a view as a value
         metrics = self.metrics_rows()
         for split in ("valid", "test"):
-            values = r.get(split)
-            if isinstance(values, dict):
+            values = getattr(r, split)
+            if values:
                 _add_metric(metrics, key, 0, split, "final", values)
 
 
@@ -667,32 +709,6 @@ def _add_metric(
         *[_f(m.get(name)) for name in METRIC_VALUES],
         extra,
     )
-
-
-def _count(value: Any) -> int | None:
-    return len(value) if isinstance(value, list | dict) else None
-
-
-def _plan_phases(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-phase trial counts and GPU-hour estimates, from a list or a mapping of phases."""
-    raw = plan.get("phases")
-    items: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(raw, dict):
-        items = [(str(k), _d(v)) for k, v in raw.items()]
-    elif isinstance(raw, list):
-        for p in raw:
-            p = _d(p)
-            name = p.get("phase") or p.get("name")
-            if name:
-                items.append((str(name), p))
-    return [
-        {
-            "phase": name,
-            "n_planned_trials": _count(p.get("trials")) or _i(p.get("max_trials")),
-            "estimated_gpu_hours": _f(p.get("estimated_gpu_hours")),
-        }
-        for name, p in items
-    ]
 
 
 _CAMPAIGN_TEXT = (
@@ -724,7 +740,6 @@ JOB_COLUMNS = (
     "reason",
     "restarts",
 )
-_PROPOSAL_TEXT = ("hypothesis_id", "metric", "direction", "summary", "created_at")
 PROPOSAL_COLUMNS = (
     "hypothesis_id",
     "delta",

@@ -369,9 +369,13 @@ _V2_VIEWS = (
     """,
 )
 
+# v3: job records carry fractional time limits (the local backend enforces seconds).
+_V3 = ("ALTER TABLE jobs ALTER COLUMN time_limit_min TYPE DOUBLE",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "full campaign index, file index, analyst views", _V2_TABLES + _V2_VIEWS),
+    Migration(3, "typed job records", _V3),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -12,7 +12,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from rea_cli.campaign.model import PHASES, Campaign, Hypothesis, Proposal
+from rea_cli.campaign.model import PHASES, Campaign, Gate, Hypothesis, Proposal
+from rea_cli.campaign.state import TrialStatus
 from rea_cli.planner.plan import BASELINE, Plan
 from rea_cli.planner.stats import PairedGain, paired_gain
 
@@ -32,7 +33,7 @@ class PhaseDecision:
     phase: str
     trials: list[TrialDef]
     new_hypotheses: dict[str, Hypothesis] = field(default_factory=dict)
-    gate: dict[str, Any] = field(default_factory=dict)
+    gate: Gate | None = None
 
 
 def trial_id(phase: str, hypothesis_id: str, seed: int) -> str:
@@ -43,7 +44,7 @@ def phase_results(campaign: Campaign, phase: str) -> dict[str, dict[int, float]]
     """hypothesis -> seed -> validation metric, for succeeded trials of `phase`."""
     out: dict[str, dict[int, float]] = {}
     for t in campaign.trials_of(phase).values():
-        if t.status == "succeeded" and t.metric_value is not None:
+        if t.status is TrialStatus.SUCCEEDED and t.metric_value is not None:
             out.setdefault(t.hypothesis_id, {})[t.seed] = t.metric_value
     return out
 
@@ -81,7 +82,7 @@ def next_phase(plan: Plan, campaign: Campaign, ended: str) -> PhaseDecision | No
     return None
 
 
-def _validation_winners(plan: Plan, campaign: Campaign) -> tuple[list[str], dict[str, Any]]:
+def _validation_winners(plan: Plan, campaign: Campaign) -> tuple[list[str], Gate]:
     v = plan.phase("validation")
     g = gains(campaign, "validation", plan.direction)
     full = len(v.seeds)
@@ -93,7 +94,7 @@ def _validation_winners(plan: Plan, campaign: Campaign) -> tuple[list[str], dict
     ranked = sorted(eligible, key=lambda h: (-(eligible[h].mean or 0.0), h))
     winners = ranked[: v.gate["top_k"]]
     detail = {h: {"gain": pg.mean, "n": pg.n} for h, pg in sorted(g.items())}
-    return winners, {"winners": winners, "gains": detail}
+    return winners, Gate(winners=winners, gains=detail)
 
 
 def _merge(plan: Plan, ids: tuple[str, ...]) -> dict[str, Any] | None:
@@ -110,11 +111,17 @@ def _combination(plan: Plan, campaign: Campaign) -> PhaseDecision:
     winners, gate = _validation_winners(plan, campaign)
     c = plan.phase("combination")
     if not winners:
-        gate.update(passed=False, detail="no hypothesis beat the baseline in validation")
+        gate = gate.model_copy(
+            update={"passed": False, "detail": "no hypothesis beat the baseline in validation"}
+        )
         return PhaseDecision("combination", [], gate=gate)
     if len(winners) == 1:
-        gate.update(
-            passed=True, detail=f"one winner ({winners[0]}): nothing to combine", best=winners[0]
+        gate = gate.model_copy(
+            update={
+                "passed": True,
+                "detail": f"one winner ({winners[0]}): nothing to combine",
+                "best": winners[0],
+            }
         )
         return PhaseDecision("combination", [], gate=gate)
     new: dict[str, Hypothesis] = {}
@@ -132,8 +139,12 @@ def _combination(plan: Plan, campaign: Campaign) -> PhaseDecision:
                 parents=list(ids),
                 model_family=plan.model_family,
             )
-    gate.update(
-        passed=True, detail=f"{len(winners)} winners: {', '.join(winners)}", best=winners[0]
+    gate = gate.model_copy(
+        update={
+            "passed": True,
+            "detail": f"{len(winners)} winners: {', '.join(winners)}",
+            "best": winners[0],
+        }
     )
     trials = [
         TrialDef(trial_id("combination", h, s), h, s, c.fidelity) for h in new for s in c.seeds
@@ -142,14 +153,14 @@ def _combination(plan: Plan, campaign: Campaign) -> PhaseDecision:
 
 
 def _best_of_combination(plan: Plan, campaign: Campaign) -> str | None:
-    gate = campaign.phases.get("combination")
-    prior = gate.gate if gate and gate.gate else {}
-    if not prior.get("passed"):
+    rec = campaign.phases.get("combination")
+    prior = rec.gate if rec and rec.gate else None
+    if prior is None or not prior.passed:
         return None
     if not campaign.trials_of("combination"):
-        return prior.get("best")
+        return prior.best
     g = gains(campaign, "combination", plan.direction)
-    winners = set(prior.get("winners", []))
+    winners = set(prior.winners)
     scored = {
         h: pg.mean
         for h, pg in g.items()
@@ -163,15 +174,15 @@ def _best_of_combination(plan: Plan, campaign: Campaign) -> str | None:
         )
     }
     if not scored:
-        return prior.get("best")
+        return prior.best
     return max(sorted(scored), key=lambda h: scored[h] or 0.0)
 
 
 def _exploitation(plan: Plan, campaign: Campaign, best: str | None) -> PhaseDecision:
     e = plan.phase("exploitation")
     if best is None:
-        return PhaseDecision("exploitation", [], gate={"passed": False, "detail": "no candidate"})
-    gate = {"passed": True, "best": best, "detail": f"exploiting {best}"}
+        return PhaseDecision("exploitation", [], gate=Gate(passed=False, detail="no candidate"))
+    gate = Gate(passed=True, best=best, detail=f"exploiting {best}")
     return PhaseDecision(
         "exploitation", _trials("exploitation", [best], e.seeds, e.fidelity), gate=gate
     )
@@ -180,7 +191,7 @@ def _exploitation(plan: Plan, campaign: Campaign, best: str | None) -> PhaseDeci
 def make_proposal(plan: Plan, campaign: Campaign, created_at: str) -> Proposal:
     """Best configuration with its gain over the baseline (exploitation phase, paired seeds)."""
     expl = campaign.phases.get("exploitation")
-    best = expl.gate.get("best") if expl and expl.gate else None
+    best = expl.gate.best if expl and expl.gate else None
     if best is None or not campaign.trials_of("exploitation"):
         reason = _why_no_candidate(campaign)
         return Proposal(
@@ -229,15 +240,17 @@ def _test_values(campaign: Campaign, hypothesis_id: str) -> dict[int, float]:
     return {
         t.seed: t.test_value
         for t in campaign.trials_of("exploitation").values()
-        if t.hypothesis_id == hypothesis_id and t.status == "succeeded" and t.test_value is not None
+        if t.hypothesis_id == hypothesis_id
+        and t.status is TrialStatus.SUCCEEDED
+        and t.test_value is not None
     }
 
 
 def _why_no_candidate(campaign: Campaign) -> str:
     for phase in PHASES:
         rec = campaign.phases.get(phase)
-        if rec and rec.gate and not rec.gate.get("passed", True):
-            return str(rec.gate.get("detail", "a gate did not pass"))
+        if rec and rec.gate and not rec.gate.passed:
+            return rec.gate.detail or "a gate did not pass"
     return "no candidate configuration"
 
 

@@ -16,16 +16,9 @@ from rea_cli.campaign.state import CampaignState
 from rea_cli.config import SlurmSettings
 from rea_cli.errors import UsageError
 from rea_cli.executor.scheduler import JobInfo, JobState
-from rea_cli.executor.watchdog import (
-    cron_block,
-    decide,
-    jobs_to_query,
-    measured_spend_hours,
-    merge_block,
-    schedule,
-    strip_block,
-    stuck_notes,
-)
+from rea_cli.app.watchdog import decide, jobs_to_query, stuck_notes
+from rea_cli.budget import measured_spend_hours
+from rea_cli.cron import cron_block, merge_block, schedule, strip_block
 from tests.conftest import make_workspace, run_rea
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ so any process, including a later CLI, sees the same jobs. See store.py for the 
 from __future__ import annotations
 
 import logging
-import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -22,7 +22,13 @@ from rea_cli.errors import SchedulerError
 from rea_cli.executor.local import procs, records
 from rea_cli.executor.local.records import ArraySpec, JobRecord, TaskCommand
 from rea_cli.executor.local.store import JobStore
-from rea_cli.executor.scheduler import JobInfo, JobState, Resources, TaskSpec
+from rea_cli.executor.scheduler import (
+    ArrayRequest,
+    JobInfo,
+    JobState,
+    SubmissionRequest,
+    WakeupRequest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +58,10 @@ class LocalScheduler:
     def state_dir(self) -> Path:
         return self.store.root
 
-    def submit_array(
-        self,
-        tasks: Sequence[TaskSpec],
-        *,
-        job_name: str,
-        resources: Resources,
-        parallelism: int,
-        hold: bool = False,
-    ) -> list[str]:
-        if parallelism < 1:
-            raise ValueError(f"parallelism must be at least 1, got {parallelism}")
+    def submit_array(self, request: ArrayRequest) -> list[str]:
+        tasks, resources, hold = request.tasks, request.resources, request.hold
+        if request.parallelism < 1:
+            raise ValueError(f"parallelism must be at least 1, got {request.parallelism}")
         if not tasks:
             return []
         array_id = self.store.new_array_id()
@@ -73,10 +72,10 @@ class LocalScheduler:
         ]
         spec = ArraySpec(
             array_id,
-            job_name,
+            request.job_name,
             job_ids,
             commands,
-            parallelism=min(parallelism, self.max_parallel or parallelism),
+            parallelism=min(request.parallelism, self.max_parallel or request.parallelism),
             max_parallel=self.max_parallel,
             # As in Slurm, a time limit of 0 means none.
             time_limit_s=resources.time_limit_min * 60.0 if resources.time_limit_min else None,
@@ -84,23 +83,58 @@ class LocalScheduler:
         state = JobState.HELD if hold else JobState.PENDING
         reason = "JobHeldUser" if hold else None
         new = [
-            self._new_record(job_id, job_name, state, reason, Path(t.log_dir))
+            self._new_record(job_id, request.job_name, state, reason, Path(t.log_dir))
             for job_id, t in zip(job_ids, tasks, strict=True)
         ]
         self._submit(spec, new)
         return job_ids
 
-    def submit_wakeup(
-        self, after: Sequence[str], argv: Sequence[str], *, job_name: str, log_dir: Path
-    ) -> str:
+    def submit_wakeup(self, request: WakeupRequest, after: Sequence[str]) -> str:
         array_id = self.store.new_array_id()
         job_id = records.format_job_id(array_id, None)
-        # Like sbatch: the job runs in the submitter's working directory and environment.
-        command = TaskCommand([str(a) for a in argv], os.getcwd(), {})
-        spec = ArraySpec(array_id, job_name, [job_id], [command], parallelism=1, after=list(after))
-        record = self._new_record(job_id, job_name, JobState.PENDING, "Dependency", Path(log_dir))
+        command = TaskCommand(
+            [str(a) for a in request.argv], str(Path(request.workdir).resolve()), {}
+        )
+        spec = ArraySpec(
+            array_id, request.job_name, [job_id], [command], parallelism=1, after=list(after)
+        )
+        record = self._new_record(
+            job_id, request.job_name, JobState.PENDING, "Dependency", Path(request.log_dir)
+        )
         self._submit(spec, [record])
         return job_id
+
+    def render(self, request: SubmissionRequest) -> list[tuple[str, str]]:
+        """The processes a submission would start, as shell lines (dry run)."""
+        array = request.array
+        limit = (
+            f"{array.resources.time_limit_min * 60:.0f} s"
+            if array.resources.time_limit_min
+            else "none"
+        )
+        lines = [
+            f"# {len(array.tasks)} task(s), at most {array.parallelism} at once "
+            f"(and [local] max_parallel), time limit {limit} each"
+            + (", held until the wake-up is chained" if array.hold else "")
+        ]
+        for t in array.tasks:
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in t.env.items())
+            lines.append(
+                f"(cd {shlex.quote(str(t.workdir))} && {env + ' ' if env else ''}"
+                f"{shlex.join(str(a) for a in t.argv)})"
+            )
+        wake = request.wakeup
+        script = (
+            f"# after every task above has ended (any outcome):\n"
+            f"(cd {shlex.quote(str(wake.workdir))} && {shlex.join(str(a) for a in wake.argv)})"
+        )
+        return [(f"array {array.job_name}", "\n".join(lines)), (f"wake-up {wake.job_name}", script)]
+
+    def enforced_limit_min(self, time_limit_min: float) -> float:
+        """The runner checks limits every poll and kills after `KILL_GRACE_S` (runner.py)."""
+        from rea_cli.executor.local.runner import KILL_GRACE_S, POLL_S
+
+        return time_limit_min + (KILL_GRACE_S + 2 * POLL_S) / 60.0 if time_limit_min else 0.0
 
     def release(self, job_ids: Sequence[str]) -> None:
         self.store.update(job_ids, records.release)

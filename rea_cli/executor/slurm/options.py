@@ -3,6 +3,7 @@ wake-up template (plain sbatch), so a setting in rea.toml means the same thing f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,13 +12,19 @@ from rea_cli.executor.scheduler import Resources
 
 
 def check_time_limit(minutes: object) -> int:
-    """A time limit must be a whole number of minutes >= 1 (sbatch --time=<minutes>)."""
-    if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+    """A time limit must be a positive number of minutes; Slurm gets whole minutes (rounded up:
+    sbatch --time=<minutes>), so a fractional limit never shortens a task."""
+    if (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or not math.isfinite(minutes)
+        or minutes <= 0
+    ):
         raise UsageError(
             f"invalid Slurm time limit {minutes!r}: set [slurm] time_limit_min in rea.toml "
             "to a whole number of minutes >= 1"
         )
-    return minutes
+    return max(1, math.ceil(minutes))
 
 
 def format_mem(mem_gb: float) -> str:
@@ -71,6 +78,7 @@ def submitit_parameters(
     parallelism: int,
     setup: Sequence[str],
     hold: bool,
+    workdir: str | None = None,
 ) -> dict[str, Any]:
     """Parameters for submitit's SlurmExecutor.update_parameters (its own names where it has
     one, `additional_parameters` for the rest, which submitit writes as #SBATCH lines)."""
@@ -97,6 +105,9 @@ def submitit_parameters(
             additional[key] = value
     if hold:
         additional["hold"] = True
+    if workdir:
+        # where the job starts: explicit, never the submitting process's current directory
+        additional["chdir"] = workdir
     if additional:
         params["additional_parameters"] = additional
     return params

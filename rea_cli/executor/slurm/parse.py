@@ -298,6 +298,23 @@ def parse_config(text: str) -> dict[str, str]:
     return config
 
 
+def overrun_min(config: dict[str, str]) -> float:
+    """Minutes a job may run past its --time before Slurm kills it: OverTimeLimit, the
+    KillWait grace after the signal, and the ~30 s between the controller's limit checks.
+    An UNLIMITED OverTimeLimit is not bounded: count a day, so the reservation stays safe."""
+    over = config.get("OverTimeLimit", "0 min").split()[0]
+    over_min = 24 * 60.0 if over.upper() in ("UNLIMITED", "INFINITE") else _number(over)
+    kill_wait_s = _number(config.get("KillWait", "30 sec").split()[0])
+    return over_min + (kill_wait_s + 30.0) / 60.0
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
 @dataclass(frozen=True)
 class Partition:
     name: str

@@ -27,7 +27,13 @@ from submitit.core import utils as submitit_utils
 from submitit.slurm.slurm import SlurmJob
 
 from rea_cli.errors import SchedulerError, UsageError
-from rea_cli.executor.scheduler import JobInfo, Resources, TaskSpec
+from rea_cli.executor.scheduler import (
+    ArrayRequest,
+    JobInfo,
+    Resources,
+    SubmissionRequest,
+    WakeupRequest,
+)
 from rea_cli.executor.slurm import parse, task
 from rea_cli.executor.slurm.options import (
     check_time_limit,
@@ -40,8 +46,6 @@ from rea_cli.executor.slurm.wakeup import render_wakeup_script
 
 logger = logging.getLogger(__name__)
 
-# The wake-up only runs the resume step: small and short.
-DEFAULT_WAKEUP_RESOURCES = Resources(time_limit_min=30, cpus_per_task=1, gpus_per_task=0)
 FIND_WINDOW = "now-14days"  # how far back find() asks sacct
 _IDS_PER_CALL = 500  # keep command lines short on huge phases
 _BENIGN = ("invalid job id", "already finished", "already completing", "not held", "completed")
@@ -82,20 +86,15 @@ class SlurmScheduler:
         state_dir: Path,
         *,
         python: str = sys.executable,
-        preamble: str = "",
         max_array_size: int | None = None,
         submit_limit: int | None = None,
-        wakeup_resources: Resources | None = None,
         runner: SlurmRunner | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.python = python
-        self.preamble = preamble
         self.max_array_size = max_array_size
         self.submit_limit = submit_limit
-        self.wakeup_resources = wakeup_resources
         self.runner = runner or SlurmRunner()
-        self._last_array_resources: Resources | None = None
         self.user = os.environ.get("USER") or getpass.getuser()
         self._cluster: ClusterInfo | None = None
         self._validated: set[str] = set()  # repr of Resources (holds a dict: unhashable)
@@ -187,6 +186,10 @@ class SlurmScheduler:
             )
         self._validated.add(repr(resources))
 
+    def enforced_limit_min(self, time_limit_min: float) -> float:
+        """Minutes a task with this limit may really run: whole minutes, plus the overrun."""
+        return check_time_limit(time_limit_min) + parse.overrun_min(self.cluster().config)
+
     def effective_submit_limit(self, account: str | None = None) -> int | None:
         """The smallest of: the user's setting, the association's MaxSubmitJobs, the QOS's
         MaxSubmitJobsPerUser (each when known). None = no known limit."""
@@ -216,19 +219,11 @@ class SlurmScheduler:
 
     # ------------------------------------------------------------------ submission
 
-    def submit_array(
-        self,
-        tasks: Sequence[TaskSpec],
-        *,
-        job_name: str,
-        resources: Resources,
-        parallelism: int,
-        hold: bool = False,
-    ) -> list[str]:
+    def submit_array(self, request: ArrayRequest) -> list[str]:
+        tasks, resources = request.tasks, request.resources
         if not tasks:
             return []
         self.validate(resources)
-        self._last_array_resources = resources
         limit = self.effective_submit_limit(resources.account)
         if limit is not None:
             queued = self._queued_jobs()
@@ -239,46 +234,31 @@ class SlurmScheduler:
                 )
         chunks = split_chunks(len(tasks), self.chunk_size(resources.account))
         # Slurm throttles each array separately: share the parallelism between the chunks.
-        per_chunk = max(1, parallelism // len(chunks))
+        per_chunk = max(1, request.parallelism // len(chunks))
         ids: list[str] = []
         try:
             for lo, hi in chunks:
-                ids += self._submit_chunk(tasks[lo:hi], job_name, resources, per_chunk, hold)
+                part = replace(request, tasks=list(tasks[lo:hi]), parallelism=per_chunk)
+                ids += self._submit_chunk(part)
         except BaseException:
             if ids:  # all or nothing: a half-submitted phase would be reconciled as submitted
                 self.cancel(ids)
             raise
         return ids
 
-    def _submit_chunk(
-        self,
-        tasks: Sequence[TaskSpec],
-        job_name: str,
-        resources: Resources,
-        parallelism: int,
-        hold: bool,
-    ) -> list[str]:
+    def _submit_chunk(self, request: ArrayRequest) -> list[str]:
         token = uuid.uuid4().hex[:12]
+        job_name = request.job_name
         comment = f"{job_name}/{token}"
         executor = _ReaSlurmExecutor(
             self.state_dir / "submitit" / job_name,
             python=self.python,
             sbatch=lambda path: self._sbatch([str(path)], job_name, comment),
         )
-        setup = [*self.preamble.splitlines(), *resources.setup]
-        executor.update_parameters(
-            **submitit_parameters(
-                resources,
-                job_name=job_name,
-                comment=comment,
-                parallelism=parallelism,
-                setup=setup,
-                hold=hold,
-            )
-        )
+        executor.update_parameters(**array_parameters(request, comment))
         jobs = []
         with executor.batch():
-            for spec in tasks:
+            for spec in request.tasks:
                 command = task.TaskCommand(
                     spec.argv, str(spec.workdir), dict(spec.env), str(spec.log_dir)
                 )
@@ -308,53 +288,55 @@ class SlurmScheduler:
                 return parse.base_job_id(job_id.strip())
         return None
 
-    def submit_wakeup(
-        self, after: Sequence[str], argv: Sequence[str], *, job_name: str, log_dir: Path
-    ) -> str:
-        resources = self.wakeup_resources_for(self._last_array_resources)
-        self.validate(resources)
-        log_dir = Path(log_dir).absolute()
+    def submit_wakeup(self, request: WakeupRequest, after: Sequence[str]) -> str:
+        self.validate(request.resources)
+        log_dir = Path(request.log_dir).absolute()
         log_dir.mkdir(parents=True, exist_ok=True)
-        comment = f"{job_name}/{uuid.uuid4().hex[:12]}"
-        script = render_wakeup_script(
-            job_name=job_name,
-            comment=comment,
-            log_dir=log_dir,
-            argv=argv,
-            options=option_lines(sbatch_options(resources)),
-            preamble=self.preamble,
-            setup=resources.setup,
-        )
-        path = self.state_dir / "wakeups" / f"{job_name}-{comment.rsplit('/', 1)[1]}.sbatch"
+        comment = f"{request.job_name}/{uuid.uuid4().hex[:12]}"
+        script = wakeup_script(request, comment)
+        name = f"{request.job_name}-{comment.rsplit('/', 1)[1]}.sbatch"
+        path = self.state_dir / "wakeups" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(script)
         deps = unique_bases(after)
         try:
-            return self._sbatch([*dependency_args(deps), str(path)], job_name, comment)
+            return self._sbatch([*dependency_args(deps), str(path)], request.job_name, comment)
         except SchedulerError as error:
             if "dependency" not in str(error).lower() or not deps:
                 raise
         # Some of `after` were purged from the controller (ended long ago): depend on the rest.
         alive = {parse.base_job_id(r.job_id) for r in self._squeue_records(deps)}
         kept = [d for d in deps if d in alive]
-        logger.info("wake-up %s: dropping purged dependencies %s", job_name, set(deps) - alive)
-        return self._sbatch([*dependency_args(kept), str(path)], job_name, comment)
-
-    def wakeup_resources_for(self, array: Resources | None) -> Resources:
-        """What the wake-up asks for: `wakeup_resources` when given; else the partition,
-        account, QOS and setup lines of the arrays it follows (sites that require an account
-        require it of every job), with 1 CPU, no GPU and a 30 min limit."""
-        if self.wakeup_resources is not None:
-            return self.wakeup_resources
-        if array is None:
-            return DEFAULT_WAKEUP_RESOURCES
-        return replace(
-            DEFAULT_WAKEUP_RESOURCES,
-            partition=array.partition,
-            account=array.account,
-            qos=array.qos,
-            setup=tuple(array.setup),
+        logger.info(
+            "wake-up %s: dropping purged dependencies %s", request.job_name, set(deps) - alive
         )
+        return self._sbatch([*dependency_args(kept), str(path)], request.job_name, comment)
+
+    def render(self, request: SubmissionRequest) -> list[tuple[str, str]]:
+        """The array's sbatch command and the wake-up script, exactly as submit sends them."""
+        array = request.array
+        params = array_parameters(array, f"{array.job_name}/<unique>")
+        options = [
+            f"--array=0-{max(len(array.tasks) - 1, 0)}%{params['array_parallelism']}",
+            f"--job-name={array.job_name}",
+            *option_lines(_array_options(array)),
+        ]
+        text = f"sbatch {shlex.join(options)}  (through submitit; one task per trial)"
+        text += "".join(f"\n  setup: {line}" for line in params["setup"])
+        for t in array.tasks:
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in t.env.items())
+            text += (
+                f"\n  task: (cd {shlex.quote(str(t.workdir))} && {env + ' ' if env else ''}"
+                f"{shlex.join(str(a) for a in t.argv)})"
+            )
+        wake = request.wakeup
+        return [
+            ("array job", text),
+            (
+                "wake-up job (sbatch --dependency=afterany:<array>, then scontrol release <array>)",
+                wakeup_script(wake, f"{wake.job_name}/<unique>"),
+            ),
+        ]
 
     def release(self, job_ids: Sequence[str]) -> None:
         for group in _groups(compress_ids(job_ids)):
@@ -486,6 +468,41 @@ class _ReaSlurmExecutor(submitit.SlurmExecutor):
 
 
 # ---------------------------------------------------------------------- pure helpers
+
+
+def array_parameters(request: ArrayRequest, comment: str) -> dict[str, Any]:
+    """submitit parameters of an array request (the preamble runs before the setup lines)."""
+    return submitit_parameters(
+        request.resources,
+        job_name=request.job_name,
+        comment=comment,
+        parallelism=request.parallelism,
+        setup=[*request.preamble.splitlines(), *request.resources.setup],
+        hold=request.hold,
+        workdir=str(Path(request.workdir).absolute()),
+    )
+
+
+def _array_options(request: ArrayRequest) -> dict[str, str | bool]:
+    options = sbatch_options(request.resources)
+    if request.hold:
+        options["hold"] = True
+    options["chdir"] = str(Path(request.workdir).absolute())
+    return options
+
+
+def wakeup_script(request: WakeupRequest, comment: str) -> str:
+    """The wake-up job script of a request (its dependency is given on the command line)."""
+    return render_wakeup_script(
+        job_name=request.job_name,
+        comment=comment,
+        log_dir=Path(request.log_dir).absolute(),
+        workdir=Path(request.workdir).absolute(),
+        argv=request.argv,
+        options=option_lines(sbatch_options(request.resources)),
+        preamble=request.preamble,
+        setup=request.resources.setup,
+    )
 
 
 def split_chunks(n: int, size: int) -> list[tuple[int, int]]:

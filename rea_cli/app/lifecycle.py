@@ -11,19 +11,28 @@ import logging
 import re
 import secrets
 import shutil
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rea_cli import budget
+from rea_cli.app.resume import apply_info, load_plan
+from rea_cli.app.sync import sync_insights
+from rea_cli.app.trials import round_plan
 from rea_cli.campaign.journal import now_iso
-from rea_cli.campaign.model import Budget, Campaign, Review
-from rea_cli.campaign.state import CampaignState
+from rea_cli.campaign.model import Approval, Budget, Campaign, Review
+from rea_cli.campaign.state import CampaignState, TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import RefusedError, SchedulerError, UsageError
-from rea_cli.executor import budget
-from rea_cli.executor import phase as phase_mod
-from rea_cli.executor.backends import make_scheduler, resources
-from rea_cli.executor.resume import load_plan, sync_insights
-from rea_cli.executor.scheduler import Scheduler, campaign_job_prefix
+from rea_cli.executor import submission
+from rea_cli.executor.backends import make_scheduler, trial_resources
+from rea_cli.executor.scheduler import (
+    JobState,
+    Scheduler,
+    SubmissionRequest,
+    campaign_job_prefix,
+    workspace_tag,
+)
 from rea_cli.fsutil import write_json_atomic
 from rea_cli.planner import gates
 from rea_cli.planner.catalog import load_workspace_catalog
@@ -150,15 +159,15 @@ def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None
                 "plan a new campaign instead of editing the plan file"
             )
         load_plan(store)  # a plan that no longer parses is refused here, not at launch
-        approval = {
-            "campaign_id": campaign_id,
-            "by": user or current_user(),
-            "at": now_iso(),
-            "plan_hash": digest,
-            "approved_gpu_hours": c.budget.approved_gpu_hours,
-        }
-        write_json_atomic(store.approval_path, approval)
-        store.transition(c, CampaignState.APPROVED, **approval)
+        approval = Approval(
+            campaign_id=campaign_id,
+            by=user or current_user(),
+            at=now_iso(),
+            plan_hash=digest,
+            approved_gpu_hours=c.budget.approved_gpu_hours,
+        )
+        write_json_atomic(store.approval_path, approval.model_dump(mode="json"))
+        store.transition(c, CampaignState.APPROVED, **approval.model_dump(mode="json"))
     sync_insights(ws, store, publish=True)
     return c
 
@@ -172,9 +181,10 @@ def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
         sched = make_scheduler(ws)
         _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
         store.transition(c, CampaignState.RUNNING, by=current_user())
+        first = gates.first_phase(plan)
         try:
-            phase_mod.submit_round(
-                store, plan, c, sched, "validation", gates.first_phase(plan).trials
+            submission.submit_round(
+                store, c, sched, round_plan(store, plan, c, sched, first.phase, first.trials)
             )
         except SchedulerError as exc:
             raise SchedulerError(
@@ -191,14 +201,35 @@ def _check_resources(ws: Workspace, plan: Plan, sched: Scheduler) -> None:
     if validate is None:
         return
     for p in plan.phases:
-        validate(resources(ws.settings, p.time_limit_min, p.gpus_per_trial))
+        validate(trial_resources(ws.settings, p.time_limit_min, p.gpus_per_trial))
 
 
-def dry_run(ws: Workspace, campaign_id: str) -> phase_mod.DryRun:
+@dataclass(frozen=True)
+class DryRun:
+    """What `rea launch` would submit: the request itself, and the backend's rendering of it."""
+
+    request: SubmissionRequest
+    rendered: list[tuple[str, str]]
+    reserved_gpu_hours: float
+    estimated_gpu_hours: float
+
+
+def dry_run(ws: Workspace, campaign_id: str) -> DryRun:
+    """Build the first round's request exactly as launch would, and render it; write nothing."""
     store = CampaignStore(ws, campaign_id)
     c = store.load()
     plan = _approved_plan(store, c, dry=True)
-    return phase_mod.dry_run(store, plan, gates.first_phase(plan).trials, "validation")
+    sched = make_scheduler(ws)
+    first = gates.first_phase(plan)
+    rp = round_plan(store, plan, c, sched, first.phase, first.trials)
+    request = submission.build_request(store, first.phase, submission.next_round(c, rp))
+    pp = plan.phase(first.phase)
+    return DryRun(
+        request=request,
+        rendered=sched.render(request),
+        reserved_gpu_hours=rp.reserved_gpu_hours,
+        estimated_gpu_hours=pp.estimated_gpu_hours * len(first.trials) / max(pp.max_trials, 1),
+    )
 
 
 def _approved_plan(store: CampaignStore, c: Campaign, dry: bool = False) -> Plan:
@@ -211,7 +242,7 @@ def _approved_plan(store: CampaignStore, c: Campaign, dry: bool = False) -> Plan
         raise RefusedError(f"campaign {cid} is {c.state.value}, it can be launched only once")
     digest = plan_hash(store.read_plan_bytes())
     approval = store.approval()
-    bound = approval.get("plan_hash") if approval else c.plan_hash
+    bound = approval.plan_hash if approval else c.plan_hash
     if digest != bound:
         raise RefusedError(
             f"{store.plan_path} was edited after approval ({digest[:19]} != {str(bound)[:19]}); "
@@ -221,33 +252,40 @@ def _approved_plan(store: CampaignStore, c: Campaign, dry: bool = False) -> Plan
 
 
 def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
-    """Cancel every job of the campaign (arrays and wake-ups); the state stays consistent."""
+    """Cancel every job of the campaign (arrays and wake-ups); the state stays consistent.
+
+    Every job's final state is read back from the scheduler after the cancel: a task that had
+    already finished keeps its own state and its measured time, and nothing stays reserved.
+    """
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=120):
         c = store.load()
         if c.state.is_final or c.state is CampaignState.AWAITING_REVIEW:
             raise RefusedError(f"campaign {campaign_id} is {c.state.value}: nothing to cancel")
-        ids: set[str] = set()
+        cancelled: set[str] = set()
         if c.state in (CampaignState.RUNNING, CampaignState.PAUSED):
             sched = make_scheduler(ws)
-            ids = {j.job_id for t in c.trials.values() for j in t.jobs}
+            trial_jobs = {j.job_id for t in c.trials.values() for j in t.jobs}
+            ids = set(trial_jobs)
             ids |= {r.wakeup_job_id for p in c.phases.values() for r in p.rounds if r.wakeup_job_id}
-            ids |= {j.job_id for j in sched.find(campaign_job_prefix(campaign_id))}
-            live = {
-                jid: i for jid, i in sched.states(sorted(ids)).items() if not i.state.is_terminal
-            }
+            prefix = campaign_job_prefix(workspace_tag(ws.root), campaign_id)
+            ids |= {j.job_id for j in sched.find(prefix)}
+            live = {jid for jid, i in sched.states(sorted(ids)).items() if not i.state.has_ended}
             sched.cancel(sorted(live))
+            cancelled = live
+            final = sched.states(sorted(trial_jobs))
             for t in c.trials.values():
-                if t.status in ("pending", "submitted"):
-                    t.status = "cancelled"
-                for j in t.jobs:
-                    if j.job_id in live:
-                        j.state = "CANCELLED"
+                for job in t.jobs:
+                    info = final.get(job.job_id)
+                    apply_info(job, info)
+                    if not job.has_ended:  # the scheduler has not caught up: it is cancelled
+                        job.state = JobState.CANCELLED
+                if t.status in (TrialStatus.PENDING, TrialStatus.SUBMITTED):
+                    t.set_status(TrialStatus.CANCELLED)
             budget.refresh(c)
-            ids = set(live)
-        store.transition(c, CampaignState.CANCELLED, cancelled_jobs=len(ids))
+        store.transition(c, CampaignState.CANCELLED, cancelled_jobs=len(cancelled))
     sync_insights(ws, store, publish=True)
-    return c, len(ids)
+    return c, len(cancelled)
 
 
 def review_campaign(
@@ -292,68 +330,3 @@ def accepted_config(store: CampaignStore, c: Campaign) -> dict[str, Any]:
         "config": apply_delta(plan.baseline, delta),
         "data": plan.data,
     }
-
-
-def summary(c: Campaign) -> dict[str, Any]:
-    """Per-phase trial counts and budget, for `rea status`."""
-    phases: dict[str, dict[str, Any]] = {}
-    for t in c.trials.values():
-        p = phases.setdefault(
-            t.phase,
-            {
-                "pending": 0,
-                "running": 0,
-                "succeeded": 0,
-                "failed": 0,
-                "cancelled": 0,
-                "reasons": [],
-            },
-        )
-        state = t.jobs[-1].state if t.jobs else "PENDING"
-        if t.status in ("succeeded", "failed", "cancelled"):
-            p[t.status] += 1
-            if t.status == "failed" and t.jobs:
-                p["reasons"].append(f"{t.hypothesis_id}/s{t.seed}: {t.jobs[-1].diagnosis or state}")
-        elif state == "RUNNING":
-            p["running"] += 1
-        else:
-            p["pending"] += 1
-            reason = (t.jobs[-1].reason if t.jobs else None) or state
-            p.setdefault("pending_reasons", {})
-            p["pending_reasons"][reason] = p["pending_reasons"].get(reason, 0) + 1
-    return {
-        "campaign_id": c.campaign_id,
-        "state": c.state.value,
-        "phase": c.phase,
-        "model": c.model_family,
-        "dataset": c.dataset,
-        "metric": c.metric,
-        "budget": c.budget.model_dump(),
-        "phases": phases,
-        "proposal": c.proposal.model_dump() if c.proposal else None,
-        "pause_reason": c.pause_reason,
-    }
-
-
-def list_summaries(ws: Workspace) -> list[dict[str, Any]]:
-    """summary() of every campaign; an unreadable one is listed with its error, not fatal."""
-    from rea_cli.campaign.store import list_campaigns
-    from rea_cli.errors import ReaError
-
-    rows = []
-    for cid in list_campaigns(ws):
-        try:
-            rows.append(summary(CampaignStore(ws, cid).load()))
-        except ReaError as exc:
-            rows.append(
-                {
-                    "campaign_id": cid,
-                    "state": "UNREADABLE",
-                    "phase": None,
-                    "model": "?",
-                    "dataset": "?",
-                    "error": str(exc),
-                    "budget": {"spent_gpu_hours": 0.0, "approved_gpu_hours": 0.0},
-                }
-            )
-    return rows

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rea_cli.app.status import summary
 from rea_cli.campaign.model import PHASES, Campaign
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.fsutil import write_text_atomic
-from rea_cli.lifecycle import summary
 from rea_cli.workspace import Workspace
 
 
@@ -42,7 +42,7 @@ def render(c: Campaign) -> str:
             continue
         lines += [f"## {phase.capitalize()} ({rec.status if rec else 'pending'})", ""]
         if rec and rec.gate:
-            lines += [f"Gate: {rec.gate.get('detail', '')}", ""]
+            lines += [f"Gate: {rec.gate.detail}", ""]
         if trials:
             lines += [
                 f"| trial | hypothesis | seed | status | {c.metric} | attempts | diagnosis |",
@@ -68,4 +68,4 @@ def write_report(ws: Workspace, campaign_id: str) -> tuple[Path, str, dict[str, 
     text = render(c)
     path = store.dir / "report.md"
     write_text_atomic(path, text)
-    return path, text, {"report": str(path), **summary(c)}
+    return path, text, {"report": str(path), **summary(c).dump()}

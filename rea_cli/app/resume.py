@@ -1,7 +1,7 @@
 """The resume step: what every wake-up runs. Lock, reconcile, ingest, diagnose, decide, submit,
 publish, exit. Running it twice, or again after a crash at any line, gives the same end state:
 every decision is saved before its side effect, and every side effect is idempotent or
-reconciled by job name (see phase.py).
+reconciled by job name (see executor/submission.py).
 """
 
 from __future__ import annotations
@@ -11,25 +11,26 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from ranking_models.contracts import AttemptResult, AttemptStart, ContractError, read_contract
+from rea_cli import budget
+from rea_cli.app.sync import sync_insights
+from rea_cli.app.trials import round_plan, trial_config
 from rea_cli.campaign.journal import now_iso
-from rea_cli.campaign.model import Campaign, JobRecord, PhaseRecord, Round, TrialRecord
-from rea_cli.campaign.state import CampaignState
+from rea_cli.campaign.model import Campaign, Gate, JobRecord, PhaseRecord, Round, TrialRecord
+from rea_cli.campaign.state import CampaignState, PhaseStatus, RoundStatus, TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import ReaError, RefusedError
-from rea_cli.executor import budget
-from rea_cli.executor import phase as phase_mod
-from rea_cli.executor.backends import make_scheduler, wakeup_argv
+from rea_cli.executor import submission
+from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (
     JobInfo,
     JobState,
     Scheduler,
     campaign_job_prefix,
-    job_name,
+    workspace_tag,
 )
 from rea_cli.faults import crash_point
-from rea_cli.fsutil import read_json
 from rea_cli.planner import gates
 from rea_cli.planner.plan import Plan
 from rea_cli.runbooks import Failure, choose_action, diagnose, load_runbooks
@@ -38,6 +39,7 @@ from rea_cli.workspace import Workspace
 log = logging.getLogger(__name__)
 
 RETRY_ACTIONS = ("retry", "retry_with")
+MAX_FAILED_RESUMES = 3
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,6 @@ def resume_campaign(
     return outcome
 
 
-MAX_FAILED_RESUMES = 3
-
-
 def _record_failure(store: CampaignStore, exc: Exception, sched: Scheduler) -> None:
     """Journal an unexpected error; after MAX_FAILED_RESUMES in a row the campaign is FAILED
     (a deterministic error would otherwise make every wake-up and tick fail the same way)."""
@@ -89,29 +88,30 @@ def _record_failure(store: CampaignStore, exc: Exception, sched: Scheduler) -> N
         campaign.pause_reason = f"{MAX_FAILED_RESUMES} resume steps failed in a row: {error}"
         store.transition(campaign, CampaignState.FAILED, reason=campaign.pause_reason)
         # nothing will ever read their results: stop the campaign's jobs (wake-ups included)
+        prefix = campaign_job_prefix(workspace_tag(store.ws.root), store.campaign_id)
         live = [
             j.job_id
-            for j in sched.find(campaign_job_prefix(store.campaign_id))
-            if not j.state.is_terminal and j.job_id != _current_job_id()
+            for j in sched.find(prefix)
+            if not j.state.has_ended and j.job_id != _current_job_id()
         ]
         if live:
             sched.cancel(live)
 
 
 def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> ResumeOutcome:
-    if c.phase is None or not c.phases.get(c.phase) or not c.phases[c.phase].rounds:
+    rnd = c.current_round()
+    if c.phase is None or rnd is None:
         # launched, then crashed before the first round was recorded
         return _submit(store, plan, c, sched, gates.first_phase(plan))
     current = c.phase
-    rnd = c.phases[current].rounds[-1]
-    if rnd.status != "released":
+    if rnd.status is not RoundStatus.RELEASED:
         # an earlier launch/resume died mid-submission: finish it, then carry on as usual
-        phase_mod.complete_round(store, plan, c, sched, current)
+        submission.complete_round(store, c, sched, current)
 
     reconcile(c, sched, current)
     store.save(c)
     crash_point("reconciled")
-    waiting = [tid for tid, t in c.trials_of(current).items() if _last_open(t)]
+    waiting = [tid for tid, t in c.trials_of(current).items() if t.last_job_open]
     if waiting:
         _ensure_wakeup(store, c, sched, current, rnd, waiting)
         return ResumeOutcome("waiting", f"{len(waiting)} trial(s) of {current} still running")
@@ -135,18 +135,20 @@ def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> Re
             gates.TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity) for tid, t in retries.items()
         ]
         overrides = {tid: t.overrides for tid, t in retries.items() if t.overrides}
+        rp = round_plan(store, plan, c, sched, current, defs, overrides)
         try:
-            phase_mod.submit_round(store, plan, c, sched, current, defs, overrides)
+            submission.submit_round(store, c, sched, rp)
         except RefusedError as exc:
             return _budget_pause(store, c, str(exc))
         return ResumeOutcome("submitted", f"retrying {len(defs)} trial(s) of {current}")
 
-    c.phases[current].status = "done"
+    c.phases[current].set_status(PhaseStatus.DONE)
     decision = gates.next_phase(plan, c, current)
     while decision is not None and not decision.trials:
+        decision.gate = (decision.gate or Gate()).model_copy(update={"skipped": True})
         _record_gate(c, decision)
-        c.phases[decision.phase].status = "skipped"
-        store.event("gate", phase=decision.phase, skipped=True, **decision.gate)
+        c.phases[decision.phase].set_status(PhaseStatus.SKIPPED)
+        store.event("gate", phase=decision.phase, **decision.gate.model_dump())
         decision = gates.next_phase(plan, c, decision.phase)
     if decision is not None:
         return _submit(store, plan, c, sched, decision)
@@ -161,12 +163,13 @@ def _submit(
     store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler, decision: gates.PhaseDecision
 ) -> ResumeOutcome:
     _record_gate(c, decision)
-    if decision.gate:
-        store.event("gate", phase=decision.phase, **decision.gate)
+    if decision.gate is not None:
+        store.event("gate", phase=decision.phase, **decision.gate.model_dump())
     store.save(c)
     crash_point("decided")
+    rp = round_plan(store, plan, c, sched, decision.phase, decision.trials)
     try:
-        phase_mod.submit_round(store, plan, c, sched, decision.phase, decision.trials)
+        submission.submit_round(store, c, sched, rp)
     except RefusedError as exc:
         return _budget_pause(store, c, str(exc))
     return ResumeOutcome("submitted", f"{decision.phase}: {len(decision.trials)} trial(s)")
@@ -188,19 +191,10 @@ def _budget_pause(store: CampaignStore, c: Campaign, reason: str) -> ResumeOutco
 # ---------------------------------------------------------------- reconcile
 
 
-def _last_open(t: TrialRecord) -> bool:
-    return bool(t.jobs) and not _ended(t.jobs[-1].state)
-
-
-def _ended(state: str) -> bool:
-    # UNKNOWN at resume time means the scheduler has forgotten the job: it has ended
-    return state == JobState.UNKNOWN.value or JobState(state).is_terminal
-
-
 def reconcile(c: Campaign, sched: Scheduler, phase: str) -> None:
     """Refresh the scheduler's view of every unfinished job of `phase`."""
     open_jobs = {
-        t.jobs[-1].job_id: t.jobs[-1] for t in c.trials_of(phase).values() if _last_open(t)
+        t.jobs[-1].job_id: t.jobs[-1] for t in c.trials_of(phase).values() if t.last_job_open
     }
     if not open_jobs:
         return
@@ -213,7 +207,7 @@ def reconcile(c: Campaign, sched: Scheduler, phase: str) -> None:
 def apply_info(job: JobRecord, info: JobInfo | None) -> None:
     if info is None:
         return
-    job.state = info.state.value
+    job.state = info.state
     job.exit_code = info.exit_code if info.exit_code is not None else job.exit_code
     job.node = info.node or job.node
     job.started_at = _iso(info.started_at) or job.started_at
@@ -243,16 +237,10 @@ def _ensure_wakeup(
     me = _current_job_id()
     if rnd.wakeup_job_id and rnd.wakeup_job_id != me:
         info = sched.states([rnd.wakeup_job_id]).get(rnd.wakeup_job_id)
-        if info is not None and not info.state.is_terminal and info.state is not JobState.UNKNOWN:
+        if info is not None and not info.state.has_ended:
             return
     ids = [c.trials[tid].jobs[-1].job_id for tid in waiting]
-    wake_name = job_name(store.campaign_id, phase, rnd.round, wakeup=True)
-    rnd.wakeup_job_id = sched.submit_wakeup(
-        ids,
-        wakeup_argv(store.ws, store.campaign_id),
-        job_name=wake_name,
-        log_dir=store.phase_dir(phase) / "logs",
-    )
+    rnd.wakeup_job_id = submission.resubmit_wakeup(store, sched, phase, rnd, ids)
     store.save(c)
     store.event("wakeup_resubmitted", phase=phase, round=rnd.round, wakeup_job_id=rnd.wakeup_job_id)
 
@@ -272,47 +260,69 @@ def attempt_dirs(store: CampaignStore, trial_id: str) -> list[Path]:
 def _attempt_for_job(dirs: list[Path], job_id: str) -> Path | None:
     """The latest attempt folder written by job `job_id` (a requeued job writes several)."""
     for d in reversed(dirs):
-        meta = read_json(d / "attempt.json")
-        if isinstance(meta, dict) and meta.get("job_id") == job_id:
+        try:
+            start: AttemptStart = read_contract(d / "attempt.json", AttemptStart)
+        except ContractError:
+            continue
+        if start.job_id == job_id:
             return d
     return None
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What one attempt's result.json says, read once, judged once."""
+
+    result: AttemptResult | None
+    failure_kind: str | None  # None when the attempt succeeded with usable metrics
+    message: str | None
+
+
+def read_outcome(folder: Path | None, job: JobRecord, metric: str) -> AttemptOutcome:
+    if folder is None or not (folder / "result.json").exists():
+        kind = "missing_result" if job.state is JobState.COMPLETED else None
+        return AttemptOutcome(None, kind, None)
+    try:
+        result: AttemptResult = read_contract(folder / "result.json", AttemptResult)
+    except ContractError as exc:
+        return AttemptOutcome(None, "invalid_result", str(exc))
+    if result.status == "failed":
+        failure = result.failure
+        return AttemptOutcome(
+            result, failure.kind if failure else "error", failure.message if failure else None
+        )
+    bad = result.non_finite()
+    if bad or result.metric(metric) is None:
+        what = ", ".join(bad) if bad else f"valid.{metric} missing"
+        return AttemptOutcome(
+            result, "invalid_result", f"the trial reported non-finite or missing metrics: {what}"
+        )
+    return AttemptOutcome(result, None, None)
 
 
 def ingest_attempts(store: CampaignStore, c: Campaign, plan: Plan) -> None:
     """Trial outcome from the attempt's result.json and the job's final state."""
     for tid, t in c.trials_of(c.phase or "").items():
-        if t.status != "submitted" or not t.jobs:
+        if t.status is not TrialStatus.SUBMITTED or not t.jobs:
             continue
         job = t.jobs[-1]
         dirs = attempt_dirs(store, tid)
         t.attempts = len(dirs)
-        folder = _attempt_for_job(dirs, job.job_id)
-        result = read_json(folder / "result.json") if folder else None
-        if isinstance(result, dict) and result.get("status") == "succeeded":
-            t.status = "succeeded"
-            t.metric_value = _metric(result.get("valid"), plan.metric)
-            t.test_value = _metric(result.get("test"), plan.metric)
-            if t.metric_value is None:
-                t.status = "failed"
-                job.failure_kind = "missing_result"
-            if not job.gpu_seconds and isinstance(result.get("wall_time_s"), int | float):
-                job.gpu_seconds = float(result["wall_time_s"]) * job.gpus
+        outcome = read_outcome(_attempt_for_job(dirs, job.job_id), job, plan.metric)
+        result = outcome.result
+        if result is not None and not job.gpu_seconds and result.wall_time_s:
+            job.gpu_seconds = float(result.wall_time_s) * job.gpus
+        if outcome.failure_kind is None and result is not None:
+            t.metric_value = result.metric(plan.metric)
+            t.test_value = result.metric(plan.metric, "test")
+            t.diagnosis = None  # a trial that succeeded on retry is not diagnosed any more
+            t.set_status(TrialStatus.SUCCEEDED)
             continue
-        t.status = "failed"
-        failure = result.get("failure") if isinstance(result, dict) else None
-        job.failure_kind = (failure or {}).get("kind") if isinstance(failure, dict) else None
-        if job.failure_kind is None and job.state == JobState.COMPLETED.value:
-            job.failure_kind = "missing_result"
-        job.reason = job.reason or (
-            (failure or {}).get("message") if isinstance(failure, dict) else None
-        )
+        t.set_status(TrialStatus.FAILED)
+        job.failure_kind = outcome.failure_kind
+        # the most specific message: the trainer's own, else the scheduler's reason
+        job.reason = outcome.message or job.reason
     budget.refresh(c)
-
-
-def _metric(block: Any, metric: str) -> float | None:
-    if isinstance(block, dict) and isinstance(block.get(metric), int | float):
-        return float(block[metric])
-    return None
 
 
 # ---------------------------------------------------------------- diagnose
@@ -331,11 +341,11 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
     }
     for tid, t in c.trials_of(c.phase or "").items():
         job = t.jobs[-1] if t.jobs else None
-        if t.status != "failed" or job is None or job.action is not None:
+        if t.status is not TrialStatus.FAILED or job is None or job.action is not None:
             continue
-        failure = Failure(job.failure_kind, job.state, job.exit_code, job.reason or "")
+        failure = Failure(job.failure_kind, job.state.value, job.exit_code, job.reason or "")
         book = diagnose(books, failure)
-        config = phase_mod.trial_config(
+        config = trial_config(
             plan, c, gates.TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity), t.overrides
         )
         decision = choose_action(
@@ -361,22 +371,27 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
             action=decision.action,
             change=decision.change,
             detail=decision.detail,
-            job_state=job.state,
+            job_state=job.state.value,
             failure_kind=job.failure_kind,
         )
         crash_point("diagnosis_journaled")  # journaled, campaign not saved yet
 
 
 def _needs_retry(t: TrialRecord) -> bool:
-    return t.status == "failed" and bool(t.jobs) and t.jobs[-1].action in RETRY_ACTIONS
+    return t.status is TrialStatus.FAILED and bool(t.jobs) and t.jobs[-1].action in RETRY_ACTIONS
 
 
 def _pause_reason(store: CampaignStore, c: Campaign, phase: str) -> str | None:
     trials = c.trials_of(phase)
     for tid, t in trials.items():
-        if t.status == "failed" and t.jobs and t.jobs[-1].action == "pause_campaign":
-            return f"trial {tid}: {t.diagnosis}; fix the cause, then `rea cancel` and re-plan"
-    given_up = [t for t in trials.values() if t.status == "failed" and not _needs_retry(t)]
+        if t.status is TrialStatus.FAILED and t.jobs and t.jobs[-1].action == "pause_campaign":
+            detail = f" ({t.jobs[-1].reason})" if t.jobs[-1].reason else ""
+            return (
+                f"trial {tid}: {t.diagnosis}{detail}; fix the cause, then `rea cancel` and re-plan"
+            )
+    given_up = [
+        t for t in trials.values() if t.status is TrialStatus.FAILED and not _needs_retry(t)
+    ]
     limit = store.ws.settings.guardrails.max_failed_fraction
     if trials and len(given_up) / len(trials) > limit:
         return (
@@ -384,24 +399,3 @@ def _pause_reason(store: CampaignStore, c: Campaign, phase: str) -> str | None:
             f"{limit:.0%}); see `rea status {c.campaign_id}` and the trial logs"
         )
     return None
-
-
-# ---------------------------------------------------------------- insights
-
-
-def sync_insights(ws: Workspace, store: CampaignStore, *, publish: bool) -> None:
-    """Mirror the campaign folder into the insights DB. A locked DB loses nothing: the files
-    stay and the next sync ingests them."""
-    from rea_cli.insights import sync_campaign  # duckdb: imported only when syncing
-
-    settings = ws.settings.insights
-    try:
-        sync_campaign(
-            ws.db_path,
-            store.dir,
-            analyst_path=ws.analyst_db_path if publish else None,
-            storage_version=settings.storage_version,
-            retries=settings.lock_retries,
-        )
-    except ReaError as exc:
-        log.warning("insights not updated this time (%s); the next wake-up will retry", exc)
