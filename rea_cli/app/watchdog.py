@@ -151,7 +151,7 @@ def stuck_notes(c: Campaign, infos: dict[str, JobInfo], now: datetime) -> list[s
         if never or (age is not None and age > limit_s):
             waited = f"for {age / 60:.0f} min " if age is not None else ""
             notes.append(
-                f"trial job {jid} pending {waited}(time limit {job.time_limit_min} min, reason "
+                f"trial job {jid} pending {waited}(time limit {job.time_limit_min:g} min, reason "
                 f"{info.reason or 'none'})"
             )
     return notes

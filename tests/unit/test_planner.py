@@ -184,14 +184,14 @@ def test_gates_combine_winners_then_exploit_the_best() -> None:
         },
     )
     combo = gates.next_phase(plan, camp, "validation")
-    assert combo is not None and combo.gate["winners"] == [a, b]
+    assert combo is not None and combo.gate.winners == [a, b]
     assert [t.hypothesis_id for t in combo.trials] == [f"{a}+{b}", f"{a}+{b}"]
     assert combo.new_hypotheses[f"{a}+{b}"].parents == [a, b]
     camp.phases["combination"] = PhaseRecord(status="done", gate=combo.gate)
     camp.hypotheses.update(combo.new_hypotheses)
     _results(camp, "combination", {f"{a}+{b}": {0: 0.75, 1: 0.76}})
     expl = gates.next_phase(plan, camp, "combination")
-    assert expl is not None and expl.gate["best"] == f"{a}+{b}"
+    assert expl is not None and expl.gate.best == f"{a}+{b}"
     assert len(expl.trials) == 6  # best + baseline x 3 seeds
     camp.phases["exploitation"] = PhaseRecord(status="done", gate=expl.gate)
     _results(
@@ -215,7 +215,7 @@ def test_no_winner_skips_to_a_keep_the_baseline_proposal() -> None:
     camp = _campaign(plan)
     _results(camp, "validation", {"baseline": {0: 0.70}, a: {0: 0.60}})
     combo = gates.next_phase(plan, camp, "validation")
-    assert combo is not None and combo.trials == [] and combo.gate["passed"] is False
+    assert combo is not None and combo.trials == [] and combo.gate.passed is False
     camp.phases["combination"] = PhaseRecord(status="skipped", gate=combo.gate)
     expl = gates.next_phase(plan, camp, "combination")
     assert expl is not None and expl.trials == []

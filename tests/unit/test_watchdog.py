@@ -26,7 +26,7 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 def _campaign(
     *,
-    status: Literal["submitting", "submitted", "released"] = "released",
+    status: Literal["submitting", "released"] = "released",
     wakeup: str | None = "9",
     job_state: str = "RUNNING",
     approved: float = 4.0,
@@ -109,10 +109,10 @@ def test_no_wakeup_or_an_interrupted_submission_means_resume() -> None:
     assert decide(_campaign(wakeup=None), _running(), NOW).reason == (
         "validation round 1 has no wake-up job"
     )
-    d = decide(_campaign(status="submitted"), _running(), NOW)
+    d = decide(_campaign(status="submitting"), _running(), NOW)
     assert (d.action, d.reason) == (
         "resume",
-        "validation round 1 was not fully submitted (submitted)",
+        "validation round 1 was not fully submitted (submitting)",
     )
     c = _campaign()
     c.phases.clear()
