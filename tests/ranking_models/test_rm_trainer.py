@@ -1,6 +1,5 @@
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -19,13 +18,10 @@ from rm_helpers import (
 )
 
 from ranking_models import train as train_mod
+from ranking_models.contracts import AttemptResult, AttemptStart, read_contract
 from ranking_models.trainer import Trainer, lr_factor
 
-RESULT_KEYS = {
-    "schema", "trial_id", "attempt", "job_id", "host", "status", "failure", "valid", "test",
-    "epochs_completed", "resumed_from_epoch", "started_at", "ended_at", "wall_time_s",
-    "samples_per_s", "peak_memory_mb", "n_params", "device", "versions",
-}  # fmt: skip
+RESULT_KEYS = {field.alias or name for name, field in AttemptResult.model_fields.items()}
 METRIC_KEYS = {"auc", "logloss", "ne", "ne_eval", "calibration"}
 FAILURE_KEYS = {"kind", "message", "epoch", "step", "exit_code"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,18 +33,25 @@ def test_tiny_trial_writes_the_contract_files(
     monkeypatch.setenv("REA_JOB_ID", "local-7")
     spec = write_spec(tmp_path)
     assert train_mod.run_trial(spec) == 0
-    attempt = json.loads((spec.parent / "attempts" / "1" / "attempt.json").read_text())
-    assert (
-        attempt["attempt"] == 1 and attempt["job_id"] == "local-7" and attempt["pid"] == os.getpid()
-    )
+    folder = spec.parent / "attempts" / "1"
+    attempt = read_contract(folder / "attempt.json", AttemptStart)
+    assert attempt.attempt == 1 and attempt.job_id == "local-7" and attempt.pid == os.getpid()
+    assert attempt.trial_id == "t-s0" and attempt.started_at and attempt.host
+    parsed = read_contract(folder / "result.json", AttemptResult)
     result = read_result(spec)
-    assert set(result) == RESULT_KEYS
+    assert set(result) == RESULT_KEYS and parsed.dump() == result
     assert result["status"] == "succeeded" and result["failure"] is None
     assert set(result["valid"]) == METRIC_KEYS and set(result["test"]) == METRIC_KEYS
     assert result["valid"]["auc"] > 0.6  # the planted signal is learnable
     assert result["epochs_completed"] == 2 and result["resumed_from_epoch"] == 0
+    assert result["stopped"] is None and result["job_id"] == "local-7"
+    assert [c["epoch"] for c in result["curve"]] == [0, 1]
+    assert result["valid"] == result["curve"][result["best_epoch"]]["valid"]
+    assert result["samples_seen"] == 2 * 3200  # TINY_DATA: 3,200 train rows
+    assert 0 < result["device_time_s"] <= result["wall_time_s"]
+    assert result["startup_s"] is not None and result["startup_s"] > 0
     assert result["device"] == "cpu" and result["n_params"] > 0 and result["peak_memory_mb"] > 0
-    assert result["versions"]["torch"] == torch.__version__
+    assert result["samples_per_s"] > 0 and result["versions"]["torch"] == torch.__version__
     events = read_metrics(spec)
     train = [e for e in events if e["event"] == "train"]
     evals = [e for e in events if e["event"] == "eval"]
@@ -62,8 +65,13 @@ def test_tiny_trial_writes_the_contract_files(
         "lr",
         "time",
     } <= set(train[0])
-    assert [(e["epoch"], e["split"]) for e in evals] == [(0, "valid"), (1, "valid"), (1, "test")]
-    assert evals[-2]["auc"] == result["valid"]["auc"] and evals[-1]["auc"] == result["test"]["auc"]
+    best = result["best_epoch"]
+    assert [(e["epoch"], e["split"]) for e in evals] == [(0, "valid"), (1, "valid"), (best, "test")]
+    assert (
+        evals[best]["auc"] == result["valid"]["auc"] and evals[-1]["auc"] == result["test"]["auc"]
+    )
+    losses = [e["loss"] for e in train if e["epoch"] == 0]  # log_every_steps > steps per epoch
+    assert result["curve"][0]["train_loss"] == pytest.approx(losses[-1])
     assert not list((spec.parent / "attempts" / "1").glob(".*tmp"))
 
 
@@ -234,25 +242,6 @@ def test_lr_schedule_warmup_and_decay() -> None:
     assert lr_factor(100, 100, 4, "cosine") == pytest.approx(0.0)
 
 
-def test_checkpointable_wrapper(tmp_path: Path) -> None:
-    import submitit
-
-    task = train_mod.CheckpointableTrial(
-        str(write_spec(tmp_path / "ok", config=tiny_config("lr", epochs=1)))
-    )
-    assert isinstance(task, submitit.helpers.Checkpointable)
-    assert pickle.loads(pickle.dumps(task)).spec_path == task.spec_path
-    assert task() == 0
-    delayed = task.checkpoint()
-    assert isinstance(delayed, submitit.helpers.DelayedSubmission)
-    config = tiny_config("lr")
-    config["train"]["epochs"] = 0
-    failing = train_mod.CheckpointableTrial(str(write_spec(tmp_path / "bad", config=config)))
-    with pytest.raises(train_mod.TrialFailed, match="exit code 2"):
-        failing()
-    assert train_mod.CheckpointableTrial(failing.spec_path, raise_on_failure=False)() == 2
-
-
 # ---------------------------------------------------------------- real processes
 
 
@@ -297,11 +286,15 @@ def test_killed_after_epoch_1_resumes_from_epoch_2_with_identical_results(tmp_pa
     assert train_mod.run_trial(spec) == 0
     result = read_result(spec, attempt=2)
     assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 3
+    assert [c["epoch"] for c in result["curve"]] == [0, 1, 2]  # epoch 0 from attempt 1
+    assert result["samples_seen"] == 2 * 32000
     epochs_trained = {e["epoch"] for e in read_metrics(spec, attempt=2) if e["event"] == "train"}
     assert epochs_trained == {1, 2}  # epoch 0 was not redone
     reference = _slow_spec(tmp_path, "reference")
     assert train_mod.run_trial(reference) == 0
-    assert read_result(reference)["test"] == result["test"]  # resuming changes nothing
+    expected = read_result(reference)
+    assert expected["test"] == result["test"]  # resuming changes nothing
+    assert expected["curve"] == result["curve"] and expected["best_epoch"] == result["best_epoch"]
 
 
 @pytest.mark.slow
