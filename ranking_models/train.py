@@ -362,5 +362,18 @@ def main(argv: list[str] | None = None) -> int:
     return run_trial(args[0], handle_signals=True)
 
 
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown.
+
+    With torch loaded, the teardown costs about 1 s of CPU on a small box (measured), a tenth
+    of a MovieLens trial and most of a tiny one. Every file of the attempt is closed (result.json
+    fsynced) by now; only the standard streams and the log handlers need flushing.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())

@@ -17,8 +17,11 @@ from rm_helpers import (
     write_spec,
 )
 
+from ranking_models import optim
 from ranking_models import train as train_mod
+from ranking_models.config import validate_config
 from ranking_models.contracts import AttemptResult, AttemptStart, read_contract
+from ranking_models.data.processing import load_data
 from ranking_models.trainer import Trainer, lr_factor
 
 RESULT_KEYS = {field.alias or name for name, field in AttemptResult.model_fields.items()}
@@ -382,3 +385,94 @@ def test_bf16_autocast_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     trainer.autocast = True
     outcome = trainer.run()
     assert outcome.valid["auc"] > 0.5 and outcome.epochs_completed == 1
+
+
+# ---------------------------------------------------------------- optimisation knobs
+
+
+@pytest.mark.parametrize(
+    ("sparse", "kind"),
+    [("adagrad", optim.Adagrad), ("rowwise_adagrad", optim.RowWiseAdagrad), ("sgd", optim.SGD)],
+)
+def test_sparse_optimizer_owns_the_embedding_tables(
+    tmp_path: Path, sparse: str, kind: type
+) -> None:
+    config = validate_config(tiny_config("deepfm", sparse_optimizer=sparse, lr_sparse=0.05))
+    trainer = Trainer(config, load_data(TINY_DATA), seed=0)
+    opt = trainer.optimizer
+    assert isinstance(opt, optim.Chained) and [type(p) for p in opt.parts] == [optim.Adam, kind]
+    tables = {id(p) for p in trainer.model.sparse_parameters()}
+    assert {id(p) for p in opt.parts[1].param_groups[0]["params"]} == tables
+    assert not tables & {id(p) for p in opt.parts[0].param_groups[0]["params"]}
+    if sparse == "sgd":
+        assert opt.parts[1].param_groups[0]["momentum"] == 0.0
+    spec = write_spec(
+        tmp_path, config=tiny_config("deepfm", sparse_optimizer=sparse, lr_sparse=0.05)
+    )
+    assert train_mod.run_trial(spec) == 0
+    assert read_result(spec)["valid"]["auc"] > 0.55
+
+
+def test_same_sparse_optimizer_is_one_optimizer_with_two_groups() -> None:
+    trainer = Trainer(validate_config(tiny_config("deepfm")), load_data(TINY_DATA), seed=0)
+    assert isinstance(trainer.optimizer, optim.Adam) and len(trainer.optimizer.param_groups) == 2
+
+
+@pytest.mark.parametrize(("scaling", "factor"), [("none", 1.0), ("linear", 0.25), ("sqrt", 0.5)])
+def test_lr_batch_scaling(tmp_path: Path, scaling: str, factor: float) -> None:
+    # batch 256 against a reference of 1024: a quarter of the reference batch
+    train = {"lr_batch_scaling": scaling, "reference_batch_size": 1024, "epochs": 1}
+    config = tiny_config("deepfm", **train)
+    trainer = Trainer(validate_config(config), load_data(TINY_DATA), seed=0)
+    t = trainer.train_cfg
+    assert t.lr_dense != t.lr_sparse
+    assert [g["base_lr"] for g in trainer.optimizer.param_groups] == pytest.approx(
+        [t.lr_dense * factor, t.lr_sparse * factor]
+    )
+    spec = write_spec(tmp_path, config=config)
+    assert train_mod.run_trial(spec) == 0
+    lrs = [e["lr"] for e in read_metrics(spec) if e["event"] == "train"]
+    assert lrs == pytest.approx([t.lr_dense * factor] * len(lrs))  # the dense LR, as trained
+
+
+# ---------------------------------------------------------------- compute accounting
+
+
+def test_process_age_is_the_age_of_this_process() -> None:
+    code = (
+        "import time; from ranking_models.train import process_age_s\n"
+        "a = process_age_s(); time.sleep(0.3); b = process_age_s()\n"
+        "print(a, b)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    a, b = (float(x) for x in out.stdout.split())
+    assert 0 < a < 10 and b - a == pytest.approx(0.3, abs=0.05)
+
+
+def test_startup_of_a_forked_trial_counts_from_the_fork(tmp_path: Path) -> None:
+    import multiprocessing
+
+    spec = write_spec(tmp_path, config=tiny_config("lr", epochs=1))
+    time.sleep(0.5)  # the parent is older than the work before the child's first step
+    parent_age = train_mod.process_age_s()
+    child = multiprocessing.get_context("fork").Process(target=train_mod.main, args=([str(spec)],))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    result = read_result(spec)
+    assert parent_age is not None and 0 < result["startup_s"] < parent_age
+
+
+@pytest.mark.slow
+def test_device_time_and_startup_of_a_command_line_run(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, config=tiny_config("dcn_v2", epochs=2))
+    t0 = time.monotonic()
+    proc = _start(spec)
+    assert proc.wait(timeout=120) == 0
+    outer = time.monotonic() - t0
+    result = read_result(spec)
+    assert 0 < result["device_time_s"] <= result["wall_time_s"] < outer
+    # interpreter + imports + data + model come before the first step: startup covers them
+    assert 0.2 < result["startup_s"] < outer
+    assert result["startup_s"] + result["device_time_s"] <= outer + 0.05  # 10 ms tick
