@@ -223,6 +223,12 @@ def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False
             return _run(spec, recorder)
         except _Interrupted as exc:
             signum = exc.signum
+        except Exception:
+            # The handler's exception raised inside an import or C++ code can come back as
+            # something else (numpy's init turns it into an ImportError): a signal all the same.
+            if not _RECEIVED:
+                raise
+            signum = _RECEIVED[0]
         name = signal.Signals(signum).name
         recorder.emit(
             {"event": "signal", "signal": name, "time": round(time.monotonic() - recorder.t0, 3)}
@@ -245,6 +251,7 @@ def _install_signal_handlers() -> dict[int, Any]:
         _RECEIVED.append(signum)
         raise _Interrupted(signum)
 
+    _RECEIVED.clear()
     previous: dict[int, Any] = {}
     for signum in (signal.SIGTERM, signal.SIGUSR2):
         previous[signum] = signal.signal(signum, handler)
@@ -268,6 +275,8 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
     from ranking_models.data.processing import load_data
     from ranking_models.trainer import Trainer, TrialFailure, peak_memory_mb, pick_device
 
+    if _RECEIVED:  # a signal during the imports above may have been swallowed by one of them
+        raise _Interrupted(_RECEIVED[0])
     device = pick_device()
     trainer: Trainer | None = None
     common: dict[str, Any] = {"device": str(device)}

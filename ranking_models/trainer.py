@@ -525,7 +525,8 @@ class Trainer:
             "history": self.history,
             "train_losses": self.train_losses,
             "best_epoch": self.best_epoch,
-            "best_state": self.best_state,
+            # the usual case, the last epoch is the best: "model" holds its weights already
+            "best_state": None if self.best_epoch == self.epoch - 1 else self.best_state,
             "recent_losses": list(self.recent_losses),
         }
         fd, tmp = tempfile.mkstemp(dir=self.checkpoint_dir, prefix=".tmp-", suffix=".pt")
@@ -595,7 +596,8 @@ class Trainer:
         self.epoch, self.global_step = epoch, int(state["global_step"])
         self.history = history
         self.train_losses = list(state["train_losses"])[:epoch]
-        self.best_state = state["best_state"]
+        # None: the checkpoint's last epoch was its best (a CPU copy apart from the model's)
+        self.best_state = state["best_state"] or state["model"]
         self.recent_losses.extend(state["recent_losses"])
         log.info(
             "resumed from %s at epoch %d (step %d)", self.checkpoint_dir, epoch, self.global_step

@@ -304,8 +304,11 @@ def test_killed_after_epoch_1_resumes_from_epoch_2_with_identical_results(tmp_pa
 def test_sigterm_is_recorded_and_leaves_no_result(tmp_path: Path) -> None:
     spec = _slow_spec(tmp_path, "term")
     proc = _start(spec)
-    _wait_for(spec.parent / "attempts" / "1" / "metrics.jsonl", proc)
-    time.sleep(0.5)
+    metrics = spec.parent / "attempts" / "1" / "metrics.jsonl"
+    _wait_for(metrics, proc)
+    while not metrics.read_text():  # training has started (the first epoch's train event)
+        assert proc.poll() is None
+        time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     events = read_metrics(spec)
