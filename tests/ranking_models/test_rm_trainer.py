@@ -221,13 +221,23 @@ def test_bad_config_and_bad_data_exit_2_with_a_record(tmp_path: Path) -> None:
     assert failure["kind"] == "data_error" and "none.toml" in failure["message"]
 
 
-def test_unreadable_spec_exits_2_without_an_attempt(tmp_path: Path) -> None:
+def test_unreadable_spec_exits_2_without_an_attempt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bad = tmp_path / "spec.json"
     bad.write_text("{not json")
     assert train_mod.run_trial(bad) == 2
     bad.write_text(json.dumps({"trial_id": "x"}))
     assert train_mod.run_trial(bad) == 2
     assert train_mod.main([]) == 2
+    good = json.loads(write_spec(tmp_path).read_text())
+    for field, value, expected in [("seed", True, "seed"), ("schema", 2, "schema 2")]:
+        caplog.clear()
+        bad.write_text(json.dumps({**good, field: value}))
+        assert train_mod.run_trial(bad) == 2
+        (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert expected in line and "\n" not in line
+    assert not (tmp_path / "t-s0" / "attempts").exists()
 
 
 def test_attempt_allocation_is_next_free_integer(tmp_path: Path) -> None:
