@@ -1,8 +1,9 @@
-"""Minimal Adam / AdamW / SGD / Adagrad over parameter groups, with foreach kernels.
+"""Minimal Adam / AdamW / SGD / Adagrad / row-wise Adagrad over parameter groups.
 
 Why not torch.optim: constructing any torch.optim optimizer imports torch._dynamo (about 1.5 s
 on a small CPU box), which dominates a tiny trial. These implement the textbook update rules
 (the same as torch.optim's defaults; tests compare them) and a plain state_dict for checkpoints.
+``Chained`` runs one optimizer for the dense parameters and another for the embedding tables.
 """
 
 from __future__ import annotations
@@ -165,7 +166,71 @@ class Adagrad(Optimizer):
         torch._foreach_addcdiv_(params, grads, std, value=-g["lr"])
 
 
+class RowWiseAdagrad(Optimizer):
+    """Adagrad with one accumulator per row (DLRM / TorchRec / FBGEMM's embedding optimizer).
+
+    For a table [V, E]: ``acc[v] += mean_e(g[v, e]^2)``, ``w[v] -= lr * g[v] / (sqrt(acc[v]) +
+    eps)``: E times less optimizer state than Adagrad. Gradients here are dense, so rows absent
+    from a batch get a zero update, as with sparse gradients, unless weight decay is on (L2 is
+    added to the gradient of every row, as in this module's Adagrad).
+    """
+
+    def __init__(self, groups: list[Group], eps: float = 1e-10) -> None:
+        super().__init__(groups, eps=eps)
+
+    def _update(
+        self,
+        g: Group,
+        params: list[torch.Tensor],
+        grads: Any,
+        states: list[dict[str, torch.Tensor]],
+    ) -> None:
+        for p, grad, state in zip(params, grads, states, strict=True):
+            if g["weight_decay"]:
+                grad = grad.add(p, alpha=g["weight_decay"])
+            rows = grad.reshape(grad.shape[0], -1) if grad.dim() > 1 else grad.unsqueeze(1)
+            if "sum" not in state:
+                state["sum"] = torch.zeros(rows.shape[0], dtype=p.dtype, device=p.device)
+            acc = state["sum"]
+            acc.add_(rows.square().mean(dim=1))
+            std = acc.sqrt().add_(g["eps"])
+            p.addcdiv_(grad, std.view(-1, *([1] * (p.dim() - 1))), value=-g["lr"])
+
+
+class Chained:
+    """Several optimizers stepped together (dense parameters and embedding tables apart).
+
+    ``param_groups`` is the concatenation of theirs (the same dicts), so setting a group's
+    ``lr`` reaches the optimizer that owns it.
+    """
+
+    def __init__(self, parts: list[Optimizer]) -> None:
+        self.parts = parts
+        self.param_groups: list[Group] = [g for part in parts for g in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        for part, saved in zip(self.parts, sd["parts"], strict=True):
+            part.load_state_dict(saved)
+
+
+AnyOptimizer = Optimizer | Chained
+
+
 def make(name: str, groups: list[Group], momentum: float = 0.9) -> Optimizer:
+    """Adam, AdamW, SGD (with momentum), Adagrad or row-wise Adagrad over the groups."""
+    if name == "rowwise_adagrad":
+        return RowWiseAdagrad(groups)
     if name == "adam":
         return Adam(groups)
     if name == "adamw":

@@ -1,5 +1,7 @@
-"""The training loop: in-memory tensors sliced into batches, per-epoch validation, instability
-detection, epoch-boundary checkpoints. File and process concerns live in ``train.py``."""
+"""The training loop: in-memory tensors sliced into batches, per-epoch validation, the best
+epoch (by ``train.monitor``) kept and restored, early stopping / rung / pruning stops,
+instability detection, epoch-boundary checkpoints. File and process concerns live in
+``train.py``."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +26,20 @@ import torch
 import torch.nn.functional as F
 
 from ranking_models import metrics, optim
-from ranking_models.config import TrialConfig
+from ranking_models.config import TrainConfig, TrialConfig
+from ranking_models.contracts import EpochRecord, PruneRule, StopReason
 from ranking_models.data.processing import ProcessedData, Split
 from ranking_models.models import RankingModel, build_model
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
+# 2: best epoch weights, per-epoch train loss; stop_at_epoch left out of the fingerprint
+CHECKPOINT_VERSION = 2
+EXIT_ERROR = 1
 EXIT_DIVERGED = 3
 EXIT_OOM = 4
+MAXIMISED = frozenset({"auc"})
 
 
 class TrialFailure(Exception):
@@ -63,13 +69,19 @@ class TrialFailure(Exception):
 
 @dataclass
 class TrainOutcome:
+    """What a run reports: valid is the best epoch's, test the best epoch's weights on test."""
+
     valid: dict[str, float]
     test: dict[str, float]
     epochs_completed: int
     resumed_from_epoch: int
+    best_epoch: int
+    stopped: StopReason | None
+    curve: list[EpochRecord]
+    samples_seen: int
     samples_per_s: float
+    device_time_s: float
     n_params: int
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def pick_device() -> torch.device:
@@ -108,21 +120,80 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(model: RankingModel, train: Any) -> optim.Optimizer:
-    """One optimizer, two parameter groups: dense (lr_dense) and embedding tables (lr_sparse)."""
-    groups = [
-        {
-            "params": model.dense_parameters(),
-            "lr": train.lr_dense,
-            "weight_decay": train.weight_decay,
-        },
-        {
-            "params": model.sparse_parameters(),
-            "lr": train.lr_sparse,
-            "weight_decay": train.weight_decay_sparse,
-        },
-    ]
-    return optim.make(train.optimizer, [g for g in groups if g["params"]], train.momentum)
+def lr_scale(train: TrainConfig) -> float:
+    """Factor of the configured learning rates for batch_size vs reference_batch_size."""
+    ratio = train.batch_size / train.reference_batch_size
+    if train.lr_batch_scaling == "linear":
+        return ratio
+    if train.lr_batch_scaling == "sqrt":
+        return math.sqrt(ratio)
+    return 1.0
+
+
+def make_optimizer(model: RankingModel, train: TrainConfig) -> optim.AnyOptimizer:
+    """Dense parameters (lr_dense) and embedding tables (lr_sparse), both scaled by lr_scale.
+
+    sparse_optimizer "same": one ``train.optimizer`` over both groups; otherwise the tables get
+    their own optimizer. Sparse SGD has no momentum: a momentum buffer would keep moving rows
+    that are absent from the batch.
+    """
+    scale = lr_scale(train)
+    dense: optim.Group = {
+        "params": model.dense_parameters(),
+        "lr": train.lr_dense * scale,
+        "weight_decay": train.weight_decay,
+    }
+    sparse: optim.Group = {
+        "params": model.sparse_parameters(),
+        "lr": train.lr_sparse * scale,
+        "weight_decay": train.weight_decay_sparse,
+    }
+    if train.sparse_optimizer == "same":
+        groups = [g for g in (dense, sparse) if g["params"]]
+        return optim.make(train.optimizer, groups, train.momentum)
+    parts = []
+    if dense["params"]:
+        parts.append(optim.make(train.optimizer, [dense], train.momentum))
+    if sparse["params"]:
+        parts.append(optim.make(train.sparse_optimizer, [sparse], momentum=0.0))
+    return optim.Chained(parts)
+
+
+def is_better(value: float, best: float, monitor: str) -> bool:
+    """Strictly better (a tie keeps the earlier epoch); auc is maximised, the others minimised."""
+    return value > best if monitor in MAXIMISED else value < best
+
+
+def best_index(history: list[dict[str, float]], monitor: str) -> int | None:
+    """The first epoch with the best finite value of the monitored metric, None if none."""
+    best: int | None = None
+    for i, valid in enumerate(history):
+        value = valid.get(monitor, math.nan)
+        if math.isfinite(value) and (
+            best is None or is_better(value, history[best][monitor], monitor)
+        ):
+            best = i
+    return best
+
+
+def stop_reason(
+    history: list[dict[str, float]], train: TrainConfig, prune: PruneRule | None = None
+) -> StopReason | None:
+    """Why a run with these completed epochs stops before its horizon (None: it goes on or is
+    done). Pure, so a resumed attempt takes the same decision as the one that saved the state."""
+    done = len(history)
+    if done == 0 or done >= train.epochs:
+        return None
+    last = done - 1
+    if prune is not None and prune.prunes(last, history[last].get(prune.metric, math.nan)):
+        return "pruned"
+    best = best_index(history, train.monitor)
+    patience = train.early_stopping_patience
+    if patience is not None and best is not None and last - best >= patience:
+        return "early_stopping"
+    if train.stop_at_epoch is not None and done >= train.stop_at_epoch:
+        return "rung"
+    return None
 
 
 class _Tensors:
@@ -139,7 +210,11 @@ class _Tensors:
 
 
 class Trainer:
-    """Train one trial. ``emit`` receives each metrics event (a dict, one metrics.jsonl line)."""
+    """Train one trial. ``emit`` receives each metrics event (a dict, one metrics.jsonl line).
+
+    Device handling lives here alone: ``device`` placement, bf16 autocast on CUDA, and the
+    synchronisation before the device-time clock is read.
+    """
 
     def __init__(
         self,
@@ -149,11 +224,14 @@ class Trainer:
         emit: Callable[[dict[str, Any]], None] = lambda event: None,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         device: torch.device | None = None,
+        prune: PruneRule | None = None,
     ) -> None:
         self.config, self.data, self.seed, self.emit = config, data, seed, emit
         self.train_cfg = config.train
+        self.prune = prune
         self.device = device or pick_device()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.save_checkpoints = self.checkpoint_dir is not None
         self.t0 = time.monotonic()
         torch.manual_seed(seed)
         self.model = build_model(
@@ -166,68 +244,130 @@ class Trainer:
         bs = self.train_cfg.batch_size
         # _batches drops a final 1-row batch (batch norm cannot train on it).
         self.steps_per_epoch = n_rows // bs + (1 if n_rows % bs > 1 or n_rows < bs else 0)
+        # The horizon is `epochs` whatever stop_at_epoch says: a run continued past a rung
+        # follows the same schedule as one that never stopped.
         self.total_steps = self.steps_per_epoch * self.train_cfg.epochs
         t = self.train_cfg
         self.autocast = self.device.type == "cuda"
         self.fingerprint = self._fingerprint()
         self.epoch, self.global_step = 0, 0
         self.history: list[dict[str, float]] = []  # valid metrics after each completed epoch
+        self.train_losses: list[float] = []  # mean training loss of each completed epoch
+        self.best_state: dict[str, torch.Tensor] | None = None  # CPU copy, best epoch's weights
+        self.resumed_from = 0
         self.recent_losses: deque[float] = deque(maxlen=t.loss_explosion_window)
-        self.train_samples, self.train_time = 0, 0.0
-        self.stop_requested = False
+        # this attempt's work: samples trained, time on the device, when the work began
+        self.train_samples, self.train_time, self.device_time = 0, 0.0, 0.0
+        self.work_started: float | None = None  # time.monotonic() at the first timed work
 
     @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    @property
+    def best_epoch(self) -> int | None:
+        return best_index(self.history, self.train_cfg.monitor)
+
+    @property
+    def best_valid(self) -> dict[str, float] | None:
+        best = self.best_epoch
+        return None if best is None else self.history[best]
+
+    def curve(self) -> list[EpochRecord]:
+        return [
+            EpochRecord(epoch=i, train_loss=loss, valid=valid)
+            for i, (loss, valid) in enumerate(zip(self.train_losses, self.history, strict=True))
+        ]
+
     def _fingerprint(self) -> str:
+        config = self.config.model_dump(mode="json")
+        del config["train"]["stop_at_epoch"]  # a rung: the same trial, continued
         src = json.dumps(
-            {
-                "config": self.config.model_dump(mode="json"),
-                "data": self.data.fingerprint,
-                "seed": self.seed,
-            },
-            sort_keys=True,
+            {"config": config, "data": self.data.fingerprint, "seed": self.seed}, sort_keys=True
         )
         return hashlib.sha256(src.encode()).hexdigest()
 
     # ------------------------------------------------------------------ run
 
     def run(self) -> TrainOutcome:
-        resumed_from = self.load_checkpoint()
-        for epoch in range(self.epoch, self.train_cfg.epochs):
-            self.epoch = epoch
-            self._train_epoch(epoch)
-            valid = self.evaluate("valid")
-            self.history.append(valid)
+        """Train from the last checkpoint until the horizon or a stop; test the best epoch."""
+        t = self.train_cfg
+        self.resumed_from = self.load_checkpoint()
+        stopped = stop_reason(self.history, t, self.prune)
+        while stopped is None and self.epoch < t.epochs:
+            epoch = self.epoch
+            with self._timed():
+                train_loss = self._train_epoch(epoch)
+                valid = self.evaluate("valid")
             self.emit(
                 {"event": "eval", "epoch": epoch, "split": "valid", **valid, "time": self.elapsed()}
             )
+            self._check_valid(valid, epoch)
+            self.history.append(valid)
+            self.train_losses.append(train_loss)
+            if self.best_epoch == epoch:
+                self.best_state = self._state_copy()
             self.epoch = epoch + 1
             self.save_checkpoint()
-        valid = self.history[-1] if self.history else self.evaluate("valid")
-        test = self.evaluate("test")
-        self.emit(
-            {
-                "event": "eval",
-                "epoch": self.epoch - 1,
-                "split": "test",
-                **test,
-                "time": self.elapsed(),
-            }
-        )
+            stopped = stop_reason(self.history, t, self.prune)
+        best = self.best_epoch
+        if best is None or self.best_state is None:
+            raise RuntimeError("no completed epoch to report (a checkpoint without history?)")
+        if stopped is not None:
+            log.info("stopped after epoch %d (%s); best epoch %d", self.epoch - 1, stopped, best)
+        with self._timed():
+            self.model.load_state_dict(self.best_state)
+            test = self.evaluate("test")
+        self.emit({"event": "eval", "epoch": best, "split": "test", **test, "time": self.elapsed()})
         return TrainOutcome(
-            valid=valid,
+            valid=self.history[best],
             test=test,
             epochs_completed=self.epoch,
-            resumed_from_epoch=resumed_from,
+            resumed_from_epoch=self.resumed_from,
+            best_epoch=best,
+            stopped=stopped,
+            curve=self.curve(),
+            samples_seen=self.train_samples,
             samples_per_s=self.train_samples / self.train_time if self.train_time > 0 else 0.0,
+            device_time_s=self.device_time,
             n_params=self.n_params,
-            history=list(self.history),
         )
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.t0, 3)
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Count the block as device time (the device synchronised on both ends)."""
+        self._sync()
+        if self.work_started is None:
+            self.work_started = time.monotonic()
+        start = time.perf_counter()
+        try:
+            yield
+            self._sync()
+        finally:
+            self.device_time += time.perf_counter() - start
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _state_copy(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def _check_valid(self, valid: dict[str, float], epoch: int) -> None:
+        name = self.train_cfg.monitor
+        value = valid.get(name, math.nan)
+        if not math.isfinite(value):
+            raise TrialFailure(
+                "error",
+                f"valid {name} (train.monitor) is {value} after epoch {epoch}: the epoch "
+                "cannot be ranked; lower the learning rates or monitor another metric",
+                EXIT_ERROR,
+                epoch,
+                self.global_step,
+            )
 
     def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         # The permutation depends on (seed, epoch) only, so a resumed run sees the same batches.
@@ -240,9 +380,11 @@ class Trainer:
                 return
             yield x_cat[start : start + bs], x_num[start : start + bs], y[start : start + bs]
 
-    def _train_epoch(self, epoch: int) -> None:
+    def _train_epoch(self, epoch: int) -> float:
+        """One pass over the train split; the epoch's mean training loss."""
         t = self.train_cfg
         self.model.train()
+        epoch_loss, epoch_steps = 0.0, 0
         window_loss, window_gn, window_n, window_t = 0.0, 0.0, 0, time.monotonic()
         for step_in_epoch, (x_cat, x_num, y) in enumerate(self._batches(epoch)):
             with self._autocast():
@@ -257,6 +399,7 @@ class Trainer:
             self.optimizer.step()
             self.global_step += 1
             self.train_samples += len(y)
+            epoch_loss, epoch_steps = epoch_loss + loss_value, epoch_steps + 1
             window_loss, window_gn, window_n = (
                 window_loss + loss_value,
                 window_gn + grad_norm,
@@ -283,6 +426,7 @@ class Trainer:
                 window_loss, window_gn, window_n, window_t = 0.0, 0.0, 0, time.monotonic()
         if window_n:
             self.train_time += time.monotonic() - window_t
+        return epoch_loss / max(epoch_steps, 1)
 
     def _set_lr(self) -> None:
         t = self.train_cfg
@@ -364,7 +508,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
 
     def save_checkpoint(self) -> None:
-        if self.checkpoint_dir is None:
+        if self.checkpoint_dir is None or not self.save_checkpoints:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         state = {
@@ -379,6 +523,10 @@ class Trainer:
             if self.device.type == "cuda"
             else None,
             "history": self.history,
+            "train_losses": self.train_losses,
+            "best_epoch": self.best_epoch,
+            # the usual case, the last epoch is the best: "model" holds its weights already
+            "best_state": None if self.best_epoch == self.epoch - 1 else self.best_state,
             "recent_losses": list(self.recent_losses),
         }
         fd, tmp = tempfile.mkstemp(dir=self.checkpoint_dir, prefix=".tmp-", suffix=".pt")
@@ -392,31 +540,66 @@ class Trainer:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def load_checkpoint(self) -> int:
-        """Restore the last epoch-boundary checkpoint if it belongs to this trial; its epoch."""
+    def _read_checkpoint(self) -> dict[str, Any] | None:
         if self.checkpoint_dir is None:
-            return 0
+            return None
         path = self.checkpoint_dir / CHECKPOINT_NAME
         if not path.is_file():
-            return 0
+            return None
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            # to CPU: load_state_dict copies onto the model's device; best_state stays on CPU
+            state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a torn or foreign file: start over rather than fail
             log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
-            return 0
+            return None
         if (
             state.get("version") != CHECKPOINT_VERSION
             or state.get("fingerprint") != self.fingerprint
         ):
             log.warning("ignoring checkpoint %s: it belongs to another config, data or seed", path)
+            return None
+        return state
+
+    def load_checkpoint(self) -> int:
+        """Restore the last epoch-boundary checkpoint if it belongs to this trial; its epoch.
+
+        A checkpoint past this attempt's stop_at_epoch is reported as of that rung when the
+        best of the rung's epochs is the checkpoint's best epoch (its weights are kept), so the
+        report is what a run stopped at the rung gives. Otherwise those weights are gone: the
+        attempt trains from scratch and leaves the further checkpoint as it is.
+        """
+        state = self._read_checkpoint()
+        if state is None:
             return 0
+        epoch, history = int(state["epoch"]), list(state["history"])
+        stop = self.train_cfg.stop_at_epoch
+        if stop is not None and epoch > stop:
+            # Never overwrite a further checkpoint: a later, higher rung continues from it.
+            self.save_checkpoints = False
+            if best_index(history[:stop], self.train_cfg.monitor) != state["best_epoch"]:
+                log.warning(
+                    "checkpoint at epoch %d is past stop_at_epoch %d and does not hold the "
+                    "weights of the best of its first %d epochs: training from scratch to "
+                    "epoch %d (the checkpoint is kept)",
+                    epoch,
+                    stop,
+                    stop,
+                    stop,
+                )
+                return 0
+            epoch, history = stop, history[:stop]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"].cpu())
+        torch.set_rng_state(state["torch_rng"])
         if self.device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
-        self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
-        self.history = list(state["history"])
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.epoch, self.global_step = epoch, int(state["global_step"])
+        self.history = history
+        self.train_losses = list(state["train_losses"])[:epoch]
+        # None: the checkpoint's last epoch was its best (a CPU copy apart from the model's)
+        self.best_state = state["best_state"] or state["model"]
         self.recent_losses.extend(state["recent_losses"])
-        log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.global_step)
-        return self.epoch
+        log.info(
+            "resumed from %s at epoch %d (step %d)", self.checkpoint_dir, epoch, self.global_step
+        )
+        return epoch

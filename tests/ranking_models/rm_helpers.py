@@ -38,7 +38,9 @@ def write_spec(
     data: dict[str, Any] | None = None,
     seed: int = 0,
     trial_id: str = "t-s0",
+    **extra: Any,
 ) -> Path:
+    """A spec.json under folder/trial_id; extra sets further spec fields (e.g. prune)."""
     trial = folder / trial_id
     trial.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -52,10 +54,18 @@ def write_spec(
         "data": data if data is not None else dict(TINY_DATA),
         "checkpoint_dir": str(trial / "checkpoint"),
         "attempts_dir": str(trial / "attempts"),
+        **extra,
     }
     path = trial / "spec.json"
     path.write_text(json.dumps(spec))
     return path
+
+
+def set_train(spec_path: Path, **train: Any) -> None:
+    """Change train settings of an existing spec (a later attempt of the same trial)."""
+    spec = json.loads(spec_path.read_text())
+    spec["config"]["train"].update(train)
+    spec_path.write_text(json.dumps(spec))
 
 
 def read_result(spec_path: Path, attempt: int = 1) -> dict[str, Any]:

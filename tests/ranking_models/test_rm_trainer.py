@@ -1,6 +1,5 @@
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -18,14 +17,14 @@ from rm_helpers import (
     write_spec,
 )
 
+from ranking_models import optim
 from ranking_models import train as train_mod
+from ranking_models.config import validate_config
+from ranking_models.contracts import AttemptResult, AttemptStart, read_contract
+from ranking_models.data.processing import load_data
 from ranking_models.trainer import Trainer, lr_factor
 
-RESULT_KEYS = {
-    "schema", "trial_id", "attempt", "job_id", "host", "status", "failure", "valid", "test",
-    "epochs_completed", "resumed_from_epoch", "started_at", "ended_at", "wall_time_s",
-    "samples_per_s", "peak_memory_mb", "n_params", "device", "versions",
-}  # fmt: skip
+RESULT_KEYS = {field.alias or name for name, field in AttemptResult.model_fields.items()}
 METRIC_KEYS = {"auc", "logloss", "ne", "ne_eval", "calibration"}
 FAILURE_KEYS = {"kind", "message", "epoch", "step", "exit_code"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,18 +36,25 @@ def test_tiny_trial_writes_the_contract_files(
     monkeypatch.setenv("REA_JOB_ID", "local-7")
     spec = write_spec(tmp_path)
     assert train_mod.run_trial(spec) == 0
-    attempt = json.loads((spec.parent / "attempts" / "1" / "attempt.json").read_text())
-    assert (
-        attempt["attempt"] == 1 and attempt["job_id"] == "local-7" and attempt["pid"] == os.getpid()
-    )
+    folder = spec.parent / "attempts" / "1"
+    attempt = read_contract(folder / "attempt.json", AttemptStart)
+    assert attempt.attempt == 1 and attempt.job_id == "local-7" and attempt.pid == os.getpid()
+    assert attempt.trial_id == "t-s0" and attempt.started_at and attempt.host
+    parsed = read_contract(folder / "result.json", AttemptResult)
     result = read_result(spec)
-    assert set(result) == RESULT_KEYS
+    assert set(result) == RESULT_KEYS and parsed.dump() == result
     assert result["status"] == "succeeded" and result["failure"] is None
     assert set(result["valid"]) == METRIC_KEYS and set(result["test"]) == METRIC_KEYS
     assert result["valid"]["auc"] > 0.6  # the planted signal is learnable
     assert result["epochs_completed"] == 2 and result["resumed_from_epoch"] == 0
+    assert result["stopped"] is None and result["job_id"] == "local-7"
+    assert [c["epoch"] for c in result["curve"]] == [0, 1]
+    assert result["valid"] == result["curve"][result["best_epoch"]]["valid"]
+    assert result["samples_seen"] == 2 * 3200  # TINY_DATA: 3,200 train rows
+    assert 0 < result["device_time_s"] <= result["wall_time_s"]
+    assert result["startup_s"] is not None and result["startup_s"] > 0
     assert result["device"] == "cpu" and result["n_params"] > 0 and result["peak_memory_mb"] > 0
-    assert result["versions"]["torch"] == torch.__version__
+    assert result["samples_per_s"] > 0 and result["versions"]["torch"] == torch.__version__
     events = read_metrics(spec)
     train = [e for e in events if e["event"] == "train"]
     evals = [e for e in events if e["event"] == "eval"]
@@ -62,8 +68,13 @@ def test_tiny_trial_writes_the_contract_files(
         "lr",
         "time",
     } <= set(train[0])
-    assert [(e["epoch"], e["split"]) for e in evals] == [(0, "valid"), (1, "valid"), (1, "test")]
-    assert evals[-2]["auc"] == result["valid"]["auc"] and evals[-1]["auc"] == result["test"]["auc"]
+    best = result["best_epoch"]
+    assert [(e["epoch"], e["split"]) for e in evals] == [(0, "valid"), (1, "valid"), (best, "test")]
+    assert (
+        evals[best]["auc"] == result["valid"]["auc"] and evals[-1]["auc"] == result["test"]["auc"]
+    )
+    losses = [e["loss"] for e in train if e["epoch"] == 0]  # log_every_steps > steps per epoch
+    assert result["curve"][0]["train_loss"] == pytest.approx(losses[-1])
     assert not list((spec.parent / "attempts" / "1").glob(".*tmp"))
 
 
@@ -210,13 +221,23 @@ def test_bad_config_and_bad_data_exit_2_with_a_record(tmp_path: Path) -> None:
     assert failure["kind"] == "data_error" and "none.toml" in failure["message"]
 
 
-def test_unreadable_spec_exits_2_without_an_attempt(tmp_path: Path) -> None:
+def test_unreadable_spec_exits_2_without_an_attempt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bad = tmp_path / "spec.json"
     bad.write_text("{not json")
     assert train_mod.run_trial(bad) == 2
     bad.write_text(json.dumps({"trial_id": "x"}))
     assert train_mod.run_trial(bad) == 2
     assert train_mod.main([]) == 2
+    good = json.loads(write_spec(tmp_path).read_text())
+    for field, value, expected in [("seed", True, "seed"), ("schema", 2, "schema 2")]:
+        caplog.clear()
+        bad.write_text(json.dumps({**good, field: value}))
+        assert train_mod.run_trial(bad) == 2
+        (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert expected in line and "\n" not in line
+    assert not (tmp_path / "t-s0" / "attempts").exists()
 
 
 def test_attempt_allocation_is_next_free_integer(tmp_path: Path) -> None:
@@ -232,25 +253,6 @@ def test_lr_schedule_warmup_and_decay() -> None:
     assert lr_factor(52, 100, 4, "linear") == pytest.approx(0.5)
     assert lr_factor(52, 100, 4, "cosine") == pytest.approx(0.5)
     assert lr_factor(100, 100, 4, "cosine") == pytest.approx(0.0)
-
-
-def test_checkpointable_wrapper(tmp_path: Path) -> None:
-    import submitit
-
-    task = train_mod.CheckpointableTrial(
-        str(write_spec(tmp_path / "ok", config=tiny_config("lr", epochs=1)))
-    )
-    assert isinstance(task, submitit.helpers.Checkpointable)
-    assert pickle.loads(pickle.dumps(task)).spec_path == task.spec_path
-    assert task() == 0
-    delayed = task.checkpoint()
-    assert isinstance(delayed, submitit.helpers.DelayedSubmission)
-    config = tiny_config("lr")
-    config["train"]["epochs"] = 0
-    failing = train_mod.CheckpointableTrial(str(write_spec(tmp_path / "bad", config=config)))
-    with pytest.raises(train_mod.TrialFailed, match="exit code 2"):
-        failing()
-    assert train_mod.CheckpointableTrial(failing.spec_path, raise_on_failure=False)() == 2
 
 
 # ---------------------------------------------------------------- real processes
@@ -297,19 +299,26 @@ def test_killed_after_epoch_1_resumes_from_epoch_2_with_identical_results(tmp_pa
     assert train_mod.run_trial(spec) == 0
     result = read_result(spec, attempt=2)
     assert result["resumed_from_epoch"] == 1 and result["epochs_completed"] == 3
+    assert [c["epoch"] for c in result["curve"]] == [0, 1, 2]  # epoch 0 from attempt 1
+    assert result["samples_seen"] == 2 * 32000
     epochs_trained = {e["epoch"] for e in read_metrics(spec, attempt=2) if e["event"] == "train"}
     assert epochs_trained == {1, 2}  # epoch 0 was not redone
     reference = _slow_spec(tmp_path, "reference")
     assert train_mod.run_trial(reference) == 0
-    assert read_result(reference)["test"] == result["test"]  # resuming changes nothing
+    expected = read_result(reference)
+    assert expected["test"] == result["test"]  # resuming changes nothing
+    assert expected["curve"] == result["curve"] and expected["best_epoch"] == result["best_epoch"]
 
 
 @pytest.mark.slow
 def test_sigterm_is_recorded_and_leaves_no_result(tmp_path: Path) -> None:
     spec = _slow_spec(tmp_path, "term")
     proc = _start(spec)
-    _wait_for(spec.parent / "attempts" / "1" / "metrics.jsonl", proc)
-    time.sleep(0.5)
+    metrics = spec.parent / "attempts" / "1" / "metrics.jsonl"
+    _wait_for(metrics, proc)
+    while not metrics.read_text():  # training has started (the first epoch's train event)
+        assert proc.poll() is None
+        time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     events = read_metrics(spec)
@@ -389,3 +398,94 @@ def test_bf16_autocast_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     trainer.autocast = True
     outcome = trainer.run()
     assert outcome.valid["auc"] > 0.5 and outcome.epochs_completed == 1
+
+
+# ---------------------------------------------------------------- optimisation knobs
+
+
+@pytest.mark.parametrize(
+    ("sparse", "kind"),
+    [("adagrad", optim.Adagrad), ("rowwise_adagrad", optim.RowWiseAdagrad), ("sgd", optim.SGD)],
+)
+def test_sparse_optimizer_owns_the_embedding_tables(
+    tmp_path: Path, sparse: str, kind: type
+) -> None:
+    config = validate_config(tiny_config("deepfm", sparse_optimizer=sparse, lr_sparse=0.05))
+    trainer = Trainer(config, load_data(TINY_DATA), seed=0)
+    opt = trainer.optimizer
+    assert isinstance(opt, optim.Chained) and [type(p) for p in opt.parts] == [optim.Adam, kind]
+    tables = {id(p) for p in trainer.model.sparse_parameters()}
+    assert {id(p) for p in opt.parts[1].param_groups[0]["params"]} == tables
+    assert not tables & {id(p) for p in opt.parts[0].param_groups[0]["params"]}
+    if sparse == "sgd":
+        assert opt.parts[1].param_groups[0]["momentum"] == 0.0
+    spec = write_spec(
+        tmp_path, config=tiny_config("deepfm", sparse_optimizer=sparse, lr_sparse=0.05)
+    )
+    assert train_mod.run_trial(spec) == 0
+    assert read_result(spec)["valid"]["auc"] > 0.55
+
+
+def test_same_sparse_optimizer_is_one_optimizer_with_two_groups() -> None:
+    trainer = Trainer(validate_config(tiny_config("deepfm")), load_data(TINY_DATA), seed=0)
+    assert isinstance(trainer.optimizer, optim.Adam) and len(trainer.optimizer.param_groups) == 2
+
+
+@pytest.mark.parametrize(("scaling", "factor"), [("none", 1.0), ("linear", 0.25), ("sqrt", 0.5)])
+def test_lr_batch_scaling(tmp_path: Path, scaling: str, factor: float) -> None:
+    # batch 256 against a reference of 1024: a quarter of the reference batch
+    train = {"lr_batch_scaling": scaling, "reference_batch_size": 1024, "epochs": 1}
+    config = tiny_config("deepfm", **train)
+    trainer = Trainer(validate_config(config), load_data(TINY_DATA), seed=0)
+    t = trainer.train_cfg
+    assert t.lr_dense != t.lr_sparse
+    assert [g["base_lr"] for g in trainer.optimizer.param_groups] == pytest.approx(
+        [t.lr_dense * factor, t.lr_sparse * factor]
+    )
+    spec = write_spec(tmp_path, config=config)
+    assert train_mod.run_trial(spec) == 0
+    lrs = [e["lr"] for e in read_metrics(spec) if e["event"] == "train"]
+    assert lrs == pytest.approx([t.lr_dense * factor] * len(lrs))  # the dense LR, as trained
+
+
+# ---------------------------------------------------------------- compute accounting
+
+
+def test_process_age_is_the_age_of_this_process() -> None:
+    code = (
+        "import time; from ranking_models.train import process_age_s\n"
+        "a = process_age_s(); time.sleep(0.3); b = process_age_s()\n"
+        "print(a, b)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    a, b = (float(x) for x in out.stdout.split())
+    assert 0 < a < 10 and b - a == pytest.approx(0.3, abs=0.05)
+
+
+def test_startup_of_a_forked_trial_counts_from_the_fork(tmp_path: Path) -> None:
+    import multiprocessing
+
+    spec = write_spec(tmp_path, config=tiny_config("lr", epochs=1))
+    time.sleep(0.5)  # the parent is older than the work before the child's first step
+    parent_age = train_mod.process_age_s()
+    child = multiprocessing.get_context("fork").Process(target=train_mod.main, args=([str(spec)],))
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == 0
+    result = read_result(spec)
+    assert parent_age is not None and 0 < result["startup_s"] < parent_age
+
+
+@pytest.mark.slow
+def test_device_time_and_startup_of_a_command_line_run(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, config=tiny_config("dcn_v2", epochs=2))
+    t0 = time.monotonic()
+    proc = _start(spec)
+    assert proc.wait(timeout=120) == 0
+    outer = time.monotonic() - t0
+    result = read_result(spec)
+    assert 0 < result["device_time_s"] <= result["wall_time_s"] < outer
+    # interpreter + imports + data + model come before the first step: startup covers them
+    assert 0.2 < result["startup_s"] < outer
+    assert result["startup_s"] + result["device_time_s"] <= outer + 0.05  # 10 ms tick
