@@ -1,0 +1,437 @@
+"""Search efficiency: a full rea campaign vs Optuna TPE and random search at equal compute.
+
+    python benchmarks/search_efficiency.py --dataset movielens-100k [--budget 10,30] [--seeds 3]
+        [--retrain-seeds 5] [--model dcn_v2] [--workers 2] [--methods tpe,random,rea] [--out DIR]
+
+Same trainer, same processed split, same model family for every method. Compute is counted in
+trial-equivalents (TE): the trainer's own device seconds / those of one full-fidelity baseline
+trial measured in this run (the median over the search seeds). TPE and random search run over
+the baseline's hyperparameter space (benchmarks/searchbench/space.py) until their cumulative
+compute reaches the largest budget; a method's result at budget N is its best-by-valid config
+among the trials within N TE. rea runs a real campaign per search seed and budget on the local
+backend (benchmarks/searchbench/rea_side.py); a second campaign with half the largest budget in
+the same workspace gives the warm-start figure. Every selected config and the baseline are
+retrained on fresh seeds (1000 + i), paired by seed; gains are on the test split (and valid),
+with 95% Student-t intervals (benchmarks/searchbench/stats.py says how diverged seeds count).
+
+Prints readable lines, then as its LAST line one JSON object (benchmarks/searchbench/report.py
+BenchLine); the per-trial log goes to --out/search_efficiency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: this checkout's packages first
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.searchbench import accounting, report  # noqa: E402
+from benchmarks.searchbench.accounting import RunResult, TrialRecord  # noqa: E402
+from benchmarks.searchbench.datasets import data_spec, slug  # noqa: E402
+from benchmarks.searchbench.errors import BenchError  # noqa: E402
+from benchmarks.searchbench.report import BenchLine, Selection, budget_key  # noqa: E402
+
+METHODS = ("tpe", "random", "rea")
+RETRAIN_SEED_BASE = 1000
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="what `rea plan --dataset` takes, or synthetic-planted / movielens-1m",
+    )
+    p.add_argument("--budget", default="10,30", help="budgets in trial-equivalents, e.g. 10,30")
+    p.add_argument("--seeds", type=int, default=3, help="search seeds (0..N-1)")
+    p.add_argument("--retrain-seeds", type=int, default=5, help="fresh seeds for retraining")
+    p.add_argument("--model", default="dcn_v2")
+    p.add_argument("--workers", type=int, default=2, help="training processes at once")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--out", type=Path, default=None, help="folder for the log and rea workspaces")
+    rea = p.add_argument_group("rea campaign (defaults: a standard campaign, as a user runs it)")
+    rea.add_argument("--rea-profile", default="standard")
+    rea.add_argument(
+        "--rea-settings",
+        type=Path,
+        default=None,
+        help="TOML appended to each workspace's rea.toml (its sections replace the defaults')",
+    )
+    rea.add_argument(
+        "--rea-budget-gpu-h",
+        type=float,
+        default=None,
+        help="a fixed GPU-hour budget instead of budget x one baseline trial's "
+        "allocation (to try the plumbing with an engine that plans coarsely)",
+    )
+    rea.add_argument(
+        "--no-warm-start",
+        action="store_true",
+        help="skip the second campaign of the warm-start figure",
+    )
+    return p.parse_args(argv)
+
+
+def parse_budgets(text: str) -> list[float]:
+    try:
+        budgets = sorted({float(b) for b in text.split(",") if b.strip()})
+    except ValueError:
+        raise BenchError(f"--budget {text!r}: give trial-equivalents like 10,30") from None
+    if not budgets or budgets[0] <= 0:
+        raise BenchError(f"--budget {text!r}: give positive trial-equivalents like 10,30")
+    return budgets
+
+
+def parse_methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise BenchError(f"--methods {text!r}: choose from {', '.join(METHODS)}")
+    return methods
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+class Bench:
+    """One benchmark run: the pool, the searches, the rea campaigns, the retrains."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from ranking_models.config import apply_delta, default_config
+
+        self.args = args
+        self.started = time.monotonic()
+        self.budgets = parse_budgets(args.budget)
+        self.methods = parse_methods(args.methods)
+        if args.seeds < 1 or args.retrain_seeds < 2 or args.workers < 1:
+            raise BenchError("need --seeds >= 1, --retrain-seeds >= 2 and --workers >= 1")
+        self.seeds = list(range(args.seeds))
+        self.retrain_seeds = [RETRAIN_SEED_BASE + i for i in range(args.retrain_seeds)]
+        self.spec = data_spec(args.dataset)
+        try:
+            self.baseline = apply_delta(default_config(args.model), {"train.monitor": "ne"})
+        except ValueError as exc:
+            raise BenchError(f"--model {args.model}: {exc}") from None
+        self.out: Path = args.out or ROOT / "out" / "search-efficiency" / slug(args.dataset)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.trials: list[TrialRecord] = []
+        self.selections: list[Selection] = []
+        self.rea_runs: list[Any] = []
+        self.alloc_s: float | None = None
+        self.pool: Any = None
+        self.unit_s = 0.0
+        self.baseline_samples = 0
+        self.outcomes: dict[tuple[str, str], list[report.SeedOutcome]] = {}
+
+    # ------------------------------------------------------------------ steps
+
+    def check_data(self) -> None:
+        from ranking_models.data.processing import load_data
+
+        try:
+            data = load_data(self.spec)
+        except ValueError as exc:
+            raise BenchError(f"--dataset {self.args.dataset}: {exc}") from None
+        say(
+            f"data {self.args.dataset}: {len(data.train)} train / {len(data.valid)} valid / "
+            f"{len(data.test)} test rows"
+        )
+
+    def measure_unit(self) -> None:
+        """The baseline on every search seed: the TE unit (median device seconds)."""
+        runs = {s: self.pool.result(self.baseline, s) for s in self.seeds}
+        failed = [f"seed {s}: {r.failure}" for s, r in runs.items() if r.status != "succeeded"]
+        if failed:
+            raise BenchError(f"the baseline config failed ({'; '.join(failed)}): no TE unit")
+        self.unit_s = accounting.te_unit([r.device_time_s for r in runs.values()])
+        self.baseline_samples = int(statistics.median(r.samples_seen for r in runs.values()))
+        spread = [r.device_time_s for r in runs.values()]
+        say(
+            f"1 TE = {self.unit_s:.2f} device-s (baseline runs: "
+            f"{', '.join(f'{v:.2f}' for v in spread)}); {self.baseline_samples} samples; "
+            f"valid NE {statistics.fmean(r.valid['ne'] for r in runs.values()):.4f}"
+        )
+
+    def run_searches(self) -> None:
+        from benchmarks.searchbench.searches import Search, run_searches
+
+        searches = [
+            Search(m, s, self.baseline) for m in self.methods if m != "rea" for s in self.seeds
+        ]
+        if not searches:
+            return
+
+        def finished(search: Search) -> None:
+            self.trials += search.trials
+            best = accounting.best_at(search.trials, max(self.budgets))
+            say(
+                f"{search.method} seed {search.seed}: {len(search.trials)} trials, "
+                f"{search.trials[-1].cum_te:.1f} TE, best valid NE "
+                f"{best.valid_score if best else float('nan'):.4f}"
+                f" (trial {best.index if best else '-'})"
+            )
+            for budget in self.budgets:
+                sel = report.select(
+                    search.method,
+                    search.seed,
+                    search.trials,
+                    budget,
+                    self.baseline,
+                    self.baseline_samples,
+                )
+                self.selections.append(sel)
+                self.retrain(sel.config)
+
+        run_searches(self.pool, searches, self.unit_s, max(self.budgets), finished)
+
+    def retrain(self, config: dict[str, Any] | None) -> None:
+        """Queue a config (and the baseline) on every retrain seed; equal runs train once."""
+        for cfg in (self.baseline, config):
+            if cfg is not None:
+                for seed in self.retrain_seeds:
+                    self.pool.submit(cfg, seed)
+
+    def drain(self) -> None:
+        """Wait for every queued run: rea's trials must not share the CPUs with the pool's."""
+        for future in list(self.pool.futures.values()):
+            future.result()
+
+    def run_rea(self) -> None:
+        from benchmarks.searchbench import rea_side
+        from benchmarks.searchbench.worker import torch_threads
+
+        args = self.args
+        env = self.rea_env(torch_threads(args.workers))
+        probe_dir = self.out / "alloc-probe"
+        self.alloc_s, probe = rea_side.measure_trial_process(
+            probe_dir, self.baseline, self.spec, self.seeds[0], env
+        )
+        say(
+            f"one baseline trial as a process: {self.alloc_s:.2f} s wall (its allocation), "
+            f"{probe.device_time_s:.2f} device-s (in-pool unit {self.unit_s:.2f}), "
+            f"start {probe.startup_s} s"
+        )
+        settings = f"[local]\nmax_parallel = {args.workers}\n"
+        if args.rea_settings is not None:
+            settings += "\n" + args.rea_settings.read_text()
+        common: dict[str, Any] = {
+            "alloc_seconds": self.alloc_s,
+            "model": args.model,
+            "profile": args.rea_profile,
+            "settings": settings,
+            "budget_gpu_hours": args.rea_budget_gpu_h,
+            "expected_data": self.spec,
+            "env": env,
+        }
+        for seed in self.seeds:
+            for budget in self.budgets:
+                ws = self.out / "rea" / f"s{seed}-te{budget:g}"
+                run = rea_side.run_rea_campaign(
+                    ws, args.dataset, budget, self.unit_s, seed, **common
+                )
+                self.add_rea_run(run, budget)
+            if not args.no_warm_start:
+                ws = self.out / "rea" / f"s{seed}-te{max(self.budgets):g}"
+                budget = max(self.budgets) / 2
+                run = rea_side.run_rea_campaign(
+                    ws,
+                    args.dataset,
+                    budget,
+                    self.unit_s,
+                    seed,
+                    campaign_id=f"bench-s{seed}-warm",
+                    **common,
+                )
+                self.add_rea_run(run, budget, method="rea-warm")
+
+    def rea_env(self, threads: int) -> dict[str, str]:
+        path = os.environ.get("PYTHONPATH", "")
+        return {
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT),
+            "REA_TORCH_THREADS": str(threads),
+        }
+
+    def add_rea_run(self, run: Any, budget: float, method: str = "rea") -> None:
+        self.rea_runs.append(run)
+        trials = [t.model_copy(update={"method": method}) for t in run.trials]
+        self.trials += trials
+        usage = accounting.usage(trials, self.baseline_samples)
+        if run.error:
+            self.errors.append(f"{method} seed {run.seed} budget {budget:g}: {run.error}")
+        self.warnings += [w for w in run.warnings if w not in self.warnings]
+        sel = Selection(
+            method=method,
+            search_seed=run.seed,
+            budget_te=budget,
+            config=run.selected_config,
+            usage=usage,
+            error=run.error,
+        )
+        self.selections.append(sel)
+        self.retrain(sel.config)
+        say(
+            f"{method} seed {run.seed} budget {budget:g} TE: {run.state}, {len(trials)} trials, "
+            f"{usage.te:.1f} TE used, {run.wall_s:.0f} s"
+            + (f"; error: {run.error}" if run.error else "")
+        )
+
+    def at_rea_compute(self) -> None:
+        """TPE and random at the compute each rea campaign actually used."""
+        rea = [s for s in self.selections if s.method == "rea" and s.usage is not None]
+        for sel in rea:
+            assert sel.usage is not None
+            for method in ("tpe", "random"):
+                trials = [
+                    t
+                    for t in self.trials
+                    if t.method == method and t.search_seed == sel.search_seed
+                ]
+                if trials:
+                    matched = report.select(
+                        f"{method}@rea",
+                        sel.search_seed,
+                        trials,
+                        sel.usage.te,
+                        self.baseline,
+                        self.baseline_samples,
+                    )
+                    # keyed by rea's budget, so it sits beside rea's own row
+                    self.selections.append(matched.model_copy(update={"budget_te": sel.budget_te}))
+                    self.retrain(matched.config)
+
+    # ------------------------------------------------------------------ results
+
+    def summarize(self) -> BenchLine:
+        self.drain()
+
+        def lookup(config: dict[str, Any], seed: int) -> RunResult:
+            return self.pool.result(config, seed)
+
+        groups: dict[tuple[str, str], list[Selection]] = {}
+        for sel in self.selections:
+            groups.setdefault((budget_key(sel.budget_te), sel.method), []).append(sel)
+        outcomes: dict[tuple[str, str], list[report.SeedOutcome]] = {}
+        results: dict[str, dict[str, report.MethodResult]] = {}
+        matched: dict[str, dict[str, report.MethodResult]] = {}
+        for (budget, method), sels in sorted(groups.items(), key=lambda kv: float(kv[0][0])):
+            outs = [
+                o
+                for s in sels
+                if (o := report.seed_outcome(s, self.baseline, self.retrain_seeds, lookup))
+                is not None
+            ]
+            outcomes[(budget, method)] = outs
+            result = report.method_result(sels, outs)
+            if method.endswith("@rea"):
+                matched.setdefault(budget, {})[method.split("@")[0]] = result
+            elif method != "rea-warm":
+                results.setdefault(budget, {})[method] = result
+        base = {s: lookup(self.baseline, s) for s in self.retrain_seeds}
+        line = BenchLine(
+            dataset=self.args.dataset,
+            data=self.spec,
+            model=self.args.model,
+            budgets_te=self.budgets,
+            methods=self.methods,
+            search_seeds=self.seeds,
+            retrain_seeds=self.retrain_seeds,
+            te_seconds=self.unit_s,
+            baseline_samples=self.baseline_samples,
+            alloc_seconds=self.alloc_s,
+            baseline=report.BaselineFigures(
+                valid_ne=_mean([r.metric("valid") for r in base.values()]),
+                test_ne=_mean([r.metric("test") for r in base.values()]),
+                n_failed=sum(r.status != "succeeded" for r in base.values()),
+            ),
+            results=results,
+            at_rea_compute=matched,
+            errors=self.errors,
+            warnings=self.warnings,
+            wall_time_s=0.0,
+        )
+        line.ratios = {b: report.ratios(r) for b, r in results.items() if "rea" in r}
+        line.rea_small_vs_best_large = report.cross_budget(results, self.budgets)
+        largest = budget_key(max(self.budgets))
+        half = budget_key(max(self.budgets) / 2)
+        if outcomes.get((half, "rea-warm")):
+            line.warm_start = report.warm_start(
+                outcomes.get((largest, "rea"), []), outcomes[(half, "rea-warm")], max(self.budgets)
+            )
+        line.targets = report.targets(line)
+        line.wall_time_s = time.monotonic() - self.started
+        self.outcomes = outcomes
+        return line
+
+    def write_log(self, line: BenchLine) -> None:
+        """The full log (every trial, selection and run) beside the summary line."""
+        path = self.out / "search_efficiency.json"
+        line.log_file = str(path)
+        retrains = [
+            {"key": json.loads(key), "result": fut.result().model_dump(mode="json")}
+            for key, fut in self.pool.futures.items()
+        ]
+        doc = {
+            "summary": line.model_dump(mode="json"),
+            "trials": [t.model_dump(mode="json") for t in self.trials],
+            "selections": [
+                o.model_dump(mode="json") for outs in self.outcomes.values() for o in outs
+            ],
+            "rea_runs": [r.model_dump(mode="json", exclude={"trials"}) for r in self.rea_runs],
+            "runs": retrains,
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(path)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    usable = [v for v in values if v is not None]
+    return statistics.fmean(usable) if usable else None
+
+
+def run(args: argparse.Namespace) -> BenchLine:
+    from benchmarks.searchbench.worker import TrainingPool
+
+    bench = Bench(args)
+    bench.check_data()
+    bench.pool = TrainingPool(bench.spec, args.workers)
+    try:
+        bench.measure_unit()
+        bench.run_searches()
+        bench.drain()
+        if "rea" in bench.methods:
+            bench.run_rea()
+            bench.at_rea_compute()
+        line = bench.summarize()
+        bench.write_log(line)
+    finally:
+        bench.pool.close()
+    for text in report.human_lines(line):
+        say(text)
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        line = run(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(line.model_dump(mode="json")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
