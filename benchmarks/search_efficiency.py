@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--dataset",
-        required=True,
+        default="movielens-100k",
         help="what `rea plan --dataset` takes, or synthetic-planted / movielens-1m",
     )
     p.add_argument("--budget", default="10,30", help="budgets in trial-equivalents, e.g. 10,30")
@@ -114,6 +114,8 @@ class Bench:
         self.methods = parse_methods(args.methods)
         if args.seeds < 1 or args.retrain_seeds < 2 or args.workers < 1:
             raise BenchError("need --seeds >= 1, --retrain-seeds >= 2 and --workers >= 1")
+        if args.rea_settings is not None and not args.rea_settings.is_file():
+            raise BenchError(f"--rea-settings {args.rea_settings}: no such file")
         self.seeds = list(range(args.seeds))
         self.retrain_seeds = [RETRAIN_SEED_BASE + i for i in range(args.retrain_seeds)]
         self.spec = data_spec(args.dataset)
@@ -222,9 +224,11 @@ class Bench:
             f"{probe.device_time_s:.2f} device-s (in-pool unit {self.unit_s:.2f}), "
             f"start {probe.startup_s} s"
         )
+        # as many trials at once as the pool's workers: the same CPU sharing for every method
         settings = f"[local]\nmax_parallel = {args.workers}\n"
         if args.rea_settings is not None:
-            settings += "\n" + args.rea_settings.read_text()
+            extra = args.rea_settings.read_text()
+            settings = extra if "[local]" in extra else settings + "\n" + extra
         common: dict[str, Any] = {
             "alloc_seconds": self.alloc_s,
             "model": args.model,
@@ -269,7 +273,13 @@ class Bench:
         usage = accounting.usage(trials, self.baseline_samples)
         if run.error:
             self.errors.append(f"{method} seed {run.seed} budget {budget:g}: {run.error}")
-        self.warnings += [w for w in run.warnings if w not in self.warnings]
+        notes = list(run.warnings)
+        if not run.seeded and len(self.seeds) > 1:
+            notes.append(
+                "`rea plan` has no --seed: every search seed planned the same rea campaign "
+                "(they differ only by timing and CPU nondeterminism)"
+            )
+        self.warnings += [w for w in notes if w not in self.warnings]
         sel = Selection(
             method=method,
             search_seed=run.seed,
@@ -278,8 +288,7 @@ class Bench:
             usage=usage,
             error=run.error,
         )
-        self.selections.append(sel)
-        self.retrain(sel.config)
+        self.selections.append(sel)  # retrained after the last campaign: see at_rea_compute
         say(
             f"{method} seed {run.seed} budget {budget:g} TE: {run.state}, {len(trials)} trials, "
             f"{usage.te:.1f} TE used, {run.wall_s:.0f} s"
@@ -287,7 +296,11 @@ class Bench:
         )
 
     def at_rea_compute(self) -> None:
-        """TPE and random at the compute each rea campaign actually used."""
+        """Retrain rea's selections, and TPE's and random's at the compute each rea campaign
+        actually used (after the campaigns: the pool must not share the CPUs with them)."""
+        for sel in self.selections:
+            if sel.method.startswith("rea"):
+                self.retrain(sel.config)
         rea = [s for s in self.selections if s.method == "rea" and s.usage is not None]
         for sel in rea:
             assert sel.usage is not None

@@ -292,3 +292,25 @@ def test_json_line_schema_ratios_targets_and_warm_start() -> None:
     assert parsed["targets"]["warm_start_reaches_first_gain_with_half_budget"] is False
     text = "\n".join(report.human_lines(line))
     assert "rea/tpe" in text and "not met" in text
+
+
+@pytest.mark.parametrize("method", ["tpe", "random"])
+def test_a_search_starts_from_the_baseline_and_stops_at_the_largest_budget(method: str) -> None:
+    from benchmarks.searchbench.searches import Search
+
+    baseline = apply_delta(default_config("dcn_v2"), {"train.monitor": "ne"})
+    search = Search(method, 3, baseline)
+    assert search.ask() == baseline  # trial 0: the same run as the TE unit's on this seed
+    search.tell(run(0.80, device_s=2.0), unit_s=2.0)
+    configs = []
+    while not search.finished(4.0):
+        configs.append(search.ask())
+        failed = len(search.trials) == 2
+        search.tell(run(None if failed else 0.79, device_s=1.0), unit_s=2.0)
+    assert [t.cum_te for t in search.trials] == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    assert all(t.seed == 3 and t.search_seed == 3 for t in search.trials)
+    states = [t.state.name for t in search.study.trials]
+    assert states[2] == "FAIL" and states.count("COMPLETE") == 6
+    assert len({json.dumps(c, sort_keys=True) for c in configs}) == len(configs)
+    with pytest.raises(RuntimeError):
+        search.tell(run(0.7), unit_s=2.0)
