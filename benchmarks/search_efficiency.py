@@ -130,7 +130,8 @@ class Bench:
         self.trials: list[TrialRecord] = []
         self.selections: list[Selection] = []
         self.rea_runs: list[Any] = []
-        self.alloc_s: float | None = None
+        self.probe_wall_s: list[float] = []
+        self.probe_device_s: list[float] = []
         self.pool: Any = None
         self.unit_s = 0.0
         self.baseline_samples = 0
@@ -210,60 +211,65 @@ class Bench:
             future.result()
 
     def run_rea(self) -> None:
-        from benchmarks.searchbench import rea_side
-        from benchmarks.searchbench.worker import torch_threads
+        """rea campaigns one after another (the pool idle), each after a probe trial."""
+        from benchmarks.searchbench.rea_side import run_rea_campaign
 
         args = self.args
-        env = self.rea_env(torch_threads(args.workers))
-        probe_dir = self.out / "alloc-probe"
-        self.alloc_s, probe = rea_side.measure_trial_process(
-            probe_dir, self.baseline, self.spec, self.seeds[0], env
-        )
-        say(
-            f"one baseline trial as a process: {self.alloc_s:.2f} s wall (its allocation), "
-            f"{probe.device_time_s:.2f} device-s (in-pool unit {self.unit_s:.2f}), "
-            f"start {probe.startup_s} s"
-        )
         # as many trials at once as the pool's workers: the same CPU sharing for every method
         settings = f"[local]\nmax_parallel = {args.workers}\n"
         if args.rea_settings is not None:
             extra = args.rea_settings.read_text()
             settings = extra if "[local]" in extra else settings + "\n" + extra
-        common: dict[str, Any] = {
-            "alloc_seconds": self.alloc_s,
-            "model": args.model,
-            "profile": args.rea_profile,
-            "settings": settings,
-            "budget_gpu_hours": args.rea_budget_gpu_h,
-            "expected_data": self.spec,
-            "env": env,
-        }
+        top = max(self.budgets)
+        plans: list[tuple[int, float, str, float]] = []  # seed, budget, method, workspace's
         for seed in self.seeds:
-            for budget in self.budgets:
-                ws = self.out / "rea" / f"s{seed}-te{budget:g}"
-                run = rea_side.run_rea_campaign(
-                    ws, args.dataset, budget, self.unit_s, seed, **common
-                )
-                self.add_rea_run(run, budget)
-            if not args.no_warm_start:
-                ws = self.out / "rea" / f"s{seed}-te{max(self.budgets):g}"
-                budget = max(self.budgets) / 2
-                run = rea_side.run_rea_campaign(
-                    ws,
-                    args.dataset,
-                    budget,
-                    self.unit_s,
-                    seed,
-                    campaign_id=f"bench-s{seed}-warm",
-                    **common,
-                )
-                self.add_rea_run(run, budget, method="rea-warm")
+            plans += [(seed, budget, "rea", budget) for budget in self.budgets]
+            if not args.no_warm_start:  # in the largest campaign's workspace, half its budget
+                plans.append((seed, top / 2, "rea-warm", top))
+        for seed, budget, method, ws_budget in plans:
+            self.probe()
+            run = run_rea_campaign(
+                self.out / "rea" / f"s{seed}-te{ws_budget:g}",
+                args.dataset,
+                budget,
+                self.unit_s,
+                seed,
+                alloc_seconds=statistics.median(self.probe_wall_s),
+                model=args.model,
+                profile=args.rea_profile,
+                settings=settings,
+                budget_gpu_hours=args.rea_budget_gpu_h,
+                campaign_id=f"bench-s{seed}-warm" if method == "rea-warm" else None,
+                expected_data=self.spec,
+                env=self.rea_env(),
+            )
+            self.add_rea_run(run, budget, method)
 
-    def rea_env(self, threads: int) -> dict[str, str]:
+    def probe(self) -> None:
+        """One baseline trial as rea's backends run it (a process): its wall time is what a
+        trial's allocation is charged; its device time, against the TE unit measured in the
+        pool, shows how the machine's speed drifts (other users of a shared box)."""
+        from benchmarks.searchbench.rea_side import measure_trial_process
+
+        n = len(self.probe_wall_s)
+        wall, res = measure_trial_process(
+            self.out / "probes" / str(n), self.baseline, self.spec, self.seeds[0], self.rea_env()
+        )
+        self.probe_wall_s.append(wall)
+        self.probe_device_s.append(res.device_time_s)
+        say(
+            f"probe {n}: a baseline trial as a process took {wall:.2f} s wall, "
+            f"{res.device_time_s:.2f} device-s (TE unit {self.unit_s:.2f}), start {res.startup_s} s"
+        )
+
+    def rea_env(self) -> dict[str, str]:
+        """This checkout's code and the pool's threads per trial, for rea and its trials."""
+        from benchmarks.searchbench.worker import torch_threads
+
         path = os.environ.get("PYTHONPATH", "")
         return {
             "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT),
-            "REA_TORCH_THREADS": str(threads),
+            "REA_TORCH_THREADS": str(torch_threads(self.args.workers)),
         }
 
     def add_rea_run(self, run: Any, budget: float, method: str = "rea") -> None:
@@ -361,7 +367,8 @@ class Bench:
             retrain_seeds=self.retrain_seeds,
             te_seconds=self.unit_s,
             baseline_samples=self.baseline_samples,
-            alloc_seconds=self.alloc_s,
+            alloc_seconds=statistics.median(self.probe_wall_s) if self.probe_wall_s else None,
+            probe_device_s=self.probe_device_s,
             baseline=report.BaselineFigures(
                 valid_ne=_mean([r.metric("valid") for r in base.values()]),
                 test_ne=_mean([r.metric("test") for r in base.values()]),

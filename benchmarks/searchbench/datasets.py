@@ -39,7 +39,8 @@ def data_spec(name: str) -> dict[str, Any]:
         try:
             spec = rea_data_spec(name, PROFILES["standard"])
         except ReaError as exc:
-            raise BenchError(f"--dataset: {exc}; or one of: {', '.join(NAMED)}") from None
+            also = f", or one of: {', '.join(NAMED)}" if "unknown dataset" in str(exc) else ""
+            raise BenchError(f"--dataset: {exc}{also}") from None
     try:
         return validate_data_spec(spec)
     except ValueError as exc:

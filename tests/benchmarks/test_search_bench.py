@@ -287,9 +287,28 @@ def test_json_line_schema_ratios_targets_and_warm_start() -> None:
     assert parsed["targets"]["rea_at_10_ge_tpe_at_30"] is True
     assert parsed["rea_small_vs_best_large"]["tpe"]["rea_test_gain"] == pytest.approx(0.02)
     warm = parsed["warm_start"]
-    assert warm["second_budget_te"] == 15 and warm["reached"] is False
+    assert warm["second_budget_te"] == 15 and warm["reached"] is False and warm["met"] is False
     assert warm["second_test_gain"]["mean"] == 0.0 and warm["second_te_used"] == 12.0
-    assert parsed["targets"]["warm_start_reaches_first_gain_with_half_budget"] is False
+    assert parsed["targets"]["warm_start_reaches_first_gain_with_half_compute"] is False
+    # the same selection as the first with under half its compute meets the target
+    same = [
+        o.model_copy(
+            update={
+                "selection": o.selection.model_copy(
+                    update={
+                        "usage": accounting.Usage(
+                            te=12.5, sample_eq=1, start_overhead_s=0, n_trials=2, n_failed=0
+                        )
+                    }
+                )
+            }
+        )
+        for o in outcomes[("30", "rea")]
+    ]
+    met = report.warm_start(outcomes[("30", "rea")], same, 30)
+    assert met.reached is True and met.met is True and met.gain_ratio == pytest.approx(1.0)
+    nothing = report.warm_start(outcomes[("15", "rea-warm")], outcomes[("15", "rea-warm")], 30)
+    assert nothing.reached is False and "nothing to reach" in nothing.note
     text = "\n".join(report.human_lines(line))
     assert "rea/tpe" in text and "not met" in text
 
