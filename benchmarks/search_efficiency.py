@@ -290,7 +290,7 @@ class Bench:
             method=method,
             search_seed=run.seed,
             budget_te=budget,
-            config=run.selected_config,
+            config=same_monitor(run.selected_config),
             usage=usage,
             error=run.error,
         )
@@ -413,6 +413,14 @@ class Bench:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(path)
+
+
+def same_monitor(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A config monitoring logloss, as monitoring NE: NE is logloss / a constant of the data,
+    so both pick the same epoch; the baseline's retrains are then shared, not repeated."""
+    if config is None or config.get("train", {}).get("monitor") != "logloss":
+        return config
+    return {**config, "train": {**config["train"], "monitor": accounting.METRIC}}
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -333,3 +333,19 @@ def test_a_search_starts_from_the_baseline_and_stops_at_the_largest_budget(metho
     assert len({json.dumps(c, sort_keys=True) for c in configs}) == len(configs)
     with pytest.raises(RuntimeError):
         search.tell(run(0.7), unit_s=2.0)
+
+
+def test_a_logloss_monitor_is_read_as_ne_and_nothing_else_changes() -> None:
+    from benchmarks.search_efficiency import same_monitor
+
+    config = default_config("dcn_v2")
+    assert config["train"]["monitor"] == "logloss"
+    moved = same_monitor(config)
+    assert moved is not None and moved["train"]["monitor"] == "ne"
+    assert flat(moved, config) == {"train.monitor": "ne"}
+    auc = apply_delta(config, {"train.monitor": "auc"})
+    assert same_monitor(auc) == auc and same_monitor(None) is None
+
+
+def flat(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return report.flat_delta(b, a)
