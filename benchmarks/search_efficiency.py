@@ -5,9 +5,10 @@
 
 Same trainer, same processed split, same model family for every method. Compute is counted in
 trial-equivalents (TE): the trainer's own device seconds / those of one full-fidelity baseline
-trial measured in this run (the median over the search seeds). TPE and random search run over
-the baseline's hyperparameter space (benchmarks/searchbench/space.py) until their cumulative
-compute reaches the largest budget; a method's result at budget N is its best-by-valid config
+trial measured in this run, read from the baseline runs nearest in time (a shared machine's
+speed drifts; benchmarks/searchbench/accounting.py). TPE and random search run over the
+baseline's hyperparameter space (benchmarks/searchbench/space.py) until their cumulative
+compute passes the largest budget; a method's result at budget N is its best-by-valid config
 among the trials within N TE. rea runs a real campaign per search seed and budget on the local
 backend (benchmarks/searchbench/rea_side.py); a second campaign with half the largest budget in
 the same workspace gives the warm-start figure. Every selected config and the baseline are
@@ -34,7 +35,7 @@ if str(ROOT) not in sys.path:  # run as a script: this checkout's packages first
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.searchbench import accounting, report  # noqa: E402
-from benchmarks.searchbench.accounting import RunResult, TrialRecord  # noqa: E402
+from benchmarks.searchbench.accounting import Clock, RunResult, TrialRecord  # noqa: E402
 from benchmarks.searchbench.datasets import data_spec, slug  # noqa: E402
 from benchmarks.searchbench.errors import BenchError  # noqa: E402
 from benchmarks.searchbench.report import BenchLine, Selection, budget_key  # noqa: E402
@@ -127,15 +128,15 @@ class Bench:
         self.out.mkdir(parents=True, exist_ok=True)
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self.clock = Clock()
+        self.searches: list[Any] = []
+        self.rea_runs: list[tuple[str, float, Any]] = []  # method, budget, ReaRun
+        self.probes: list[tuple[float, RunResult]] = []  # wall seconds, result
         self.trials: list[TrialRecord] = []
         self.selections: list[Selection] = []
-        self.rea_runs: list[Any] = []
-        self.probe_wall_s: list[float] = []
-        self.probe_device_s: list[float] = []
-        self.pool: Any = None
-        self.unit_s = 0.0
-        self.baseline_samples = 0
         self.outcomes: dict[tuple[str, str], list[report.SeedOutcome]] = {}
+        self.pool: Any = None
+        self.baseline_samples = 0
 
     # ------------------------------------------------------------------ steps
 
@@ -152,31 +153,31 @@ class Bench:
         )
 
     def measure_unit(self) -> None:
-        """The baseline on every search seed: the TE unit (median device seconds)."""
+        """The baseline on every search seed: the first clock readings (and trial 0s)."""
         runs = {s: self.pool.result(self.baseline, s) for s in self.seeds}
         failed = [f"seed {s}: {r.failure}" for s, r in runs.items() if r.status != "succeeded"]
         if failed:
             raise BenchError(f"the baseline config failed ({'; '.join(failed)}): no TE unit")
-        self.unit_s = accounting.te_unit([r.device_time_s for r in runs.values()])
+        for r in runs.values():
+            self.clock.add(r.ended_at, r.device_time_s)
         self.baseline_samples = int(statistics.median(r.samples_seen for r in runs.values()))
-        spread = [r.device_time_s for r in runs.values()]
         say(
-            f"1 TE = {self.unit_s:.2f} device-s (baseline runs: "
-            f"{', '.join(f'{v:.2f}' for v in spread)}); {self.baseline_samples} samples; "
+            f"1 TE ~ {self.clock.median():.2f} device-s (baseline runs: "
+            f"{', '.join(f'{r.device_time_s:.2f}' for r in runs.values())}); "
+            f"{self.baseline_samples} samples; "
             f"valid NE {statistics.fmean(r.valid['ne'] for r in runs.values()):.4f}"
         )
 
     def run_searches(self) -> None:
         from benchmarks.searchbench.searches import Search, run_searches
 
-        searches = [
+        self.searches = [
             Search(m, s, self.baseline) for m in self.methods if m != "rea" for s in self.seeds
         ]
-        if not searches:
+        if not self.searches:
             return
 
         def finished(search: Search) -> None:
-            self.trials += search.trials
             best = accounting.best_at(search.trials, max(self.budgets))
             say(
                 f"{search.method} seed {search.seed}: {len(search.trials)} trials, "
@@ -184,22 +185,14 @@ class Bench:
                 f"{best.valid_score if best else float('nan'):.4f}"
                 f" (trial {best.index if best else '-'})"
             )
-            for budget in self.budgets:
-                sel = report.select(
-                    search.method,
-                    search.seed,
-                    search.trials,
-                    budget,
-                    self.baseline,
-                    self.baseline_samples,
-                )
-                self.selections.append(sel)
-                self.retrain(sel.config)
+            for budget in self.budgets:  # likely the final selections: start their retrains
+                self.retrain(accounting.best_at(search.trials, budget))
 
-        run_searches(self.pool, searches, self.unit_s, max(self.budgets), finished)
+        run_searches(self.pool, self.searches, self.clock, max(self.budgets), finished)
 
-    def retrain(self, config: dict[str, Any] | None) -> None:
+    def retrain(self, selected: TrialRecord | dict[str, Any] | None) -> None:
         """Queue a config (and the baseline) on every retrain seed; equal runs train once."""
+        config = selected.config if isinstance(selected, TrialRecord) else selected
         for cfg in (self.baseline, config):
             if cfg is not None:
                 for seed in self.retrain_seeds:
@@ -211,7 +204,8 @@ class Bench:
             future.result()
 
     def run_rea(self) -> None:
-        """rea campaigns one after another (the pool idle), each after a probe trial."""
+        """rea campaigns one after another (the pool idle), a probe trial before each and one
+        after the last."""
         from benchmarks.searchbench.rea_side import run_rea_campaign
 
         args = self.args
@@ -232,9 +226,9 @@ class Bench:
                 self.out / "rea" / f"s{seed}-te{ws_budget:g}",
                 args.dataset,
                 budget,
-                self.unit_s,
+                self.clock.median(),
                 seed,
-                alloc_seconds=statistics.median(self.probe_wall_s),
+                alloc_seconds=statistics.median(w for w, _ in self.probes),
                 model=args.model,
                 profile=args.rea_profile,
                 settings=settings,
@@ -243,23 +237,36 @@ class Bench:
                 expected_data=self.spec,
                 env=self.rea_env(),
             )
-            self.add_rea_run(run, budget, method)
+            self.rea_runs.append((method, budget, run))
+            self.note_rea_run(method, budget, run)
+        self.probe()
 
     def probe(self) -> None:
-        """One baseline trial as rea's backends run it (a process): its wall time is what a
-        trial's allocation is charged; its device time, against the TE unit measured in the
-        pool, shows how the machine's speed drifts (other users of a shared box)."""
+        """Baseline trials as rea's backends run them (processes), as many at once as rea runs
+        trials: their wall time is what a trial's allocation is charged, their device time a
+        clock reading in the conditions of rea's trials."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from benchmarks.searchbench.rea_side import measure_trial_process
 
-        n = len(self.probe_wall_s)
-        wall, res = measure_trial_process(
-            self.out / "probes" / str(n), self.baseline, self.spec, self.seeds[0], self.rea_env()
-        )
-        self.probe_wall_s.append(wall)
-        self.probe_device_s.append(res.device_time_s)
+        n, workers = len(self.probes), self.args.workers
+        folders = [self.out / "probes" / str(n + i) for i in range(workers)]
+        with ThreadPoolExecutor(workers) as threads:
+            done = list(
+                threads.map(
+                    lambda f: measure_trial_process(
+                        f, self.baseline, self.spec, self.seeds[0], self.rea_env()
+                    ),
+                    folders,
+                )
+            )
+        self.probes += done
         say(
-            f"probe {n}: a baseline trial as a process took {wall:.2f} s wall, "
-            f"{res.device_time_s:.2f} device-s (TE unit {self.unit_s:.2f}), start {res.startup_s} s"
+            f"probe {n // workers}: {workers} baseline trial(s) as processes: "
+            + ", ".join(
+                f"{w:.2f} s wall / {r.device_time_s:.2f} device-s / start {r.startup_s} s"
+                for w, r in done
+            )
         )
 
     def rea_env(self) -> dict[str, str]:
@@ -272,11 +279,7 @@ class Bench:
             "REA_TORCH_THREADS": str(torch_threads(self.args.workers)),
         }
 
-    def add_rea_run(self, run: Any, budget: float, method: str = "rea") -> None:
-        self.rea_runs.append(run)
-        trials = [t.model_copy(update={"method": method}) for t in run.trials]
-        self.trials += trials
-        usage = accounting.usage(trials, self.baseline_samples)
+    def note_rea_run(self, method: str, budget: float, run: Any) -> None:
         if run.error:
             self.errors.append(f"{method} seed {run.seed} budget {budget:g}: {run.error}")
         notes = list(run.warnings)
@@ -286,29 +289,66 @@ class Bench:
                 "(they differ only by timing and CPU nondeterminism)"
             )
         self.warnings += [w for w in notes if w not in self.warnings]
-        sel = Selection(
-            method=method,
-            search_seed=run.seed,
-            budget_te=budget,
-            config=same_monitor(run.selected_config),
-            usage=usage,
-            error=run.error,
-        )
-        self.selections.append(sel)  # retrained after the last campaign: see at_rea_compute
         say(
-            f"{method} seed {run.seed} budget {budget:g} TE: {run.state}, {len(trials)} trials, "
-            f"{usage.te:.1f} TE used, {run.wall_s:.0f} s"
+            f"{method} seed {run.seed} budget {budget:g} TE: {run.state}, {len(run.trials)} "
+            f"trials, ~{run.te_used:.1f} TE used, {run.wall_s:.0f} s"
             + (f"; error: {run.error}" if run.error else "")
         )
 
-    def at_rea_compute(self) -> None:
-        """Retrain rea's selections, and TPE's and random's at the compute each rea campaign
-        actually used (after the campaigns: the pool must not share the CPUs with them)."""
+    # ------------------------------------------------------------------ selections
+
+    def final_clock(self) -> Clock:
+        """Every full-fidelity baseline run of this benchmark, in the pool or as a process."""
+        clock = Clock()
+        for key, future in self.pool.futures.items():
+            if json.loads(key)["config"] == self.baseline and future.done():
+                r = future.result()
+                if r.status == "succeeded":
+                    clock.add(r.ended_at, r.device_time_s)
+        for _, r in self.probes:
+            if r.status == "succeeded":
+                clock.add(r.ended_at, r.device_time_s)
+        return clock
+
+    def select_all(self) -> None:
+        """Every method's selection at every budget, with the final clock's compute."""
+        for search in self.searches:
+            trials = accounting.with_compute(search.trials, self.clock)
+            self.trials += trials
+            for budget in self.budgets:
+                self.selections.append(
+                    report.select(
+                        search.method,
+                        search.seed,
+                        trials,
+                        budget,
+                        self.baseline,
+                        self.baseline_samples,
+                    )
+                )
+        for method, budget, run in self.rea_runs:
+            trials = [
+                t.model_copy(update={"method": method})
+                for t in accounting.with_compute(run.trials, self.clock)
+            ]
+            self.trials += trials
+            self.selections.append(
+                Selection(
+                    method=method,
+                    search_seed=run.seed,
+                    budget_te=budget,
+                    config=same_monitor(run.selected_config),
+                    usage=accounting.usage(trials, self.baseline_samples),
+                    error=run.error,
+                )
+            )
+        self.at_rea_compute()
         for sel in self.selections:
-            if sel.method.startswith("rea"):
-                self.retrain(sel.config)
-        rea = [s for s in self.selections if s.method == "rea" and s.usage is not None]
-        for sel in rea:
+            self.retrain(sel.config)
+
+    def at_rea_compute(self) -> None:
+        """TPE's and random's selections at the compute each rea campaign actually used."""
+        for sel in [s for s in self.selections if s.method == "rea" and s.usage is not None]:
             assert sel.usage is not None
             for method in ("tpe", "random"):
                 trials = [
@@ -327,7 +367,6 @@ class Bench:
                     )
                     # keyed by rea's budget, so it sits beside rea's own row
                     self.selections.append(matched.model_copy(update={"budget_te": sel.budget_te}))
-                    self.retrain(matched.config)
 
     # ------------------------------------------------------------------ results
 
@@ -340,7 +379,6 @@ class Bench:
         groups: dict[tuple[str, str], list[Selection]] = {}
         for sel in self.selections:
             groups.setdefault((budget_key(sel.budget_te), sel.method), []).append(sel)
-        outcomes: dict[tuple[str, str], list[report.SeedOutcome]] = {}
         results: dict[str, dict[str, report.MethodResult]] = {}
         matched: dict[str, dict[str, report.MethodResult]] = {}
         for (budget, method), sels in sorted(groups.items(), key=lambda kv: float(kv[0][0])):
@@ -350,13 +388,14 @@ class Bench:
                 if (o := report.seed_outcome(s, self.baseline, self.retrain_seeds, lookup))
                 is not None
             ]
-            outcomes[(budget, method)] = outs
+            self.outcomes[(budget, method)] = outs
             result = report.method_result(sels, outs)
             if method.endswith("@rea"):
                 matched.setdefault(budget, {})[method.split("@")[0]] = result
             elif method != "rea-warm":
                 results.setdefault(budget, {})[method] = result
         base = {s: lookup(self.baseline, s) for s in self.retrain_seeds}
+        readings = [d for _, d in self.clock.readings]
         line = BenchLine(
             dataset=self.args.dataset,
             data=self.spec,
@@ -365,10 +404,11 @@ class Bench:
             methods=self.methods,
             search_seeds=self.seeds,
             retrain_seeds=self.retrain_seeds,
-            te_seconds=self.unit_s,
+            te_seconds=self.clock.median(),
+            te_seconds_range=[min(readings), max(readings)],
+            n_clock_readings=len(readings),
             baseline_samples=self.baseline_samples,
-            alloc_seconds=statistics.median(self.probe_wall_s) if self.probe_wall_s else None,
-            probe_device_s=self.probe_device_s,
+            alloc_seconds=statistics.median(w for w, _ in self.probes) if self.probes else None,
             baseline=report.BaselineFigures(
                 valid_ne=_mean([r.metric("valid") for r in base.values()]),
                 test_ne=_mean([r.metric("test") for r in base.values()]),
@@ -384,31 +424,36 @@ class Bench:
         line.rea_small_vs_best_large = report.cross_budget(results, self.budgets)
         largest = budget_key(max(self.budgets))
         half = budget_key(max(self.budgets) / 2)
-        if outcomes.get((half, "rea-warm")):
+        if self.outcomes.get((half, "rea-warm")):
             line.warm_start = report.warm_start(
-                outcomes.get((largest, "rea"), []), outcomes[(half, "rea-warm")], max(self.budgets)
+                self.outcomes.get((largest, "rea"), []),
+                self.outcomes[(half, "rea-warm")],
+                max(self.budgets),
             )
         line.targets = report.targets(line)
         line.wall_time_s = time.monotonic() - self.started
-        self.outcomes = outcomes
         return line
 
     def write_log(self, line: BenchLine) -> None:
-        """The full log (every trial, selection and run) beside the summary line."""
+        """The full log (every trial, selection, run and clock reading) beside the line."""
         path = self.out / "search_efficiency.json"
         line.log_file = str(path)
-        retrains = [
+        runs = [
             {"key": json.loads(key), "result": fut.result().model_dump(mode="json")}
             for key, fut in self.pool.futures.items()
         ]
         doc = {
             "summary": line.model_dump(mode="json"),
+            "clock": self.clock.readings,
             "trials": [t.model_dump(mode="json") for t in self.trials],
             "selections": [
                 o.model_dump(mode="json") for outs in self.outcomes.values() for o in outs
             ],
-            "rea_runs": [r.model_dump(mode="json", exclude={"trials"}) for r in self.rea_runs],
-            "runs": retrains,
+            "rea_runs": [
+                r.model_dump(mode="json", exclude={"trials"}) for _, _, r in self.rea_runs
+            ],
+            "probes": [{"wall_s": w, "result": r.model_dump(mode="json")} for w, r in self.probes],
+            "runs": runs,
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
@@ -440,7 +485,8 @@ def run(args: argparse.Namespace) -> BenchLine:
         bench.drain()
         if "rea" in bench.methods:
             bench.run_rea()
-            bench.at_rea_compute()
+        bench.clock = bench.final_clock()
+        bench.select_all()
         line = bench.summarize()
         bench.write_log(line)
     finally:

@@ -1,8 +1,13 @@
 """Compute accounting in trial-equivalents, and selection by valid at a budget. Pure.
 
 - One trial-equivalent (TE) is the trainer's own device seconds of ONE full-fidelity baseline
-  trial, measured in the same run: the median over the search seeds' baseline runs.
-- A trial's TE is its device_time_s / that unit (failed trials count what they ran).
+  trial, measured in the same run. On a shared machine the same trial's device time varies
+  2-3x over minutes (measured here), so the unit is read from a :class:`Clock`: every
+  full-fidelity baseline run of the benchmark (the search seeds' first trials, the baseline's
+  retrains, periodic clock runs during the searches, the probe trials before each rea campaign
+  and after the last) is a reading, and a trial's unit is the median of the readings nearest in time to
+  its end. The same rule for every method; ``te_seconds`` reports the median of all readings.
+- A trial's TE is its device_time_s / its unit (failed trials count what they ran).
 - A search's result at budget N is the best-by-valid config among its trials whose cumulative
   TE, in order of completion, is <= N (a prefix): one search run gives every budget.
 - Sample-equivalents (samples trained / the baseline trial's) and start overhead (seconds from
@@ -37,6 +42,7 @@ class RunResult(BaseModel):
     samples_seen: int = 0
     epochs_completed: int = 0
     best_epoch: int | None = None
+    ended_at: float | None = None  # epoch seconds (time.time()) when the run ended
 
     def metric(self, split: Literal["valid", "test"], name: str = METRIC) -> float | None:
         """The finite metric of a succeeded run, else None (a failed run has no score)."""
@@ -82,10 +88,35 @@ def te_unit(baseline_device_s: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def with_compute(trials: Sequence[TrialRecord], unit_s: float) -> list[TrialRecord]:
-    """The trials in order with te and cum_te filled in."""
+class Clock(BaseModel):
+    """Readings (end time, device seconds) of full-fidelity baseline runs over the run."""
+
+    readings: list[tuple[float, float]] = Field(default_factory=list)
+    nearest: int = 3
+
+    def add(self, ended_at: float | None, device_s: float) -> None:
+        if ended_at is not None and math.isfinite(device_s) and device_s > 0:
+            self.readings.append((ended_at, device_s))
+
+    def unit_at(self, t: float | None) -> float:
+        """The median device seconds of the readings nearest in time to t (all when t is
+        unknown)."""
+        if not self.readings:
+            raise ValueError("no baseline run measured a positive device time: no TE unit")
+        if t is None:
+            return self.median()
+        near = sorted(self.readings, key=lambda r: (abs(r[0] - t), r[0]))[: self.nearest]
+        return float(statistics.median(d for _, d in near))
+
+    def median(self) -> float:
+        return te_unit([d for _, d in self.readings])
+
+
+def with_compute(trials: Sequence[TrialRecord], unit: float | Clock) -> list[TrialRecord]:
+    """The trials in order with te and cum_te filled in (unit: seconds or a Clock)."""
     out, cum = [], 0.0
     for t in trials:
+        unit_s = unit.unit_at(t.result.ended_at) if isinstance(unit, Clock) else unit
         te = t.result.device_time_s / unit_s
         cum += te
         out.append(t.model_copy(update={"te": te, "cum_te": cum}))

@@ -13,6 +13,8 @@ works whatever the engine's internals.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
 import subprocess
@@ -23,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from benchmarks.searchbench.accounting import RunResult, TrialRecord, with_compute
+from benchmarks.searchbench.accounting import Clock, RunResult, TrialRecord, with_compute
 from ranking_models.contracts import AttemptResult, ContractError, TrialSpec, read_contract
 
 POLL_S = 2.0
@@ -150,7 +152,7 @@ def wait_for_review(
 
 
 def read_campaign_trials(
-    campaign_dir: Path, unit_s: float, seed: int
+    campaign_dir: Path, unit: float | Clock, seed: int
 ) -> tuple[list[TrialRecord], int]:
     """Every attempt with a result.json, in order of completion, and the count without one."""
     found: list[tuple[str, str, TrialRecord]] = []
@@ -182,11 +184,15 @@ def read_campaign_trials(
             found.append((res.ended_at or "", str(attempt), record))
     found.sort(key=lambda item: (item[0], item[1]))
     ordered = [r.model_copy(update={"index": i}) for i, (_, _, r) in enumerate(found)]
-    return with_compute(ordered, unit_s), missing
+    return with_compute(ordered, unit), missing
 
 
 def _run_result(res: AttemptResult) -> RunResult:
     failure = f"{res.failure.kind}: {res.failure.message}" if res.failure else None
+    ended = None
+    if res.ended_at:
+        with contextlib.suppress(ValueError):
+            ended = dt.datetime.fromisoformat(res.ended_at).timestamp()
     return RunResult(
         status=res.status,
         failure=failure,
@@ -197,6 +203,7 @@ def _run_result(res: AttemptResult) -> RunResult:
         samples_seen=res.samples_seen or 0,
         epochs_completed=res.epochs_completed,
         best_epoch=res.best_epoch,
+        ended_at=ended,
     )
 
 

@@ -129,14 +129,13 @@ class BenchLine(BaseModel):
     methods: list[str]
     search_seeds: list[int]
     retrain_seeds: list[int]
-    te_seconds: float
+    te_seconds: float  # median of the clock readings (full-fidelity baseline runs)
+    te_seconds_range: list[float]  # their min and max: how much the machine's speed drifted
+    n_clock_readings: int
     baseline_samples: int
     # median wall time of a baseline trial run as a process (what a local allocation is
     # charged), from a probe before each rea campaign
     alloc_seconds: float | None = None
-    # those probes' device seconds: against te_seconds they show how much the machine's speed
-    # drifted during the run (other users of a shared box)
-    probe_device_s: list[float] = Field(default_factory=list)
     baseline: BaselineFigures
     results: dict[str, dict[str, MethodResult]]
     at_rea_compute: dict[str, dict[str, MethodResult]] = Field(default_factory=dict)
@@ -313,22 +312,34 @@ def human_lines(line: BenchLine) -> list[str]:
     out = [
         f"dataset {line.dataset}, model {line.model}, metric test {line.metric} gain "
         f"(baseline NE - candidate NE; positive is better)",
-        f"1 TE = {line.te_seconds:.2f} device-s (baseline, median of {len(line.search_seeds)} "
-        f"runs); baseline test NE {_fmt(line.baseline.test_ne)}",
-        f"{'budget':>7} {'method':>7} {'test gain':>10} {'95% CI':>22} {'valid gain':>10} "
+        f"1 TE = {line.te_seconds:.2f} device-s (median of {line.n_clock_readings} baseline runs, "
+        f"{line.te_seconds_range[0]:.2f}-{line.te_seconds_range[1]:.2f}: a trial's unit is read "
+        f"from the runs nearest in time); baseline test NE {_fmt(line.baseline.test_ne)}",
+        f"{'budget':>7} {'method':>10} {'test gain':>10} {'95% CI':>22} {'valid gain':>10} "
         f"{'TE used':>8} {'sample-eq':>9} {'start s':>8} {'trials':>6}",
     ]
-    for budget, per_method in line.results.items():
-        for method, r in per_method.items():
-            g = r.test_gain
-            ci = f"[{_fmt(g.ci_low)}, {_fmt(g.ci_high)}]"
-            valid = _fmt(r.valid_gain.mean)
-            out.append(
-                f"{budget:>7} {method:>7} {_fmt(g.mean):>10} {ci:>22} {valid:>10} "
-                f"{_fmt(r.te_used, '.1f'):>8} {_fmt(r.sample_eq, '.1f'):>9} "
-                f"{_fmt(r.start_overhead_s, '.1f'):>8} {_fmt(r.n_trials, '.1f'):>6}"
-                + (f"  ({len(r.errors)} error(s))" if r.errors else "")
-            )
+    rows = [(b, m, r) for b, per in line.results.items() for m, r in per.items()]
+    rows += [(b, f"{m}@rea", r) for b, per in line.at_rea_compute.items() for m, r in per.items()]
+    for budget, method, r in rows:
+        g = r.test_gain
+        ci = f"[{_fmt(g.ci_low)}, {_fmt(g.ci_high)}]"
+        valid = _fmt(r.valid_gain.mean)
+        out.append(
+            f"{budget:>7} {method:>10} {_fmt(g.mean):>10} {ci:>22} {valid:>10} "
+            f"{_fmt(r.te_used, '.1f'):>8} {_fmt(r.sample_eq, '.1f'):>9} "
+            f"{_fmt(r.start_overhead_s, '.1f'):>8} {_fmt(r.n_trials, '.1f'):>6}"
+            + (f"  ({len(r.errors)} error(s))" if r.errors else "")
+        )
+    if line.at_rea_compute:
+        out.append("(x@rea: method x at the compute each rea campaign actually used)")
+    if line.warm_start:
+        w = line.warm_start
+        out.append(
+            f"warm start: a second campaign with {w.second_budget_te:g} TE used "
+            f"{_fmt(w.second_te_used, '.1f')} TE for test gain {_fmt(w.second_test_gain.mean)} "
+            f"vs the first's {_fmt(w.first_test_gain.mean)} with {_fmt(w.first_te_used, '.1f')} TE"
+            + (f" ({w.note})" if w.note else "")
+        )
     for budget, rs in line.ratios.items():
         for name, q in rs.items():
             out.append(f"ratio {name} at {budget} TE: {_fmt(q.ratio, '.2f')} {q.note}".rstrip())

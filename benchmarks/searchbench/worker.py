@@ -84,6 +84,7 @@ def run(config: dict[str, Any], seed: int) -> RunResult:
             epochs_completed=trainer.epoch if trainer else 0,
             best_epoch=trainer.best_epoch if trainer else None,
             valid=(trainer.best_valid or {}) if trainer else {},
+            ended_at=time.time(),
         )
     result = RunResult(
         status="succeeded",
@@ -94,6 +95,7 @@ def run(config: dict[str, Any], seed: int) -> RunResult:
         samples_seen=outcome.samples_seen,
         epochs_completed=outcome.epochs_completed,
         best_epoch=outcome.best_epoch,
+        ended_at=time.time(),
     )
     if result.metric("valid") is None or result.metric("test") is None:
         bad = f"valid {outcome.valid.get(METRIC)}, test {outcome.test.get(METRIC)}"

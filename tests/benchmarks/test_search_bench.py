@@ -33,7 +33,7 @@ def test_te_unit_is_the_median_of_positive_baseline_runs() -> None:
 
 def test_trial_equivalents_accumulate_in_order_of_completion() -> None:
     trials = accounting.with_compute(
-        [trial(0, run(0.8, 2.0)), trial(1, run(None, 1.0)), trial(2, run(0.7, 3.0))], unit_s=2.0
+        [trial(0, run(0.8, 2.0)), trial(1, run(None, 1.0)), trial(2, run(0.7, 3.0))], unit=2.0
     )
     assert [t.te for t in trials] == [1.0, 0.5, 1.5]
     assert [t.cum_te for t in trials] == [1.0, 1.5, 3.0]
@@ -42,6 +42,24 @@ def test_trial_equivalents_accumulate_in_order_of_completion() -> None:
     assert used.sample_eq == 6.0  # 3 runs x 100 samples / 50
     assert used.start_overhead_s == pytest.approx(0.3)
     assert not accounting.done(trials, 3.5) and accounting.done(trials, 3.0)
+
+
+def test_a_trials_unit_is_read_from_the_baseline_runs_nearest_in_time() -> None:
+    clock = accounting.Clock()
+    for t, device_s in [(0.0, 4.0), (10.0, 4.2), (20.0, 3.8), (100.0, 8.0), (110.0, 8.4)]:
+        clock.add(t, device_s)
+    clock.add(None, 99.0)  # a run with no end time is no reading
+    clock.add(50.0, math.nan)
+    assert len(clock.readings) == 5 and clock.median() == 4.2
+    assert clock.unit_at(5.0) == 4.0  # 0, 10, 20 nearest
+    assert clock.unit_at(105.0) == 8.0  # 100, 110, then 20
+    assert clock.unit_at(None) == 4.2
+    slow = run(0.8, device_s=16.0).model_copy(update={"ended_at": 108.0})
+    fast = run(0.8, device_s=4.0).model_copy(update={"ended_at": 12.0})
+    trials = accounting.with_compute([trial(0, fast), trial(1, slow)], clock)
+    assert [t.te for t in trials] == pytest.approx([1.0, 2.0])
+    with pytest.raises(ValueError, match="no TE unit"):
+        accounting.Clock().unit_at(1.0)
 
 
 def test_best_at_selects_by_valid_within_the_budget_prefix() -> None:
@@ -53,7 +71,7 @@ def test_best_at_selects_by_valid_within_the_budget_prefix() -> None:
             trial(3, run(0.78)),  # a tie: the earlier trial stays
             trial(4, run(0.70, device_s=5.0)),
         ],
-        unit_s=1.0,
+        unit=1.0,
     )
     assert accounting.best_at(trials, 0.5) is None
     assert accounting.best_at(trials, 1.0).index == 0  # type: ignore[union-attr]
@@ -65,7 +83,7 @@ def test_best_at_selects_by_valid_within_the_budget_prefix() -> None:
 
 def test_a_budget_below_the_first_trial_keeps_the_baseline() -> None:
     baseline = {"model": {"family": "dcn_v2"}, "train": {"epochs": 3}}
-    trials = accounting.with_compute([trial(0, run(0.8, 2.0))], unit_s=1.0)
+    trials = accounting.with_compute([trial(0, run(0.8, 2.0))], unit=1.0)
     sel = report.select("tpe", 0, trials, 1.0, baseline, baseline_samples=100)
     assert sel.config == baseline and sel.trial_index is None
     assert sel.usage is not None and sel.usage.n_trials == 0
@@ -203,12 +221,13 @@ def test_rea_compute_is_read_from_every_attempt_in_order_of_completion(tmp_path:
     )
     (campaign / "trials" / "c-s0" / "attempts" / "2").mkdir()  # killed: no result.json
     _attempt(campaign, "d-s0", 0, 1, "2026-01-01T00:00:02+00:00", device_time_s=None, **ok)
-    trials, missing = read_campaign_trials(campaign, unit_s=2.0, seed=7)
+    trials, missing = read_campaign_trials(campaign, unit=2.0, seed=7)
     assert [t.params["trial_id"] for t in trials] == ["c-s0", "b-s0", "a-s1"]
     assert [t.cum_te for t in trials] == [0.5, 1.5, 3.5]
     assert missing == 2
     assert trials[0].result.failure == "nan_loss: loss is nan" and trials[0].valid_score is None
     assert trials[2].seed == 1 and trials[2].search_seed == 7 and trials[2].method == "rea"
+    assert trials[2].result.ended_at == pytest.approx(1767225609.0)  # 2026-01-01T00:00:09Z
 
 
 # ---------------------------------------------------------------- the JSON line
@@ -263,6 +282,8 @@ def test_json_line_schema_ratios_targets_and_warm_start() -> None:
         search_seeds=[0, 1],
         retrain_seeds=seeds,
         te_seconds=4.2,
+        te_seconds_range=[3.9, 5.0],
+        n_clock_readings=12,
         baseline_samples=240000,
         wall_time_s=12.0,
         baseline=report.BaselineFigures(valid_ne=0.8, test_ne=0.8, n_failed=0),
@@ -320,19 +341,19 @@ def test_a_search_starts_from_the_baseline_and_stops_at_the_largest_budget(metho
     baseline = apply_delta(default_config("dcn_v2"), {"train.monitor": "ne"})
     search = Search(method, 3, baseline)
     assert search.ask() == baseline  # trial 0: the same run as the TE unit's on this seed
-    search.tell(run(0.80, device_s=2.0), unit_s=2.0)
+    search.tell(run(0.80, device_s=2.0), unit=2.0)
     configs = []
     while not search.finished(4.0):
         configs.append(search.ask())
         failed = len(search.trials) == 2
-        search.tell(run(None if failed else 0.79, device_s=1.0), unit_s=2.0)
+        search.tell(run(None if failed else 0.79, device_s=1.0), unit=2.0)
     assert [t.cum_te for t in search.trials] == [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
     assert all(t.seed == 3 and t.search_seed == 3 for t in search.trials)
     states = [t.state.name for t in search.study.trials]
     assert states[2] == "FAIL" and states.count("COMPLETE") == 6
     assert len({json.dumps(c, sort_keys=True) for c in configs}) == len(configs)
     with pytest.raises(RuntimeError):
-        search.tell(run(0.7), unit_s=2.0)
+        search.tell(run(0.7), unit=2.0)
 
 
 def test_a_logloss_monitor_is_read_as_ne_and_nothing_else_changes() -> None:
