@@ -159,7 +159,7 @@ class Bench:
         if failed:
             raise BenchError(f"the baseline config failed ({'; '.join(failed)}): no TE unit")
         for r in runs.values():
-            self.clock.add(r.ended_at, r.device_time_s)
+            self.clock.add(r)
         self.baseline_samples = int(statistics.median(r.samples_seen for r in runs.values()))
         say(
             f"1 TE ~ {self.clock.median():.2f} device-s (baseline runs: "
@@ -302,12 +302,9 @@ class Bench:
         clock = Clock()
         for key, future in self.pool.futures.items():
             if json.loads(key)["config"] == self.baseline and future.done():
-                r = future.result()
-                if r.status == "succeeded":
-                    clock.add(r.ended_at, r.device_time_s)
+                clock.add(future.result())
         for _, r in self.probes:
-            if r.status == "succeeded":
-                clock.add(r.ended_at, r.device_time_s)
+            clock.add(r)
         return clock
 
     def select_all(self) -> None:

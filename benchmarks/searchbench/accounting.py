@@ -2,11 +2,13 @@
 
 - One trial-equivalent (TE) is the trainer's own device seconds of ONE full-fidelity baseline
   trial, measured in the same run. On a shared machine the same trial's device time varies
-  2-3x over minutes (measured here), so the unit is read from a :class:`Clock`: every
+  with other users' load (the MovieLens-100k baseline: 3.9 to 35 s within minutes on the
+  project's 2-core box), so the unit is read from a :class:`Clock`: every
   full-fidelity baseline run of the benchmark (the search seeds' first trials, the baseline's
   retrains, periodic clock runs during the searches, the probe trials before each rea campaign
-  and after the last) is a reading, and a trial's unit is the median of the readings nearest in time to
-  its end. The same rule for every method; ``te_seconds`` reports the median of all readings.
+  and after the last) is a reading at its midpoint in time; the unit between readings is
+  interpolated linearly, and a trial's unit is its mean over the trial's own span. The same
+  rule for every method; ``te_seconds`` reports the median of all readings.
 - A trial's TE is its device_time_s / its unit (failed trials count what they ran).
 - A search's result at budget N is the best-by-valid config among its trials whose cumulative
   TE, in order of completion, is <= N (a prefix): one search run gives every budget.
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections.abc import Sequence
@@ -42,7 +45,8 @@ class RunResult(BaseModel):
     samples_seen: int = 0
     epochs_completed: int = 0
     best_epoch: int | None = None
-    ended_at: float | None = None  # epoch seconds (time.time()) when the run ended
+    started_at: float | None = None  # epoch seconds (time.time()) when the run started
+    ended_at: float | None = None  # epoch seconds when it ended
 
     def metric(self, split: Literal["valid", "test"], name: str = METRIC) -> float | None:
         """The finite metric of a succeeded run, else None (a failed run has no score)."""
@@ -89,24 +93,42 @@ def te_unit(baseline_device_s: Sequence[float]) -> float:
 
 
 class Clock(BaseModel):
-    """Readings (end time, device seconds) of full-fidelity baseline runs over the run."""
+    """Readings (time, device seconds) of full-fidelity baseline runs over the benchmark."""
 
     readings: list[tuple[float, float]] = Field(default_factory=list)
-    nearest: int = 3
 
-    def add(self, ended_at: float | None, device_s: float) -> None:
-        if ended_at is not None and math.isfinite(device_s) and device_s > 0:
-            self.readings.append((ended_at, device_s))
+    def add(self, run: RunResult) -> None:
+        """A succeeded baseline run as a reading at its midpoint (its end if its start is
+        unknown); runs without an end time or a positive device time are no readings."""
+        if run.status != "succeeded" or run.ended_at is None:
+            return
+        if not (math.isfinite(run.device_time_s) and run.device_time_s > 0):
+            return
+        mid = run.ended_at if run.started_at is None else (run.started_at + run.ended_at) / 2
+        self.readings.append((mid, run.device_time_s))
+        self.readings.sort()
 
-    def unit_at(self, t: float | None) -> float:
-        """The median device seconds of the readings nearest in time to t (all when t is
-        unknown)."""
+    def at(self, t: float) -> float:
+        """The unit at time t: linear between readings, the nearest reading outside them."""
         if not self.readings:
             raise ValueError("no baseline run measured a positive device time: no TE unit")
-        if t is None:
+        times = [r[0] for r in self.readings]
+        i = bisect.bisect_left(times, t)
+        if i == 0:
+            return self.readings[0][1]
+        if i == len(times):
+            return self.readings[-1][1]
+        (t0, u0), (t1, u1) = self.readings[i - 1], self.readings[i]
+        return u0 if t1 == t0 else u0 + (u1 - u0) * (t - t0) / (t1 - t0)
+
+    def unit_for(self, run: RunResult) -> float:
+        """A run's unit: the mean of the interpolated unit over its span (at its end when its
+        start is unknown; the median of all readings when both are)."""
+        if run.ended_at is None:
             return self.median()
-        near = sorted(self.readings, key=lambda r: (abs(r[0] - t), r[0]))[: self.nearest]
-        return float(statistics.median(d for _, d in near))
+        start = run.ended_at if run.started_at is None else min(run.started_at, run.ended_at)
+        points = [start + (run.ended_at - start) * k / 32 for k in range(33)]
+        return statistics.fmean(self.at(p) for p in points)
 
     def median(self) -> float:
         return te_unit([d for _, d in self.readings])
@@ -116,7 +138,7 @@ def with_compute(trials: Sequence[TrialRecord], unit: float | Clock) -> list[Tri
     """The trials in order with te and cum_te filled in (unit: seconds or a Clock)."""
     out, cum = [], 0.0
     for t in trials:
-        unit_s = unit.unit_at(t.result.ended_at) if isinstance(unit, Clock) else unit
+        unit_s = unit.unit_for(t.result) if isinstance(unit, Clock) else unit
         te = t.result.device_time_s / unit_s
         cum += te
         out.append(t.model_copy(update={"te": te, "cum_te": cum}))

@@ -189,10 +189,7 @@ def read_campaign_trials(
 
 def _run_result(res: AttemptResult) -> RunResult:
     failure = f"{res.failure.kind}: {res.failure.message}" if res.failure else None
-    ended = None
-    if res.ended_at:
-        with contextlib.suppress(ValueError):
-            ended = dt.datetime.fromisoformat(res.ended_at).timestamp()
+    started, ended = _epoch(res.started_at), _epoch(res.ended_at)
     return RunResult(
         status=res.status,
         failure=failure,
@@ -203,8 +200,18 @@ def _run_result(res: AttemptResult) -> RunResult:
         samples_seen=res.samples_seen or 0,
         epochs_completed=res.epochs_completed,
         best_epoch=res.best_epoch,
+        started_at=started,
         ended_at=ended,
     )
+
+
+def _epoch(iso: str | None) -> float | None:
+    """An ISO time of a result.json as epoch seconds (None when absent or unreadable)."""
+    if not iso:
+        return None
+    with contextlib.suppress(ValueError):
+        return dt.datetime.fromisoformat(iso).timestamp()
+    return None
 
 
 def selected_config(campaign_dir: Path, proposal: dict[str, Any] | None) -> dict[str, Any]:

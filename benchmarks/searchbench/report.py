@@ -313,8 +313,9 @@ def human_lines(line: BenchLine) -> list[str]:
         f"dataset {line.dataset}, model {line.model}, metric test {line.metric} gain "
         f"(baseline NE - candidate NE; positive is better)",
         f"1 TE = {line.te_seconds:.2f} device-s (median of {line.n_clock_readings} baseline runs, "
-        f"{line.te_seconds_range[0]:.2f}-{line.te_seconds_range[1]:.2f}: a trial's unit is read "
-        f"from the runs nearest in time); baseline test NE {_fmt(line.baseline.test_ne)}",
+        f"{line.te_seconds_range[0]:.2f}-{line.te_seconds_range[1]:.2f}: a trial's unit is "
+        f"interpolated between them over its own span); "
+        f"baseline test NE {_fmt(line.baseline.test_ne)}",
         f"{'budget':>7} {'method':>10} {'test gain':>10} {'95% CI':>22} {'valid gain':>10} "
         f"{'TE used':>8} {'sample-eq':>9} {'start s':>8} {'trials':>6}",
     ]

@@ -128,8 +128,7 @@ def run_searches(
             result = future.result()
             if future in ticks:
                 ticks.discard(future)
-                if result.status == "succeeded":
-                    clock.add(result.ended_at, result.device_time_s)
+                clock.add(result)
                 continue
             for search in live.pop(future):
                 search.tell(result, clock)

@@ -65,7 +65,7 @@ def run(config: dict[str, Any], seed: int) -> RunResult:
     from ranking_models.config import validate_config
     from ranking_models.trainer import Trainer, TrialFailure
 
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     trainer: Trainer | None = None
     try:
         cfg = validate_config(config)
@@ -84,6 +84,7 @@ def run(config: dict[str, Any], seed: int) -> RunResult:
             epochs_completed=trainer.epoch if trainer else 0,
             best_epoch=trainer.best_epoch if trainer else None,
             valid=(trainer.best_valid or {}) if trainer else {},
+            started_at=started_at,
             ended_at=time.time(),
         )
     result = RunResult(
@@ -95,6 +96,7 @@ def run(config: dict[str, Any], seed: int) -> RunResult:
         samples_seen=outcome.samples_seen,
         epochs_completed=outcome.epochs_completed,
         best_epoch=outcome.best_epoch,
+        started_at=started_at,
         ended_at=time.time(),
     )
     if result.metric("valid") is None or result.metric("test") is None:

@@ -44,22 +44,33 @@ def test_trial_equivalents_accumulate_in_order_of_completion() -> None:
     assert not accounting.done(trials, 3.5) and accounting.done(trials, 3.0)
 
 
-def test_a_trials_unit_is_read_from_the_baseline_runs_nearest_in_time() -> None:
+def _timed(device_s: float, start: float | None, end: float | None, ok: bool = True) -> RunResult:
+    base = run(0.8 if ok else None, device_s=device_s)
+    return base.model_copy(update={"started_at": start, "ended_at": end})
+
+
+def test_a_trials_unit_is_the_clock_interpolated_over_its_span() -> None:
     clock = accounting.Clock()
-    for t, device_s in [(0.0, 4.0), (10.0, 4.2), (20.0, 3.8), (100.0, 8.0), (110.0, 8.4)]:
-        clock.add(t, device_s)
-    clock.add(None, 99.0)  # a run with no end time is no reading
-    clock.add(50.0, math.nan)
-    assert len(clock.readings) == 5 and clock.median() == 4.2
-    assert clock.unit_at(5.0) == 4.0  # 0, 10, 20 nearest
-    assert clock.unit_at(105.0) == 8.0  # 100, 110, then 20
-    assert clock.unit_at(None) == 4.2
-    slow = run(0.8, device_s=16.0).model_copy(update={"ended_at": 108.0})
-    fast = run(0.8, device_s=4.0).model_copy(update={"ended_at": 12.0})
-    trials = accounting.with_compute([trial(0, fast), trial(1, slow)], clock)
-    assert [t.te for t in trials] == pytest.approx([1.0, 2.0])
+    clock.add(_timed(4.0, 0.0, 4.0))  # a reading at its midpoint, t=2
+    clock.add(_timed(8.0, 98.0, 106.0))  # t=102
+    clock.add(_timed(6.0, None, 200.0))  # no start: at its end
+    clock.add(_timed(99.0, 0.0, None))  # no end: no reading
+    clock.add(_timed(99.0, 0.0, 50.0, ok=False))  # failed: no reading
+    clock.add(_timed(math.nan, 0.0, 50.0))
+    assert clock.readings == [(2.0, 4.0), (102.0, 8.0), (200.0, 6.0)]
+    assert clock.median() == 6.0
+    assert clock.at(0.0) == 4.0 and clock.at(52.0) == pytest.approx(6.0)
+    assert clock.at(151.0) == pytest.approx(7.0) and clock.at(1e9) == 6.0
+    # a long trial's unit is the mean over its span: 2 -> 102 rises linearly from 4 to 8
+    assert clock.unit_for(_timed(60.0, 2.0, 102.0)) == pytest.approx(6.0)
+    assert clock.unit_for(_timed(1.0, None, 52.0)) == pytest.approx(6.0)
+    assert clock.unit_for(_timed(1.0, None, None)) == 6.0
+    trials = accounting.with_compute(
+        [trial(0, _timed(6.0, 2.0, 102.0)), trial(1, _timed(12.0, 150.0, 152.0))], clock
+    )
+    assert [t.te for t in trials] == pytest.approx([1.0, 12.0 / 7.0])
     with pytest.raises(ValueError, match="no TE unit"):
-        accounting.Clock().unit_at(1.0)
+        accounting.Clock().at(1.0)
 
 
 def test_best_at_selects_by_valid_within_the_budget_prefix() -> None:

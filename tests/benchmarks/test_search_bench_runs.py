@@ -38,6 +38,8 @@ def test_worker_counts_device_time_of_finished_and_diverged_runs() -> None:
     assert ok.samples_seen == 2 * 2400 and ok.epochs_completed == 2
     assert ok.metric("valid") is not None and ok.metric("test") is not None
     assert ok.startup_s is not None and ok.startup_s < ok.device_time_s + 5
+    assert ok.started_at is not None and ok.ended_at is not None
+    assert ok.ended_at - ok.started_at >= ok.device_time_s
     again = worker.run(base, seed=0)
     assert again.valid == ok.valid  # the same config and seed train the same model
     boom = apply_delta(base, {"train.lr_dense": 1e3, "train.lr_sparse": 1e3})
