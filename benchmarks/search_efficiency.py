@@ -283,6 +283,11 @@ class Bench:
         if run.error:
             self.errors.append(f"{method} seed {run.seed} budget {budget:g}: {run.error}")
         notes = list(run.warnings)
+        if run.n_missing_results:
+            notes.append(
+                f"{method} seed {run.seed} budget {budget:g}: {run.n_missing_results} attempt(s) "
+                "without a usable result.json (device time unknown, not counted)"
+            )
         if not run.seeded and len(self.seeds) > 1:
             notes.append(
                 "`rea plan` has no --seed: every search seed planned the same rea campaign "
@@ -345,8 +350,9 @@ class Bench:
 
     def at_rea_compute(self) -> None:
         """TPE's and random's selections at the compute each rea campaign actually used."""
-        for sel in [s for s in self.selections if s.method == "rea" and s.usage is not None]:
-            assert sel.usage is not None
+        for sel in [s for s in self.selections if s.method == "rea" and not s.error]:
+            if sel.usage is None or sel.usage.n_trials == 0:
+                continue
             for method in ("tpe", "random"):
                 trials = [
                     t
