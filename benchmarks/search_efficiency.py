@@ -185,14 +185,11 @@ class Bench:
                 f"{best.valid_score if best else float('nan'):.4f}"
                 f" (trial {best.index if best else '-'})"
             )
-            for budget in self.budgets:  # likely the final selections: start their retrains
-                self.retrain(accounting.best_at(search.trials, budget))
 
         run_searches(self.pool, self.searches, self.clock, max(self.budgets), finished)
 
-    def retrain(self, selected: TrialRecord | dict[str, Any] | None) -> None:
+    def retrain(self, config: dict[str, Any] | None) -> None:
         """Queue a config (and the baseline) on every retrain seed; equal runs train once."""
-        config = selected.config if isinstance(selected, TrialRecord) else selected
         for cfg in (self.baseline, config):
             if cfg is not None:
                 for seed in self.retrain_seeds:

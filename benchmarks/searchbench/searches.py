@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -104,32 +105,40 @@ def run_searches(
     on_finished: Callable[[Search], None] = lambda s: None,
     clock_every_s: float = CLOCK_EVERY_S,
 ) -> None:
-    """Run every search to STOP_MARGIN x the largest budget, several at once on the pool,
-    with a baseline clock run (seed CLOCK_SEED_BASE + k) about every clock_every_s."""
+    """Run every search to STOP_MARGIN x the largest budget, several at once on the pool, and
+    a baseline clock run (seed CLOCK_SEED_BASE + k) about every clock_every_s.
+
+    At most one run per worker is handed to the pool, so a clock run that is due takes the
+    next free worker instead of queueing behind trials; nothing else may use the pool
+    meanwhile.
+    """
+    waiting: deque[Search] = deque(searches)
     live: dict[cf.Future[RunResult], list[Search]] = {}
     ticks: set[cf.Future[RunResult]] = set()
     baseline = searches[0].baseline if searches else {}
     last_tick, n_ticks = time.monotonic(), 0
-
-    def advance(search: Search) -> None:
-        if search.finished(max_budget_te * STOP_MARGIN):
-            on_finished(search)
+    while True:
+        while len(live) + len(ticks) < pool.workers and (waiting or live):
+            if time.monotonic() - last_tick > clock_every_s:
+                ticks.add(pool.submit(baseline, CLOCK_SEED_BASE + n_ticks))
+                last_tick, n_ticks = time.monotonic(), n_ticks + 1
+                continue
+            if not waiting:
+                break
+            search = waiting.popleft()
+            if search.finished(max_budget_te * STOP_MARGIN):
+                on_finished(search)
+                continue
+            live.setdefault(pool.submit(search.ask(), search.seed), []).append(search)
+        if not live and not ticks:
             return
-        live.setdefault(pool.submit(search.ask(), search.seed), []).append(search)
-
-    for search in searches:
-        advance(search)
-    while live:
-        if time.monotonic() - last_tick > clock_every_s:
-            ticks.add(pool.submit(baseline, CLOCK_SEED_BASE + n_ticks))
-            last_tick, n_ticks = time.monotonic(), n_ticks + 1
-        ready, _ = cf.wait([*live, *ticks], return_when=cf.FIRST_COMPLETED)
+        # wake up for the next clock run even while long trials hold every worker
+        ready, _ = cf.wait([*live, *ticks], timeout=clock_every_s, return_when=cf.FIRST_COMPLETED)
         for future in ready:
-            result = future.result()
             if future in ticks:
                 ticks.discard(future)
-                clock.add(result)
+                clock.add(future.result())
                 continue
             for search in live.pop(future):
-                search.tell(result, clock)
-                advance(search)
+                search.tell(future.result(), clock)
+                waiting.append(search)

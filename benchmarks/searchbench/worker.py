@@ -127,6 +127,7 @@ class TrainingPool:
     """``workers`` processes running :func:`run`; equal (config, seed) runs are trained once."""
 
     def __init__(self, spec: dict[str, Any], workers: int) -> None:
+        self.workers = workers
         self.threads = torch_threads(workers)
         self.executor = cf.ProcessPoolExecutor(
             max_workers=workers,

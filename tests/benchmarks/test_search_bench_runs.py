@@ -132,3 +132,32 @@ def test_whole_run_with_a_rea_campaign(tmp_path: Path) -> None:
     log = json.loads(Path(line.log_file or "").read_text())
     assert {t["method"] for t in log["trials"]} == {"tpe", "rea", "rea-warm"}
     assert all(r["state"] == "AWAITING_REVIEW" for r in log["rea_runs"])
+
+
+@pytest.mark.slow
+def test_searches_on_the_pool_take_clock_readings_between_trials() -> None:
+    from benchmarks.searchbench.accounting import Clock
+    from benchmarks.searchbench.searches import CLOCK_SEED_BASE, Search, run_searches
+    from benchmarks.searchbench.worker import TrainingPool, config_key
+
+    base = apply_delta(default_config("dcn_v2"), {"train.monitor": "ne", "train.epochs": 1})
+    pool = TrainingPool(TINY, workers=2)
+    try:
+        clock = Clock()
+        for seed in (0, 1):
+            clock.add(pool.result(base, seed))
+        searches = [Search(m, s, base) for m in ("tpe", "random") for s in (0, 1)]
+        done: list[Search] = []
+        run_searches(pool, searches, clock, 4.0, done.append, clock_every_s=0.2)
+        assert sorted((s.method, s.seed) for s in done) == sorted(
+            (s.method, s.seed) for s in searches
+        )
+        assert all(s.trials[-1].cum_te >= 4.0 for s in searches)
+        ticks = [json.loads(k)["seed"] for k in pool.futures if json.loads(k)["seed"] >= 2000]
+        assert ticks and min(ticks) == CLOCK_SEED_BASE
+        assert len(clock.readings) == 2 + len(ticks)
+        assert config_key(base, CLOCK_SEED_BASE) in pool.futures
+        # trial 0 of both methods on a seed is one run: the pool trained it once
+        assert searches[0].trials[0].result == searches[2].trials[0].result
+    finally:
+        pool.close()
