@@ -48,6 +48,7 @@ class Hypothesis(_Doc):
     strategy: str | None = None  # the knowledge-base strategy it instantiates, if any
     trigger: str = ""  # the observation of the baseline's profile that proposed it
     reference: str = ""
+    cost: float = 1.0  # expected trial cost relative to the baseline's
 
 
 class JobRecord(_Doc):
@@ -73,6 +74,15 @@ class JobRecord(_Doc):
         return self.state.has_ended
 
 
+class CurvePoint(_Doc):
+    """One epoch of a trial's learning curve, as the engine compares curves."""
+
+    epoch: int
+    value: float | None  # the campaign metric on the valid split after this epoch
+    train_loss: float | None = None
+    valid_loss: float | None = None
+
+
 class TrialRecord(_Doc):
     phase: str
     hypothesis_id: str
@@ -82,9 +92,17 @@ class TrialRecord(_Doc):
     jobs: list[JobRecord] = Field(default_factory=list)
     diagnosis: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)  # runbook changes (retry_with)
-    metric_value: float | None = None  # validation metric of the last succeeded attempt
-    test_value: float | None = None
+    metric_value: float | None = None  # valid metric at the best epoch of the last success
+    test_value: float | None = None  # test metric of the same weights
     attempts: int = 0  # attempt folders seen on disk
+    # from the last succeeded attempt's result.json (read once, at ingest)
+    curve: list[CurvePoint] = Field(default_factory=list)
+    best_epoch: int | None = None
+    stopped: str | None = None
+    device_time_s: float = 0.0  # the trainer's own time, summed over this trial's attempts
+    samples_seen: int = 0
+    reused_from: str | None = None  # "<campaign>/<trial>" whose identical result was reused
+    key: str | None = None  # the trial's identity (config, data, seed) for reuse
 
     def set_status(self, target: TrialStatus) -> None:
         self.status = checked(TRIAL_TRANSITIONS, "trial", self.status, target)
@@ -191,6 +209,7 @@ class Campaign(_Doc):
     proposal: Proposal | None = None
     review: Review | None = None
     pause_reason: str | None = None
+    traits: str = ""  # the data's traits (plan profile), for the insights history
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 

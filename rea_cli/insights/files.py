@@ -307,6 +307,7 @@ class CampaignReader:
                 "spent_gpu_hours": c.budget.spent_gpu_hours,
                 "campaign_dir": str(self.dir),
                 "synced_at": None,  # set by the writer
+                "traits": c.traits,
             }
         )
         self._hypotheses(c)
@@ -319,7 +320,16 @@ class CampaignReader:
             "hypotheses",
             "hypotheses",
             ("campaign_id", "hypothesis_id"),
-            ("title", "rationale", "source", "delta", "parents", "model_family"),
+            (
+                "title",
+                "rationale",
+                "source",
+                "delta",
+                "parents",
+                "model_family",
+                "strategy",
+                "trigger",
+            ),
             prune=True,
         )
         for hid, h in c.hypotheses.items():
@@ -333,6 +343,8 @@ class CampaignReader:
                     "delta": canonical_json(h.delta),
                     "parents": canonical_json(h.parents),
                     "model_family": h.model_family or c.model_family,
+                    "strategy": h.strategy,
+                    "trigger": h.trigger,
                 }
             )
 
@@ -372,6 +384,8 @@ class CampaignReader:
                 "status",
                 "diagnosis",
                 "metric_value",
+                "test_value",
+                "reused_from",
             ),
         )
         jobs = self.rows(
@@ -391,6 +405,8 @@ class CampaignReader:
                     "status": t.status.value,
                     "diagnosis": t.diagnosis,
                     "metric_value": t.metric_value,
+                    "test_value": t.test_value,
+                    "reused_from": t.reused_from,
                 }
             )
             for j in t.jobs:
@@ -410,6 +426,10 @@ class CampaignReader:
                         "time_limit_min": j.time_limit_min,
                         "reason": j.reason,
                         "restarts": j.restarts,
+                        "failure_kind": j.failure_kind,
+                        "runbook": j.runbook,
+                        "diagnosis": j.diagnosis,
+                        "action": j.action,
                     }
                 )
 
@@ -643,7 +663,13 @@ class CampaignReader:
         try:
             r = AttemptResult.model_validate(raw)
         except ValidationError as exc:
-            rows.add(
+            # only the verdict: what attempt.json says of the attempt stays as it is
+            self.rows(
+                "attempts:invalid",
+                "attempts",
+                ("campaign_id", "trial_id", "attempt"),
+                ("status", "failure_kind", "failure_message"),
+            ).add(
                 {
                     **key,
                     "status": "failed",
@@ -682,6 +708,11 @@ class CampaignReader:
                 "n_params": r.n_params,
                 "device": r.device,
                 "versions": canonical_json(r.versions),
+                "device_time_s": r.device_time_s,
+                "startup_s": r.startup_s,
+                "samples_seen": r.samples_seen,
+                "best_epoch": r.best_epoch,
+                "stopped": r.stopped,
             }
         )
         if bad:
@@ -726,7 +757,7 @@ _CAMPAIGN_TEXT = (
     "pause_reason",
 )
 _BUDGET = ("approved_gpu_hours", "reserved_gpu_hours", "spent_gpu_hours")
-CAMPAIGN_COLUMNS = (*_CAMPAIGN_TEXT, *_BUDGET, "campaign_dir", "synced_at")
+CAMPAIGN_COLUMNS = (*_CAMPAIGN_TEXT, *_BUDGET, "campaign_dir", "synced_at", "traits")
 JOB_COLUMNS = (
     "round",
     "state",
@@ -739,6 +770,10 @@ JOB_COLUMNS = (
     "time_limit_min",
     "reason",
     "restarts",
+    "failure_kind",
+    "runbook",
+    "diagnosis",
+    "action",
 )
 PROPOSAL_COLUMNS = (
     "hypothesis_id",
@@ -774,6 +809,11 @@ RESULT_COLUMNS = (
     "n_params",
     "device",
     "versions",
+    "device_time_s",
+    "startup_s",
+    "samples_seen",
+    "best_epoch",
+    "stopped",
 )
 
 

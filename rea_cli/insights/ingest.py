@@ -18,12 +18,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from rea_cli.budget import ENDED_STATES
 from rea_cli.errors import UsageError
 from rea_cli.insights.db import InsightsError, connect, create_file, migrate, schema_version
 from rea_cli.insights.files import Collected, FileState, Rows, collect_campaign, merge_sources
 from rea_cli.insights.publish import publish_locked
 
 log = logging.getLogger(__name__)
+
+# the one rule for "this job has ended" (JobState.has_ended), as SQL
+ENDED_SQL = ", ".join(f"'{state}'" for state in ENDED_STATES)
 
 # Columns filled with the time of the write, whatever the row says.
 _NOW_COLUMNS = frozenset({"synced_at", "ingested_at"})
@@ -241,14 +245,29 @@ def _count(result: duckdb.DuckDBPyConnection) -> int:
 
 
 def _attempts_from_jobs(con: duckdb.DuckDBPyConnection, campaign_id: str) -> None:
-    """Copy the scheduler's view of each attempt's job (state, node, GPU-seconds) onto it.
+    """Copy the scheduler's view of each attempt's job (state, node, GPU-seconds) onto it, and
+    give an attempt that left no result.json a status: 'running' while its job runs, 'failed'
+    once it has ended, with the agent's failure kind or the job's final state. Never NULL.
 
     A requeued Slurm task keeps its job id, so its attempts share one job record.
     """
     con.execute(
-        """
+        f"""
         UPDATE attempts SET job_state = j.state, job_exit_code = j.exit_code,
-                            node = j.node, gpu_seconds = j.gpu_seconds
+                            node = j.node, gpu_seconds = j.gpu_seconds,
+                            status = CASE
+                                WHEN coalesce(attempts.status, 'running') <> 'running'
+                                    THEN attempts.status
+                                WHEN j.state IN ({ENDED_SQL}) THEN 'failed'
+                                ELSE 'running' END,
+                            failure_kind = CASE
+                                WHEN coalesce(attempts.status, 'running') <> 'running'
+                                    THEN attempts.failure_kind
+                                WHEN j.state = 'COMPLETED'
+                                    THEN coalesce(j.failure_kind, 'missing_result')
+                                WHEN j.state IN ({ENDED_SQL})
+                                    THEN coalesce(j.failure_kind, lower(j.state))
+                                ELSE NULL END
         FROM jobs j
         WHERE attempts.campaign_id = ? AND j.campaign_id = attempts.campaign_id
           AND j.trial_id = attempts.trial_id AND j.job_id = attempts.job_id

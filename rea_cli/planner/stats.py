@@ -119,7 +119,9 @@ def benjamini_hochberg(p_values: Mapping[str, float], q: float) -> dict[str, tup
     return {k: (adjusted[k], adjusted[k] <= q) for k in order}
 
 
-def correct(method: str, p_values: Mapping[str, float], level: float) -> dict[str, tuple[float, bool]]:
+def correct(
+    method: str, p_values: Mapping[str, float], level: float
+) -> dict[str, tuple[float, bool]]:
     if method == "holm":
         return holm(p_values, level)
     if method == "bh":

@@ -110,11 +110,16 @@ def test_budget_burn_spent_is_budget_spent_hours(ws: Workspace) -> None:
         assert recorded["spent_gpu_hours"] == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=duckdb.BinderException,
-    reason="budget_burn has no reserved column yet",
-)
+def test_t_table_is_scipys_quantile_rounded_up() -> None:
+    from rea_cli.insights.t_table import T975
+
+    dfs = [df for df, _ in T975]
+    assert dfs[:300] == list(range(1, 301)) and dfs == sorted(dfs)
+    for df, t in T975:
+        exact = float(stdtrit(df, 0.975))
+        assert exact <= t <= exact + 1e-9, df
+
+
 def test_budget_burn_reserved_is_budget_reserved_hours(ws: Workspace) -> None:
     campaigns = _budget_campaigns(ws)
     ended = set(budget.ENDED_STATES)
@@ -220,20 +225,11 @@ def test_hypothesis_effects_is_the_agents_paired_gain(
             (row["candidate_mean"], pg.candidate_mean),
         ):
             assert a == pytest.approx(b_, abs=1e-9), hid
-        # Both intervals are mean +- t * sd / sqrt(n) with the same sd; they differ only in t:
-        # Python's is exact, the view's table holds it to 3 decimals. So the view's t (read
-        # back from its interval and its sd) must be exactly the rounded one, and the bounds
-        # must agree once that rounding is accounted for.
-        t_exact = float(stdtrit(n - 1, 0.975))
-        t_table = round(t_exact, 3)
-        sd = (pg.ci_high - pg.mean) * math.sqrt(n) / t_exact
-        assert row["sd_gain"] == pytest.approx(sd, rel=1e-9), hid
-        t_view = (row["ci_high"] - row["mean_gain"]) * math.sqrt(n) / row["sd_gain"]
-        assert t_view == pytest.approx(t_table, abs=1e-9), hid
-        half = (pg.ci_high - pg.mean) * t_table / t_exact
-        assert row["ci_low"] == pytest.approx(pg.mean - half, abs=1e-9), hid
-        assert row["ci_high"] == pytest.approx(pg.mean + half, abs=1e-9), hid
-        # and the whole difference is the table's rounding: under 0.0005 * sd / sqrt(n)
-        assert abs(row["ci_low"] - pg.ci_low) <= 0.0005 * sd / math.sqrt(n) + 1e-12
+        # The view's t table (rea_cli/insights/t_table.py) holds scipy's quantile rounded up
+        # at 9 decimals for every df <= 300: the intervals agree to that rounding.
+        assert row["sd_gain"] == pytest.approx(pg.sd, rel=1e-9), hid
+        assert row["ci_low"] == pytest.approx(pg.ci_low, abs=1e-8), hid
+        assert row["ci_high"] == pytest.approx(pg.ci_high, abs=1e-8), hid
+        assert row["ci_low"] <= pg.ci_low + 1e-12 and row["ci_high"] >= pg.ci_high - 1e-12
         tg = paired_gain(_test_values(c, "baseline"), _test_values(c, hid), direction)
         assert row["mean_test_gain"] == pytest.approx(tg.mean, abs=1e-9), hid

@@ -129,11 +129,6 @@ def test_result_off_its_contract_is_a_failed_attempt(
     assert b.campaign.trials[FRESH].jobs[-1].failure_kind == "invalid_result"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="files.py CampaignReader._result: the row of an off-contract result.json carries "
-    "job_id/host/started_at = NULL, and merge_sources lets it overwrite attempt.json's",
-)
 def test_result_off_its_contract_keeps_what_attempt_json_says(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     _off_contract_result(b, {"status": "weird"})

@@ -142,7 +142,8 @@ def test_incremental_sync_reads_only_what_changed(ws: Workspace) -> None:
     running = query(
         ws.db_path, "SELECT status, job_state FROM attempts WHERE trial_id = 'combination-emb32-s0'"
     )
-    assert running == [{"status": None, "job_state": "RUNNING"}]
+    # no result.json yet: 'running' while its job runs, never NULL
+    assert running == [{"status": "running", "job_state": "RUNNING"}]
 
 
 def test_half_written_metrics_line_waits_for_next_sync(ws: Workspace) -> None:
@@ -170,7 +171,10 @@ def test_corrupt_result_is_skipped_then_picked_up(ws: Workspace) -> None:
     report = sync_campaign(ws.db_path, b.dir)
     assert any("result.json not readable yet" in w for w in report.warnings)
     status = "SELECT status FROM attempts WHERE trial_id = 'validation-emb32-s0'"
-    assert query(ws.db_path, status) == [{"status": None}]
+    # its job completed and left no readable result: a failed attempt until the file is whole
+    kind = "SELECT failure_kind FROM attempts WHERE trial_id = 'validation-emb32-s0'"
+    assert query(ws.db_path, status) == [{"status": "failed"}]
+    assert query(ws.db_path, kind) == [{"failure_kind": "missing_result"}]
 
     report = sync_campaign(ws.db_path, b.dir)  # still broken: warned again, nothing lost
     assert report.warnings

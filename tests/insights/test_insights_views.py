@@ -34,7 +34,7 @@ def test_effects_mean_ci_n_match_a_paired_t_interval(ws: Workspace) -> None:
     emb = rows[0]
     mean = sum(gains) / 3
     sd = math.sqrt(sum((g - mean) ** 2 for g in gains) / 2)
-    half = 4.303 * sd / math.sqrt(3)  # t(0.975, df=2)
+    half = 4.302652730 * sd / math.sqrt(3)  # t(0.975, df=2), rounded up at 9 decimals
     assert emb["n"] == 3 and emb["n_campaigns"] == 1 and emb["source"] == "research_kb"
     assert emb["mean_gain"] == pytest.approx(mean)
     assert emb["ci_low"] == pytest.approx(mean - half)
