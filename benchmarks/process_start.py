@@ -89,6 +89,18 @@ def start_to_first_step(spec: Path, started_at: float) -> tuple[float, str]:
     return first_wall - started_at, "metrics.jsonl (estimated)"
 
 
+def import_cpu() -> float:
+    """CPU seconds an exec'd trial spends importing what the runner imports once."""
+    code = (
+        "import torch, ranking_models.train, ranking_models.trainer, ranking_models.data.processing"
+    )
+    cpu0 = children_cpu()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    bare = children_cpu() - cpu0
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, **TRIAL_ENV}, check=True)
+    return children_cpu() - cpu0 - 2 * bare
+
+
 def children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -183,7 +195,8 @@ def main() -> int:
             "fork": lambda f: run_scheduler(f, n, fork=True),
             "exec": lambda f: run_scheduler(f, n, fork=False),
         }
-        figures: dict[str, Any] = {"trials": n}
+        figures: dict[str, Any] = {"trials": n, "trainer_import_cpu_s": round(import_cpu(), 3)}
+        print(f"importing torch and the trainer: {figures['trainer_import_cpu_s']:.2f} CPU-s")
         for name, run in ways.items():
             t0 = time.monotonic()
             starts, cpu, how = run(root / name)

@@ -323,3 +323,22 @@ def test_a_trial_whose_folder_is_gone_fails_to_start_like_a_missing_command(
     assert (info.state, info.exit_code) == (JobState.FAILED, 127)
     assert info.reason == f"could not start: [Errno 2] No such file or directory: '{gone}'"
     assert ("imported ranking_models.train" in runner_log(scheduler, job_id)) is fork
+
+
+@pytest.mark.slow
+def test_a_trial_folder_that_could_shadow_an_imported_module_gets_a_new_process(
+    tmp_path: Path,
+) -> None:
+    scheduler = LocalScheduler(tmp_path / "state")
+    task = trial_task(tmp_path, "t", config(), env_for(tmp_path, True))
+    (Path(task.workdir) / "torch").mkdir()  # a bare folder: the real torch still wins
+
+    (job_id,) = scheduler.submit_array(
+        [task], job_name="rea.t.validation.r1", resources=RESOURCES, parallelism=1
+    )
+
+    info = wait_for(scheduler, [job_id])[job_id]
+    assert (info.state, info.exit_code) == (JobState.COMPLETED, 0)
+    log = runner_log(scheduler, job_id)
+    assert f"starting {job_id} as a new process: its working directory holds torch" in log
+    assert "forked pid" not in log

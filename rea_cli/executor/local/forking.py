@@ -95,10 +95,6 @@ class TrialForker:
         self._modules: frozenset[str] = frozenset()  # top-level modules the import loaded
         self._threads = 1
 
-    @property
-    def loaded(self) -> bool:
-        return self._env is not None
-
     def prepare(self, argv: Sequence[str], workdir: str, env: Mapping[str, str]) -> None:
         """Import the trainer if this task is a trial to fork and it is not imported yet.
 
@@ -305,8 +301,11 @@ def _child(
     except BaseException:
         traceback.print_exc()
     finally:
+        # What interpreter exit does: join non-daemon threads, then run atexit (logging flush).
         with contextlib.suppress(BaseException):
-            atexit._run_exitfuncs()  # what interpreter exit would run (logging flush, ...)
+            threading._shutdown()  # type: ignore[attr-defined]
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
         _flush_stdio()
         os._exit(code)
 
