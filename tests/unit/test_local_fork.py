@@ -222,6 +222,8 @@ def test_cancel_kills_running_trials_which_hold_none_of_the_runners_files(
         pid = task_of(scheduler, job_id).pid
         started_as = "rea_cli.executor.local.runner" if fork else "-m ranking_models.train"
         assert started_as in cmdline(pid)
+        if fork:
+            assert Path(f"/proc/{pid}/comm").read_text().strip() == "rea-trial"
         assert os.getsid(pid) == pid and os.getpgid(pid) == pid  # killpg reaches all it starts
         files = {int(fd.name): os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
         logs = Path(task.log_dir)

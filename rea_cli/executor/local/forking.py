@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 FORK_ENV = "REA_LOCAL_FORK"
 JOB_ID_ENV = "REA_JOB_ID"
 TRIAL_MODULE = "ranking_models.train"
+TRIAL_PROCESS_NAME = "rea-trial"
 _PRELOAD = ("torch", TRIAL_MODULE)
 # Imported too where they exist: what the trainer imports next (about 0.2 CPU-s per trial).
 _PRELOAD_OPTIONAL = ("ranking_models.trainer", "ranking_models.data.processing")
@@ -328,6 +329,9 @@ def _setup(workdir: str, out: int, err: int, report: int, keep: frozenset[int]) 
 def _become_trial(spec: str, workdir: str, env: dict[str, str]) -> None:
     """What differs between the runner and a fresh `python -m ranking_models.train SPEC`."""
     _default_signals()
+    # Its command line stays the runner's: give it a name of its own in ps and top.
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(TRIAL_PROCESS_NAME)
     os.environ.clear()
     os.environ.update(env)
     sys.argv = [TRIAL_MODULE, spec]  # runpy puts the module's file in argv[0]
