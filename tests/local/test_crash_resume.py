@@ -11,6 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from rea_cli.executor.local import procs
+from rea_cli.executor.local.store import JobStore
+from rea_cli.executor.scheduler import JobState
 from tests.conftest import (
     campaign_doc,
     make_workspace,
@@ -46,10 +49,12 @@ def _quiet(ws: Path) -> bool:
 def _busy(ws: Path) -> bool:
     """A launch/resume or a trial of this workspace is running (held arrays and waiting
     wake-ups do not count: they wait for a step that may have been killed)."""
-    return any(
-        "rea_cli --workspace" in cmd or "ranking_models.train" in cmd
-        for _, cmd in processes_mentioning(str(ws))
-    )
+    if any("rea_cli --workspace" in cmd for _, cmd in processes_mentioning(str(ws))):
+        return True
+    # Trials are forked from their runner, so no command line names them: ask the job records.
+    store = JobStore(ws / ".rea" / "local")
+    running = [r for r in map(store.read, store.all_job_ids()) if r and r.state is JobState.RUNNING]
+    return any(procs.is_alive(r.task) for r in running)
 
 
 def _drive(ws: Path, cid: str, env: dict[str, str]) -> None:
