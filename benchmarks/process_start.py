@@ -40,7 +40,7 @@ from typing import Any
 from ranking_models.config import apply_delta, default_config
 from rea_cli.executor import backends
 from rea_cli.executor.local import LocalScheduler
-from rea_cli.executor.scheduler import Resources, TaskSpec
+from rea_cli.executor.scheduler import ArrayRequest, Resources, TaskSpec
 
 TARGET_START_S = 0.4
 DATA = {"name": "synthetic", "n_rows": 4000, "n_categorical": 4, "n_numerical": 2}
@@ -132,7 +132,7 @@ def run_scheduler(folder: Path, n: int, fork: bool) -> tuple[list[float], float 
     scheduler = LocalScheduler(folder / "state")
     cpu0 = children_cpu()
     ids = scheduler.submit_array(
-        tasks, job_name="bench.process-start", resources=Resources(), parallelism=1
+        ArrayRequest("bench.process-start", tasks, Resources(), 1, workdir=Path("/tmp"))
     )
     states = wait_ended(scheduler, ids)
     bad = {j: (i.state.value, i.reason) for j, i in states.items() if i.exit_code != 0}

@@ -25,7 +25,7 @@ from rea_cli.executor import backends
 from rea_cli.executor.local import LocalScheduler, procs, records
 from rea_cli.executor.local.forking import ForkedTask, fork_enabled, trial_spec
 from rea_cli.executor.local.records import ArraySpec, JobRecord, TaskCommand
-from rea_cli.executor.scheduler import JobInfo, JobState, Resources, TaskSpec
+from rea_cli.executor.scheduler import ArrayRequest, JobInfo, JobState, Resources, TaskSpec
 from tests.unit.test_local_processes import in_proc_table, subreaper  # noqa: F401 - fixture
 
 RESOURCES = Resources(time_limit_min=5)
@@ -170,7 +170,7 @@ def test_forked_trials_record_exactly_what_execd_trials_do(tmp_path: Path) -> No
         env = env_for(tmp_path, fork)
         tasks = [trial_task(folder, name, cfg, env) for name, cfg in cases.items()]
         ids = scheduler.submit_array(
-            tasks, job_name="rea.t.validation.r1", resources=RESOURCES, parallelism=2
+            ArrayRequest("rea.t.validation.r1", tasks, RESOURCES, 2, workdir=Path("/tmp"))
         )
         wait_for(scheduler, ids)
         outcomes[fork] = [_outcome(scheduler, j, t) for j, t in zip(ids, tasks, strict=True)]
@@ -186,7 +186,7 @@ def test_forked_trials_record_exactly_what_execd_trials_do(tmp_path: Path) -> No
     assert bad_config["state"] == (JobState.FAILED, 2, "exit code 2")
     assert diverges["state"] == (JobState.FAILED, 3, "exit code 3")
     assert ok["files"] == ["attempt.json", "metrics.jsonl", "result.json"]
-    assert "invalid config" in bad_config["stderr"] and "diverged" in diverges["stderr"]
+    assert "invalid config" in bad_config["stderr"] and "nan_loss" in diverges["stderr"]
 
 
 def _runner_exits_and_leaves_no_process(scheduler: LocalScheduler, job_ids: list[str]) -> None:
@@ -210,7 +210,7 @@ def test_cancel_kills_running_trials_which_hold_none_of_the_runners_files(
     long = config(epochs=1000)
     tasks = [trial_task(tmp_path, f"t{i}", long, env_for(tmp_path, fork)) for i in range(2)]
     ids = scheduler.submit_array(
-        tasks, job_name="rea.t.validation.r1", resources=RESOURCES, parallelism=2
+        ArrayRequest("rea.t.validation.r1", tasks, RESOURCES, 2, workdir=Path("/tmp"))
     )
     wait_for(scheduler, ids, lambda i: i.state is JobState.RUNNING)
     end = time.monotonic() + DEADLINE_S
@@ -293,7 +293,7 @@ def test_a_forked_trial_killed_by_a_signal_fails_with_it(tmp_path: Path) -> None
     scheduler = LocalScheduler(tmp_path / "state")
     task = trial_task(tmp_path, "t", config(epochs=1000), env_for(tmp_path, True))
     (job_id,) = scheduler.submit_array(
-        [task], job_name="rea.t.validation.r1", resources=RESOURCES, parallelism=1
+        ArrayRequest("rea.t.validation.r1", [task], RESOURCES, 1, workdir=Path("/tmp"))
     )
     wait_for(scheduler, [job_id], lambda i: i.state is JobState.RUNNING)
 
@@ -315,10 +315,13 @@ def test_a_trial_whose_folder_is_gone_fails_to_start_like_a_missing_command(
     gone = Path(task.workdir) / "gone"
 
     (job_id,) = scheduler.submit_array(
-        [TaskSpec(task.argv, gone, task.log_dir, task.env)],
-        job_name="rea.t.validation.r1",
-        resources=RESOURCES,
-        parallelism=1,
+        ArrayRequest(
+            "rea.t.validation.r1",
+            [TaskSpec(task.argv, gone, task.log_dir, task.env)],
+            RESOURCES,
+            1,
+            workdir=Path("/tmp"),
+        )
     )
 
     info = wait_for(scheduler, [job_id])[job_id]
@@ -336,7 +339,7 @@ def test_a_trial_folder_that_could_shadow_an_imported_module_gets_a_new_process(
     (Path(task.workdir) / "torch").mkdir()  # a bare folder: the real torch still wins
 
     (job_id,) = scheduler.submit_array(
-        [task], job_name="rea.t.validation.r1", resources=RESOURCES, parallelism=1
+        ArrayRequest("rea.t.validation.r1", [task], RESOURCES, 1, workdir=Path("/tmp"))
     )
 
     info = wait_for(scheduler, [job_id])[job_id]
