@@ -150,11 +150,11 @@ def _child_cpu(cmd: list[str]) -> tuple[float, str]:
 
 
 def main() -> None:
+    from rea_cli.app.lifecycle import approve_campaign, plan_campaign
+    from rea_cli.app.resume import load_plan
     from rea_cli.campaign.state import CampaignState
     from rea_cli.campaign.store import CampaignStore
     from rea_cli.executor import phase
-    from rea_cli.app.resume import load_plan
-    from rea_cli.app.lifecycle import approve_campaign, plan_campaign
     from rea_cli.planner import gates
     from rea_cli.workspace import init_workspace
 

@@ -1,6 +1,6 @@
 """Trial configs: what a hypothesis can change, validated and frozen. Imports no torch.
 
-A config is plain data ``{"model": {"family": ..., ...}, "train": {...}, "features": {...}}``. A hypothesis is a
+A config is plain data ``{"model": {"family": ...}, "train": {...}, "features": {...}}``.
 delta in dotted keys (``{"model.embedding_dim": 32}``) applied with :func:`apply_delta`.
 """
 

@@ -3,7 +3,6 @@ Python gives on the same campaign folders (budget spent/reserved, the paired gai
 
 from __future__ import annotations
 
-import math
 import random
 from pathlib import Path
 from typing import Any

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
+from rea_cli import budget
 from rea_cli.campaign.model import Budget, Campaign, JobRecord, PhaseRecord, TrialRecord
 from rea_cli.config import Settings, parse_settings
 from rea_cli.errors import UsageError
-from rea_cli import budget
 from rea_cli.planner import gates
 from rea_cli.planner.plan import build_plan, parse_budget, plan_hash
 from rea_cli.planner.stats import paired_gain
