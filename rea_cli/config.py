@@ -58,17 +58,33 @@ class GuardrailSettings(_Section):
 
 class PlannerSettings(_Section):
     metric: Literal["auc", "ne", "logloss"] = "auc"
-    max_hypotheses: int = Field(6, ge=1)
-    validation_seeds: int = Field(2, ge=1)
-    combination_top_k: int = Field(3, ge=1)
-    combination_seeds: int = Field(2, ge=1)
-    exploitation_seeds: int = Field(3, ge=2)
-    validation_data_fraction: float = Field(0.5, gt=0, le=1)
-    validation_epochs: int | None = Field(
-        None, ge=1, description="epochs of validation trials (default: the baseline's minus one)"
+    max_hypotheses: int = Field(
+        8, ge=1, le=100, description="hypotheses screened in validation at most"
     )
-    validation_min_gain: float = Field(
-        0.0, description="a hypothesis passes validation when its mean paired gain exceeds this"
+    validation_seeds: int = Field(
+        2, ge=2, le=20, description="paired seeds of the baseline probe and the final rung"
+    )
+    screen_seeds: int = Field(1, ge=1, le=20, description="seeds of the early rungs")
+    eta: int = Field(3, ge=2, le=10, description="successive halving keeps 1/eta at each rung")
+    correction: Literal["bh", "holm"] = Field(
+        "bh", description="multiple-comparison correction of the validation gate"
+    )
+    significance: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="false discovery rate (bh) or family-wise error (holm) of the gate",
+    )
+    confirmation_seeds: int = Field(
+        5, ge=5, le=50, description="fresh paired seeds of the final confirmation"
+    )
+    exploitation_batch: int = Field(4, ge=1, le=256, description="search points per round")
+    stall_batches: int = Field(
+        2, ge=1, le=50, description="stop searching after this many batches without progress"
+    )
+    early_stopping_patience: int = Field(
+        2, ge=1, le=100, description="patience of trials that train longer than the baseline"
     )
 
 
@@ -178,14 +194,22 @@ max_failed_fraction = 0.5
 [planner]
 # Metric the campaign optimises on the validation split: auc (higher is better), ne or logloss.
 metric = "auc"
-max_hypotheses = 6
+# Hypotheses screened in validation, at most (fewer when the budget requires it).
+max_hypotheses = 8
+# Paired seeds of the baseline probe and of the final validation rung (>= 2).
 validation_seeds = 2
-combination_top_k = 3
-combination_seeds = 2
-exploitation_seeds = 3
-validation_data_fraction = 0.5
-# Epochs of validation and combination trials (default: the baseline's epochs minus one).
-# validation_epochs = 1
-# Gate after validation: mean paired gain (metric units, positive = better) a hypothesis must beat.
-validation_min_gain = 0.0
+# Seeds of the early (short) rungs of successive halving.
+screen_seeds = 1
+# Successive halving keeps the best 1/eta of the hypotheses at each rung.
+eta = 3
+# The validation gate corrects for choosing among many: "bh" (false discovery rate) or "holm".
+correction = "bh"
+significance = 0.2
+# Fresh paired seeds of the final confirmation of the best candidate (>= 5).
+confirmation_seeds = 5
+# Search points per exploitation round; stop after this many rounds without progress.
+exploitation_batch = 4
+stall_batches = 2
+# Early-stopping patience (epochs) of trials that train longer than the baseline.
+early_stopping_patience = 2
 """

@@ -46,9 +46,15 @@ class Hypothesis(_Doc):
     parents: list[str] = Field(default_factory=list)
     model_family: str = ""
     strategy: str | None = None  # the knowledge-base strategy it instantiates, if any
+    level: str = ""
+    category: str = ""
     trigger: str = ""  # the observation of the baseline's profile that proposed it
     reference: str = ""
     cost: float = 1.0  # expected trial cost relative to the baseline's
+    prior_mean: float = 0.0  # expected relative gain (knowledge base, boosted by the profile)
+    prior_sd: float = 0.0
+    # the search ranges of its keys for exploitation: key -> {kind, low, high, log, choices}
+    search: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class JobRecord(_Doc):

@@ -34,7 +34,9 @@ from rea_cli.executor.scheduler import JobState
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.2
-KILL_GRACE_S = 10.0  # SIGTERM, then SIGKILL this much later (time limit)
+# SIGTERM, then SIGKILL this much later (time limit). The trainer stops on SIGTERM at once;
+# the grace is reserved in the budget for every task, so it is kept short.
+KILL_GRACE_S = 5.0
 
 
 @dataclass
