@@ -9,9 +9,12 @@ Everything is fitted on the train split and applied to every split:
 - ``numeric_buckets``: train quantile buckets per numerical column, as categorical fields
   ``bucket:<col>`` (code 1 = missing, 2.. = buckets); "replace" drops the numerical values;
 - crosses: a categorical field ``cross:<a>x<b>`` per pair, its vocabulary the pairs of codes
-  seen in train (the ``cross_buckets - 1`` most frequent), the rest OOV 0. Named pairs first,
-  then up to ``top_k_crosses`` more, the best positive scores of
-  :func:`ranking_models.data.interactions.score_pairs`.
+  seen in train (at least ``min_frequency`` times when that is set; the ``cross_buckets - 1``
+  most frequent, so the vocabulary with OOV has at most ``cross_buckets`` entries), the rest
+  OOV 0. A name is a categorical field, else a numerical column's buckets (``bucket:<col>``
+  or the column's name). Named pairs first, then up to ``top_k_crosses`` more: the best
+  positive scores of :func:`ranking_models.data.interactions.score_pairs` among the pairs of
+  categorical and bucket fields (a column with its own buckets excluded).
 
 Fields come in this order: the base categorical fields, bucket fields, cross fields.
 """
@@ -81,7 +84,14 @@ def derive(base: BaseData, features: FeatureConfig) -> Derived:
     """Apply the features section to the base arrays."""
     fields = _categorical(base, features.min_frequency)
     log1p = _log1p_columns(base, features)
-    x_num = None if set(log1p) == set(base.log1p) else _standardised(base, log1p)
+    replace = features.numeric_buckets > 0 and features.numeric_bucket_mode == "replace"
+    x_num: dict[str, np.ndarray] | None = None  # None: the base x_num as it is
+    num_names = list(base.num_names)
+    if replace:
+        x_num = {s: np.zeros((len(base.splits[s]), 0), np.float32) for s in SPLITS}
+        num_names = []
+    elif set(log1p) != set(base.log1p):
+        x_num = _standardised(base, log1p)
     buckets = _buckets(base, features.numeric_buckets) if features.numeric_buckets else []
     lookup = {f.name: f for f in fields} | {f.name: f for f in buckets}
     explicit: list[tuple[str, str]] = []
@@ -97,10 +107,6 @@ def derive(base: BaseData, features: FeatureConfig) -> Derived:
     crosses = [
         _cross(lookup[a], lookup[b], features.cross_buckets, min_count) for a, b in explicit + auto
     ]
-    num_names = list(base.num_names)
-    if features.numeric_buckets and features.numeric_bucket_mode == "replace":
-        x_num = {s: np.zeros((len(base.splits[s]), 0), np.float32) for s in SPLITS}
-        num_names = []
     return Derived(
         rows={s: len(base.splits[s]) for s in SPLITS},
         fields=fields + buckets + crosses,
