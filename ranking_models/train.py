@@ -36,7 +36,7 @@ from ranking_models.contracts import (
     TrialSpec,
     read_contract,
 )
-from ranking_models.errors import ConfigError, DataError
+from ranking_models.errors import ConfigError, DataChanged, DataError
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,7 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
     configure_threads()
     import torch
 
+    from ranking_models.data.fingerprint import check_fingerprint
     from ranking_models.data.processing import load_data
     from ranking_models.trainer import Trainer, TrialFailure, peak_memory_mb, pick_device
 
@@ -281,7 +282,9 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
     trainer: Trainer | None = None
     common: dict[str, Any] = {"device": str(device)}
     try:
-        data = load_data(spec.data)
+        if spec.data_fingerprint is not None:
+            check_fingerprint(spec.data, spec.data_fingerprint)
+        data = load_data(spec.data, features=config.features)
         trainer = Trainer(
             config, data, spec.seed, recorder.emit, spec.checkpoint_dir, device, prune=spec.prune
         )
@@ -289,8 +292,9 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
         outcome = trainer.run()
     except DataError as exc:
         log.error("%s", exc)
+        kind = "data_changed" if isinstance(exc, DataChanged) else "data_error"
         recorder.write_result(
-            status="failed", failure=_failure("data_error", str(exc), EXIT_BAD_INPUT), **common
+            status="failed", failure=_failure(kind, str(exc), EXIT_BAD_INPUT), **common
         )
         return EXIT_BAD_INPUT
     except TrialFailure as exc:

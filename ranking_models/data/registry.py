@@ -3,6 +3,7 @@
 Specs (``split_seed``, ``valid_fraction``, ``test_fraction`` and ``min_frequency`` are common):
 
     {"name": "synthetic", "n_rows": 20000, "positive_rate": 0.25, "seed": 0}
+    {"name": "synthetic", "effects": ["nonmonotone_numeric", "cross", "slow_interaction"]}
     {"name": "movielens-100k"}
     {"name": "byo", "path": "schema.toml"}      # or .yaml: data file + columns, see docs/models.md
     {"name": "criteo", "path": "day_0.tsv"}     # label, I1..I13, C1..C26, tab-separated
@@ -15,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ranking_models.errors import DataError, describe_pydantic_error, join_names
 
@@ -38,6 +39,11 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rea" / "datasets"
 
 
+# Planted effects of the synthetic generator, in the order they are applied.
+EFFECTS: tuple[str, ...] = ("nonmonotone_numeric", "cross", "slow_interaction")
+Effect = Literal["nonmonotone_numeric", "cross", "slow_interaction"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -57,6 +63,14 @@ class SyntheticSpec(_Common):
     n_categorical: int = Field(8, ge=1, le=200)
     n_numerical: int = Field(4, ge=0, le=200)
     vocab_size: int = Field(1000, ge=2, le=10_000_000)
+    # Planted signal the default config cannot reach (see sources.synthetic); [] = the plain data.
+    effects: list[Effect] = Field(default_factory=list)
+
+    @field_validator("effects")
+    @classmethod
+    def _canonical_effects(cls, value: list[Effect]) -> list[Effect]:
+        # One order, no repeats: the same effects give the same data (and cache key).
+        return [e for e in EFFECTS if e in value]
 
 
 class MovieLensSpec(_Common):
