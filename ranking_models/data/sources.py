@@ -281,7 +281,23 @@ def source_digest(spec: dict[str, Any]) -> str | None:
         return file_digest(schema_path, data_path)
     if name == "criteo":
         return file_digest(Path(spec["path"]))
+    if name == "movielens-1m":
+        from ranking_models.data.movielens_1m import movielens_1m_files
+
+        return file_digest(*movielens_1m_files())
     return None
 
 
-LOADERS = {"synthetic": synthetic, "movielens-100k": movielens_100k, "byo": byo, "criteo": criteo}
+def movielens_1m(spec: dict[str, Any]) -> RawTable:
+    from ranking_models.data.movielens_1m import load_movielens_1m
+
+    return load_movielens_1m(spec)
+
+
+LOADERS = {
+    "synthetic": synthetic,
+    "movielens-100k": movielens_100k,
+    "byo": byo,
+    "criteo": criteo,
+    "movielens-1m": movielens_1m,
+}
