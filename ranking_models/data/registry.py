@@ -5,6 +5,7 @@ Specs (``split_seed``, ``valid_fraction``, ``test_fraction`` and ``min_frequency
     {"name": "synthetic", "n_rows": 20000, "positive_rate": 0.25, "seed": 0}
     {"name": "synthetic", "effects": ["nonmonotone_numeric", "cross", "slow_interaction"]}
     {"name": "movielens-100k"}
+    {"name": "movielens-1m"}                    # python -m ranking_models.data.fetch movielens-1m
     {"name": "byo", "path": "schema.toml"}      # or .yaml: data file + columns, see docs/models.md
     {"name": "criteo", "path": "day_0.tsv"}     # label, I1..I13, C1..C26, tab-separated
 """
@@ -29,7 +30,7 @@ __all__ = [
     "validate_data_spec",
 ]
 
-DATASETS: tuple[str, ...] = ("synthetic", "movielens-100k", "byo", "criteo")
+DATASETS: tuple[str, ...] = ("synthetic", "movielens-100k", "byo", "criteo", "movielens-1m")
 FETCH_COMMAND = "python -m ranking_models.data.fetch movielens-100k"
 
 
@@ -77,6 +78,10 @@ class MovieLensSpec(_Common):
     name: Literal["movielens-100k"]
 
 
+class MovieLens1MSpec(_Common):
+    name: Literal["movielens-1m"]
+
+
 class ByoSpec(_Common):
     name: Literal["byo"]
     path: str
@@ -89,7 +94,8 @@ class CriteoSpec(_Common):
 
 
 DataSpec = Annotated[
-    SyntheticSpec | MovieLensSpec | ByoSpec | CriteoSpec, Field(discriminator="name")
+    SyntheticSpec | MovieLensSpec | ByoSpec | CriteoSpec | MovieLens1MSpec,
+    Field(discriminator="name"),
 ]
 
 
@@ -126,7 +132,13 @@ class ByoSchema(_Strict):
 
 def _fields() -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {"_tags": list(DATASETS)}
-    classes: tuple[type[BaseModel], ...] = (SyntheticSpec, MovieLensSpec, ByoSpec, CriteoSpec)
+    classes: tuple[type[BaseModel], ...] = (
+        SyntheticSpec,
+        MovieLensSpec,
+        ByoSpec,
+        CriteoSpec,
+        MovieLens1MSpec,
+    )
     for name, cls in zip(DATASETS, classes, strict=True):
         fields[f"data.{name}"] = list(cls.model_fields)
     return fields

@@ -353,6 +353,10 @@ def source_files(spec: dict[str, Any]) -> list[Path] | None:
         return [schema_path, data_path]
     if name == "criteo":
         return [Path(spec["path"])]
+    if name == "movielens-1m":
+        from ranking_models.data.movielens_1m import movielens_1m_files
+
+        return list(movielens_1m_files())
     return None
 
 
@@ -362,4 +366,16 @@ def source_digest(spec: dict[str, Any], use_cache: bool = True) -> str | None:
     return None if files is None else files_sha256(files, use_cache)
 
 
-LOADERS = {"synthetic": synthetic, "movielens-100k": movielens_100k, "byo": byo, "criteo": criteo}
+def movielens_1m(spec: dict[str, Any]) -> RawTable:
+    from ranking_models.data.movielens_1m import load_movielens_1m
+
+    return load_movielens_1m(spec)
+
+
+LOADERS = {
+    "synthetic": synthetic,
+    "movielens-100k": movielens_100k,
+    "byo": byo,
+    "criteo": criteo,
+    "movielens-1m": movielens_1m,
+}
