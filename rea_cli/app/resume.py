@@ -11,13 +11,30 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from ranking_models.contracts import AttemptResult, AttemptStart, ContractError, read_contract
+from ranking_models.contracts import (
+    AttemptResult,
+    AttemptStart,
+    ContractError,
+    TrialSpec,
+    read_contract,
+)
 from rea_cli import budget
+from rea_cli.app import reuse
+from rea_cli.app.search import OptunaSearch
 from rea_cli.app.sync import sync_insights
-from rea_cli.app.trials import round_plan, trial_config
+from rea_cli.app.trials import round_plan, trial_config, trial_spec
 from rea_cli.campaign.journal import now_iso
-from rea_cli.campaign.model import Campaign, Gate, JobRecord, PhaseRecord, Round, TrialRecord
+from rea_cli.campaign.model import (
+    Campaign,
+    CurvePoint,
+    Gate,
+    JobRecord,
+    PhaseRecord,
+    Round,
+    TrialRecord,
+)
 from rea_cli.campaign.state import CampaignState, PhaseStatus, RoundStatus, TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import ReaError, RefusedError
@@ -31,7 +48,9 @@ from rea_cli.executor.scheduler import (
     workspace_tag,
 )
 from rea_cli.faults import crash_point
-from rea_cli.planner import gates
+from rea_cli.planner import engine
+from rea_cli.planner.engine import TrialDef
+from rea_cli.planner.engine.common import lineage
 from rea_cli.planner.plan import Plan
 from rea_cli.runbooks import Failure, choose_action, diagnose, load_runbooks
 from rea_cli.workspace import Workspace
@@ -100,85 +119,164 @@ def _record_failure(store: CampaignStore, exc: Exception, sched: Scheduler) -> N
 
 def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> ResumeOutcome:
     rnd = c.current_round()
-    if c.phase is None or rnd is None:
-        # launched, then crashed before the first round was recorded
-        return _submit(store, plan, c, sched, gates.first_phase(plan))
-    current = c.phase
-    if rnd.status is not RoundStatus.RELEASED:
-        # an earlier launch/resume died mid-submission: finish it, then carry on as usual
-        submission.complete_round(store, c, sched, current)
+    if c.phase is not None and rnd is not None:
+        current = c.phase
+        if rnd.status is not RoundStatus.RELEASED:
+            # an earlier launch/resume died mid-submission: finish it, then carry on as usual
+            submission.complete_round(store, c, sched, current)
+        reconcile(c, sched, current)
+        store.save(c)
+        crash_point("reconciled")
+        waiting = [tid for tid, t in c.trials_of(current).items() if t.last_job_open]
+        if waiting:
+            _ensure_wakeup(store, c, sched, current, rnd, waiting)
+            return ResumeOutcome("waiting", f"{len(waiting)} trial(s) of {current} still running")
 
-    reconcile(c, sched, current)
-    store.save(c)
-    crash_point("reconciled")
-    waiting = [tid for tid, t in c.trials_of(current).items() if t.last_job_open]
-    if waiting:
-        _ensure_wakeup(store, c, sched, current, rnd, waiting)
-        return ResumeOutcome("waiting", f"{len(waiting)} trial(s) of {current} still running")
+        ingest_attempts(store, c, plan)
+        store.save(c)
+        crash_point("ingested")  # results reach DuckDB at the end of this step (or the next)
 
-    ingest_attempts(store, c, plan)
-    store.save(c)
-    crash_point("ingested")  # results reach DuckDB at the end of this step (or the next)
+        diagnose_failures(store, c, plan)
+        store.save(c)
+        crash_point("diagnosed")
 
-    diagnose_failures(store, c, plan)
-    store.save(c)
-    crash_point("diagnosed")
+        paused = _pause_reason(store, c, current)
+        if paused:
+            c.pause_reason = paused
+            store.transition(c, CampaignState.PAUSED, reason=paused)
+            return ResumeOutcome("paused", paused)
+        retries = {tid: t for tid, t in c.trials_of(current).items() if _needs_retry(t)}
+        if retries:
+            defs = [
+                TrialDef(
+                    tid,
+                    t.hypothesis_id,
+                    t.seed,
+                    dict(t.fidelity),
+                    lineage(t.hypothesis_id, t.seed),
+                    prune=t.prune,
+                )
+                for tid, t in retries.items()
+            ]
+            overrides = {tid: t.overrides for tid, t in retries.items() if t.overrides}
+            rp = round_plan(store, plan, c, sched, current, defs, overrides, kind="retry")
+            try:
+                submission.submit_round(store, c, sched, rp)
+            except RefusedError as exc:
+                return _budget_pause(store, c, str(exc))
+            return ResumeOutcome("submitted", f"retrying {len(defs)} trial(s) of {current}")
+    return advance(store, plan, c, sched)
 
-    paused = _pause_reason(store, c, current)
-    if paused:
-        c.pause_reason = paused
-        store.transition(c, CampaignState.PAUSED, reason=paused)
-        return ResumeOutcome("paused", paused)
-    retries = {tid: t for tid, t in c.trials_of(current).items() if _needs_retry(t)}
-    if retries:
-        defs = [
-            gates.TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity) for tid, t in retries.items()
-        ]
-        overrides = {tid: t.overrides for tid, t in retries.items() if t.overrides}
-        rp = round_plan(store, plan, c, sched, current, defs, overrides)
+
+MAX_DECISIONS = 50  # steps decided in one resume (reused trials let the engine move on at once)
+
+
+def advance(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> ResumeOutcome:
+    """Ask the engine what comes next; reuse identical trials measured before; submit the
+    step's trials that are new, as many as the budget's worst case allows; or propose."""
+    search = OptunaSearch(store.dir / "search", store.campaign_id)
+    exhausted = False
+    for _ in range(MAX_DECISIONS):
+        decision = engine.next_step(plan, c, search, now_iso(), exhausted=exhausted)
+        _record_gates(store, c, decision.gates)
+        if isinstance(decision, engine.Finish):
+            return _finish(store, c, decision)
+        step = decision
+        c.hypotheses.update(step.new_hypotheses)
+        _enter_phase(c, step)
+        todo = [t for t in step.trials if t.trial_id not in c.trials]
+        todo = [t for t in todo if not _reuse(store, plan, c, step.phase, t)]
+        if not todo:
+            store.save(c)
+            continue  # everything of this step was known already: decide again
+        fitted = _fit(plan, c, sched, step.phase, todo, store)
+        if not fitted:
+            exhausted = True  # not even one trial's worst case fits what is left
+            continue
+        store.save(c)
+        crash_point("decided")
+        rp = round_plan(store, plan, c, sched, step.phase, fitted, kind=step.kind)
         try:
             submission.submit_round(store, c, sched, rp)
         except RefusedError as exc:
             return _budget_pause(store, c, str(exc))
-        return ResumeOutcome("submitted", f"retrying {len(defs)} trial(s) of {current}")
+        store.event("step", phase=step.phase, kind=step.kind, note=step.note, trials=len(fitted))
+        return ResumeOutcome("submitted", f"{step.phase} ({step.kind}): {len(fitted)} trial(s)")
+    raise RuntimeError(f"the engine decided {MAX_DECISIONS} steps without submitting any")
 
-    c.phases[current].set_status(PhaseStatus.DONE)
-    decision = gates.next_phase(plan, c, current)
-    while decision is not None and not decision.trials:
-        decision.gate = (decision.gate or Gate()).model_copy(update={"skipped": True})
-        _record_gate(c, decision)
-        c.phases[decision.phase].set_status(PhaseStatus.SKIPPED)
-        store.event("gate", phase=decision.phase, **decision.gate.model_dump())
-        decision = gates.next_phase(plan, c, decision.phase)
-    if decision is not None:
-        return _submit(store, plan, c, sched, decision)
-    c.proposal = gates.make_proposal(plan, c, now_iso())
+
+def _enter_phase(c: Campaign, step: engine.Step) -> None:
+    """Phases before the step's are over (done, or skipped when they never ran)."""
+    order = ("validation", "combination", "exploitation")
+    for name in order[: order.index(step.phase)]:
+        rec = c.phases.setdefault(name, PhaseRecord())
+        if rec.status in (PhaseStatus.PENDING, PhaseStatus.SUBMITTED):
+            rec.set_status(PhaseStatus.DONE if rec.rounds else PhaseStatus.SKIPPED)
+    if step.selected is not None:
+        val = c.phases.setdefault("validation", PhaseRecord())
+        if val.selected is None:
+            val.selected = list(step.selected)
+    c.phases.setdefault(step.phase, PhaseRecord())
+    c.phase = step.phase
+
+
+def _record_gates(store: CampaignStore, c: Campaign, gates: dict[str, Gate]) -> None:
+    for phase, gate in gates.items():
+        rec = c.phases.setdefault(phase, PhaseRecord())
+        if rec.gate != gate:
+            rec.gate = gate
+            store.event("gate", phase=phase, **gate.model_dump())
+
+
+def _finish(store: CampaignStore, c: Campaign, finish: engine.Finish) -> ResumeOutcome:
+    for rec in c.phases.values():
+        if rec.status in (PhaseStatus.PENDING, PhaseStatus.SUBMITTED):
+            rec.set_status(PhaseStatus.DONE if rec.rounds else PhaseStatus.SKIPPED)
+    c.proposal = finish.proposal
     c.phase = None
     budget.refresh(c)
     store.transition(c, CampaignState.AWAITING_REVIEW, proposal=c.proposal.summary)
     return ResumeOutcome("awaiting_review", c.proposal.summary)
 
 
-def _submit(
-    store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler, decision: gates.PhaseDecision
-) -> ResumeOutcome:
-    _record_gate(c, decision)
-    if decision.gate is not None:
-        store.event("gate", phase=decision.phase, **decision.gate.model_dump())
-    store.save(c)
-    crash_point("decided")
-    rp = round_plan(store, plan, c, sched, decision.phase, decision.trials)
-    try:
-        submission.submit_round(store, c, sched, rp)
-    except RefusedError as exc:
-        return _budget_pause(store, c, str(exc))
-    return ResumeOutcome("submitted", f"{decision.phase}: {len(decision.trials)} trial(s)")
+def _reuse(store: CampaignStore, plan: Plan, c: Campaign, phase: str, t: TrialDef) -> bool:
+    """Record `t` as succeeded from an identical trial measured before (no job)."""
+    spec = trial_spec(store, plan, c, phase, t)
+    key = reuse.trial_key(spec, _fingerprint(plan))
+    cached = reuse.lookup(store.ws, key)
+    if cached is None:
+        return False
+    record = TrialRecord(
+        phase=phase, hypothesis_id=t.hypothesis_id, seed=t.seed, fidelity=dict(t.fidelity), key=key
+    )
+    take_result(record, cached.result, plan.metric)
+    record.reused_from = f"{cached.campaign_id}/{cached.trial_id}"
+    record.device_time_s = 0.0
+    record.set_status(TrialStatus.SUCCEEDED)
+    c.trials[t.trial_id] = record
+    store.event("trial_reused", trial_id=t.trial_id, reused_from=record.reused_from)
+    return True
 
 
-def _record_gate(c: Campaign, decision: gates.PhaseDecision) -> None:
-    rec = c.phases.setdefault(decision.phase, PhaseRecord())
-    rec.gate = decision.gate or rec.gate
-    c.hypotheses.update(decision.new_hypotheses)
+def _fingerprint(plan: Plan) -> dict[str, Any] | None:
+    return plan.data_fingerprint.model_dump() if plan.data_fingerprint else None
+
+
+def _fit(
+    plan: Plan,
+    c: Campaign,
+    sched: Scheduler,
+    phase: str,
+    todo: list[TrialDef],
+    store: CampaignStore,
+) -> list[TrialDef]:
+    """The highest-priority trials whose worst case, together, fits the budget left."""
+    ordered = sorted(todo, key=lambda t: -t.priority)
+    for n in range(len(ordered), 0, -1):
+        rp = round_plan(store, plan, c, sched, phase, ordered[:n])
+        if budget.check(c, rp.reserved_gpu_hours).ok:
+            return ordered[:n]
+    return []
 
 
 def _budget_pause(store: CampaignStore, c: Campaign, reason: str) -> ResumeOutcome:
@@ -214,7 +312,7 @@ def apply_info(job: JobRecord, info: JobInfo | None) -> None:
     job.ended_at = _iso(info.ended_at) or job.ended_at
     job.reason = info.reason or job.reason
     job.restarts = max(job.restarts, info.restarts)
-    gpus = info.gpus or job.gpus
+    gpus = budget.devices(info.gpus or job.gpus)
     if info.elapsed_s is not None:
         job.gpu_seconds = info.elapsed_s * gpus
     elif info.started_at and info.ended_at:
@@ -300,6 +398,29 @@ def read_outcome(folder: Path | None, job: JobRecord, metric: str) -> AttemptOut
     return AttemptOutcome(result, None, None)
 
 
+def take_result(t: TrialRecord, result: AttemptResult, metric: str) -> None:
+    """A trial's figures from a usable result (read once, kept on the record)."""
+    t.metric_value = result.metric(metric)
+    t.test_value = result.metric(metric, "test")
+    t.best_epoch = result.best_epoch
+    t.stopped = result.stopped
+    t.samples_seen = result.samples_seen or 0
+    t.device_time_s += result.device_time_s or 0.0
+    t.curve = [
+        CurvePoint(
+            epoch=p.epoch,
+            value=p.valid.get(metric),
+            train_loss=p.train_loss,
+            valid_loss=p.valid.get("logloss"),
+        )
+        for p in result.curve
+    ]
+
+
+# failure kinds that are the hypothesis's own outcome, not a systemic problem of the campaign
+OWN_FAILURES = ("nan_loss", "loss_explosion", "grad_explosion", "invalid_result")
+
+
 def ingest_attempts(store: CampaignStore, c: Campaign, plan: Plan) -> None:
     """Trial outcome from the attempt's result.json and the job's final state."""
     for tid, t in c.trials_of(c.phase or "").items():
@@ -311,18 +432,33 @@ def ingest_attempts(store: CampaignStore, c: Campaign, plan: Plan) -> None:
         outcome = read_outcome(_attempt_for_job(dirs, job.job_id), job, plan.metric)
         result = outcome.result
         if result is not None and not job.gpu_seconds and result.wall_time_s:
-            job.gpu_seconds = float(result.wall_time_s) * job.gpus
+            job.gpu_seconds = float(result.wall_time_s) * budget.devices(job.gpus)
         if outcome.failure_kind is None and result is not None:
-            t.metric_value = result.metric(plan.metric)
-            t.test_value = result.metric(plan.metric, "test")
+            take_result(t, result, plan.metric)
             t.diagnosis = None  # a trial that succeeded on retry is not diagnosed any more
             t.set_status(TrialStatus.SUCCEEDED)
+            _remember(store, plan, tid, t, result)
             continue
+        if result is not None:
+            t.device_time_s += result.device_time_s or 0.0
         t.set_status(TrialStatus.FAILED)
-        job.failure_kind = outcome.failure_kind
+        # never None: the trainer's kind, the agent's own check, or the job's final state
+        job.failure_kind = outcome.failure_kind or job.state.value.lower()
         # the most specific message: the trainer's own, else the scheduler's reason
         job.reason = outcome.message or job.reason
     budget.refresh(c)
+
+
+def _remember(
+    store: CampaignStore, plan: Plan, tid: str, t: TrialRecord, result: AttemptResult
+) -> None:
+    """Index a succeeded trial by its identity, so an identical trial is never run again."""
+    try:
+        spec: TrialSpec = read_contract(store.spec_path(tid), TrialSpec)
+    except ContractError:
+        return
+    t.key = reuse.trial_key(spec, _fingerprint(plan))
+    reuse.remember(store.ws, t.key, store.campaign_id, tid, result)
 
 
 # ---------------------------------------------------------------- diagnose
@@ -346,7 +482,10 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
         failure = Failure(job.failure_kind, job.state.value, job.exit_code, job.reason or "")
         book = diagnose(books, failure)
         config = trial_config(
-            plan, c, gates.TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity), t.overrides
+            plan,
+            c,
+            TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity, lineage(t.hypothesis_id, t.seed)),
+            t.overrides,
         )
         decision = choose_action(
             book, failure, attempts=len(t.jobs), max_attempts=max_attempts, config=config

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ranking_models.contracts import PruneRule
 from rea_cli.campaign.state import (
     PHASE_TRANSITIONS,
     ROUND_TRANSITIONS,
@@ -109,6 +110,7 @@ class TrialRecord(_Doc):
     samples_seen: int = 0
     reused_from: str | None = None  # "<campaign>/<trial>" whose identical result was reused
     key: str | None = None  # the trial's identity (config, data, seed) for reuse
+    prune: PruneRule | None = None  # the rule its spec carries (kept for retries)
 
     def set_status(self, target: TrialStatus) -> None:
         self.status = checked(TRIAL_TRANSITIONS, "trial", self.status, target)
@@ -121,6 +123,7 @@ class TrialRecord(_Doc):
 
 class Round(_Doc):
     round: int
+    kind: str = ""  # probe | rung | final | step | batch | confirmation | retry
     trial_ids: list[str]
     status: RoundStatus = RoundStatus.SUBMITTING
     time_limit_min: float = 0  # per task, as planned for this round
@@ -149,6 +152,7 @@ class PhaseRecord(_Doc):
     status: PhaseStatus = PhaseStatus.PENDING
     rounds: list[Round] = Field(default_factory=list)
     gate: Gate | None = None
+    selected: list[str] | None = None  # validation: the hypotheses screened, once decided
 
     def set_status(self, target: PhaseStatus) -> None:
         self.status = checked(PHASE_TRANSITIONS, "phase", self.status, target)
@@ -169,6 +173,7 @@ class Proposal(_Doc):
     test_ci_low: float | None = None
     test_ci_high: float | None = None
     significant: bool = False
+    candidate: str | None = None  # the configuration confirmed (or not): shown either way
     summary: str = ""
     created_at: str = ""
 

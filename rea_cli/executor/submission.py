@@ -56,6 +56,7 @@ class RoundPlan:
     gpus_per_trial: int
     fidelity: dict[str, dict[str, object]]  # trial id -> fidelity delta (kept on the record)
     overrun_min: float = 0.0  # what the scheduler lets a task run past its limit
+    kind: str = ""  # what the round is for (probe, rung, batch, confirmation, retry, ...)
 
     @property
     def reserved_gpu_hours(self) -> float:
@@ -107,6 +108,7 @@ def next_round(campaign: Campaign, plan: RoundPlan) -> Round:
     rec = campaign.phases.get(plan.phase) or PhaseRecord()
     return Round(
         round=len(rec.rounds) + 1,
+        kind=plan.kind,
         trial_ids=[s.trial_id for s in plan.specs],
         time_limit_min=plan.time_limit_min,
         overrun_min=plan.overrun_min,
@@ -131,6 +133,7 @@ def record_round(store: CampaignStore, campaign: Campaign, plan: RoundPlan) -> R
                 hypothesis_id=spec.hypothesis_id,
                 seed=spec.seed,
                 fidelity=dict(plan.fidelity.get(spec.trial_id, {})),
+                prune=spec.prune,
             )
         else:
             existing.set_status(TrialStatus.PENDING)

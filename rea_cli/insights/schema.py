@@ -479,9 +479,10 @@ def _v3_views() -> tuple[str, ...]:
             SELECT j.campaign_id, coalesce(t.phase, 'unknown') AS phase,
                    count(*) AS n_jobs,
                    sum(j.gpu_seconds) / 3600.0 AS spent_gpu_hours,
-                   sum(j.time_limit_min * j.gpus) / 60.0 AS limit_gpu_hours,
+                   sum(j.time_limit_min * greatest(j.gpus, 1)) / 60.0 AS limit_gpu_hours,
                    sum(CASE WHEN j.state IN ({_ENDED_STATES_SQL}) THEN 0
-                            ELSE j.time_limit_min * j.gpus END) / 60.0 AS reserved_gpu_hours,
+                            ELSE j.time_limit_min * greatest(j.gpus, 1) END) / 60.0
+                       AS reserved_gpu_hours,
                    min(j.started_at) AS first_started_at, max(j.ended_at) AS last_ended_at
             FROM jobs j LEFT JOIN trials t USING (campaign_id, trial_id)
             GROUP BY ALL

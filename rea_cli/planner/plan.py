@@ -18,7 +18,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ranking_models.contracts import DataFingerprint
-
 from rea_cli.campaign.model import Hypothesis
 from rea_cli.config import Settings
 from rea_cli.errors import UsageError
@@ -469,7 +468,7 @@ def build_plan(
         data_profile=data_profile,
         traits=traits,
         metric=metric,
-        direction=METRIC_DIRECTION[metric],  # type: ignore[arg-type]
+        direction=METRIC_DIRECTION[metric],
         backend=settings.backend,
         budget_gpu_hours=budget_gpu_hours,
         profile=profile_name,

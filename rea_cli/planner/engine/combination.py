@@ -70,7 +70,7 @@ def next_step(
         options = {}
         for w in remaining:
             parts = [*incumbent, w]
-            h = combined(parts, {**hypotheses, **new})
+            h = combined(parts, {**hypotheses, **new}, plan.model_family)
             if h is not None:
                 options[name(parts)] = (w, h)
         if not options:
@@ -81,7 +81,9 @@ def next_step(
         ]
         if not res.all_finished(trials):
             inc = name(incumbent)
-            note = f"step {step + 1}: {inc} plus each of {', '.join(w for w, _ in options.values())}"
+            note = (
+                f"step {step + 1}: {inc} plus each of {', '.join(w for w, _ in options.values())}"
+            )
             gate = Gate(passed=True, detail=note, best=inc, winners=winners, gains=steps)
             return Step(PHASE, "step", trials, note, new_hypotheses=new), inc, gate
         inc_values = _values(plan, res, name(incumbent))
@@ -92,8 +94,12 @@ def next_step(
             failed = [s for s in seeds if res.failed(hid, s)]
             pg = paired_gain(inc_values, mine, plan.direction, failed_seeds=failed)
             interaction = _interaction(plan, res, base, hid, [name(incumbent), w])
-            steps[hid] = {"gain_over_incumbent": pg.mean, "n": pg.n, "failed_seeds": failed,
-                          "interaction": interaction}
+            steps[hid] = {
+                "gain_over_incumbent": pg.mean,
+                "n": pg.n,
+                "failed_seeds": failed,
+                "interaction": interaction,
+            }
             if failed or pg.mean is None or pg.n < len(seeds):
                 continue
             diffs_positive = pg.mean > 0 and (pg.ci_low is None or pg.mean > 0)

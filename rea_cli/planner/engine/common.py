@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ranking_models.contracts import PruneRule
-
 from rea_cli.campaign.model import Campaign, Gate, Hypothesis, Proposal, TrialRecord
 from rea_cli.campaign.state import TrialStatus
 from rea_cli.planner.stats import signed
@@ -44,6 +43,7 @@ class Step:
     note: str
     new_hypotheses: dict[str, Hypothesis] = field(default_factory=dict)
     gates: dict[str, Gate] = field(default_factory=dict)  # phase -> gate decided on the way
+    selected: list[str] | None = None  # the hypotheses validation screens, once decided
 
 
 @dataclass
@@ -108,7 +108,9 @@ class Results:
             if old is None or t.status is TrialStatus.SUCCEEDED:
                 self.by_key[key] = t
 
-    def get(self, hid: str, seed: int, fidelity: dict[str, Any] | None = None) -> TrialRecord | None:
+    def get(
+        self, hid: str, seed: int, fidelity: dict[str, Any] | None = None
+    ) -> TrialRecord | None:
         return self.by_key.get((hid, seed, fidelity_key(fidelity or FULL)))
 
     def finished(self, hid: str, seed: int, fidelity: dict[str, Any] | None = None) -> bool:

@@ -28,9 +28,7 @@ PHASE = "validation"
 
 
 def probe_trials(plan: Plan) -> list[TrialDef]:
-    return [
-        trial_def(PHASE, BASELINE, s, priority=10.0) for s in plan.engine.validation_seeds
-    ]
+    return [trial_def(PHASE, BASELINE, s, priority=10.0) for s in plan.engine.validation_seeds]
 
 
 def horizon_only(h: Hypothesis) -> bool:
@@ -60,7 +58,9 @@ def rung_trials(
     ]
 
 
-def final_trials(plan: Plan, promoted: list[str], hypotheses: dict[str, Hypothesis]) -> list[TrialDef]:
+def final_trials(
+    plan: Plan, promoted: list[str], hypotheses: dict[str, Hypothesis]
+) -> list[TrialDef]:
     return [
         trial_def(PHASE, h, s, cost=hypotheses[h].cost, priority=-i)
         for i, h in enumerate(promoted)
@@ -78,7 +78,7 @@ def rung_gains(plan: Plan, res: Results, hids: list[str], stop: int) -> dict[str
     seeds = plan.engine.validation_seeds[: plan.engine.screen_seeds]
     out: dict[str, float | None] = {}
     for h in hids:
-        diffs = []
+        diffs: list[float] = []
         for s in seeds:
             mine = res.value(h, s, {STOP: stop})
             base = res.best_through(BASELINE, s, stop)
@@ -103,7 +103,9 @@ def next_step(
     """(the step to run, or None when validation is complete; the hypotheses at full fidelity)."""
     probe = probe_trials(plan)
     if not res.all_finished(probe):
-        return Step(PHASE, "probe", probe, "the baseline at full fidelity: its curve is the reference"), []
+        return Step(
+            PHASE, "probe", probe, "the baseline at full fidelity: its curve is the reference"
+        ), []
     alive = list(screened)
     for rung, stop in enumerate(plan.engine.rung_epochs):
         early = [h for h in alive if not horizon_only(hypotheses[h])]
@@ -120,9 +122,7 @@ def next_step(
     return None, alive
 
 
-def gate(
-    plan: Plan, res: Results, screened: list[str], finalists: list[str]
-) -> Gate:
+def gate(plan: Plan, res: Results, screened: list[str], finalists: list[str]) -> Gate:
     """Winners: finalists whose paired gain passes the correction over every screened one."""
     seeds = plan.engine.validation_seeds
     base = {s: v for s in seeds if (v := res.value(BASELINE, s)) is not None}
