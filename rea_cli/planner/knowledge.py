@@ -614,7 +614,9 @@ def _field_kind(family: str, key: str) -> str:
 
 
 def _pydantic_problem(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> _Problem:
-    err = exc.errors(include_url=False)[0]
+    # An unknown key is usually a typo that also explains a "missing" one: report it first.
+    errors = exc.errors(include_url=False)
+    err = sorted(errors, key=lambda e: e["type"] != "extra_forbidden")[0]
     loc = [str(p) for p in err["loc"]]
     key = ".".join(([prefix] if prefix else []) + loc) or prefix or "(entry)"
     if err["type"] == "extra_forbidden":
@@ -921,7 +923,7 @@ def _level_label(s: Strategy, i: int) -> str:
     if s.labels is not None:
         return s.labels[i]
     parts = [_spec_label(spec, i) for _, spec in s.delta]
-    label = "_".join(p for p in parts if p)
+    label = "_".join(dict.fromkeys(p for p in parts if p))  # x0.3 for two keys both x0.3
     return re.sub(r"[^A-Za-z0-9_.-]", "", label)[:24]
 
 

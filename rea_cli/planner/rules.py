@@ -58,7 +58,7 @@ NAMESPACES = ("data", "training", *CONFIG_SECTIONS)
 
 _RULE = re.compile(
     r"^\s*(?P<fact>[a-z][a-z0-9_]*\.[a-z0-9_]+)\s*"
-    r"(?:(?P<op>==|!=|<=|>=|<|>|in(?=[\s\[]))\s*(?P<literal>\S.*?))?\s*$"
+    r"(?:(?P<op>==|!=|<=|>=|<|>|in(?=[\s\[]))\s*(?P<literal>(?![=<>!])\S.*?))?\s*$"
 )
 _PLACEHOLDER = re.compile(r"\{(?P<fact>[a-z][a-z0-9_]*\.[a-z0-9_]+)(?::(?P<spec>[^{}]*))?\}")
 
