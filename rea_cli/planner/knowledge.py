@@ -356,6 +356,14 @@ def _strategy(item: Any, source: Source, origin: str) -> Strategy:
         raise _Problem("boosted", "a boosted prior needs [[strategy.boost]] rules; add or drop it")
     costs = _costs(e.cost, n)
     labels = _labels(e.labels, n)
+    if labels is None:
+        derived = [_derived_label(delta, i) for i in range(n)]
+        if len(set(derived)) != n:
+            raise _Problem(
+                "labels",
+                f"the levels get the labels {', '.join(derived)}, not all different; "
+                "give labels = [...], one per level",
+            )
     return Strategy(
         id=e.id,
         category=e.category,
@@ -851,15 +859,19 @@ def _get(config: Mapping[str, Any], key: str) -> Any:
 def _resolve_key(key: str, spec: KeySpec, ref: dict[str, Any], i: int) -> Any:
     if isinstance(spec, CopySpec):
         return _get(ref, spec.copy_)
-    kind = (
-        _field_kind(ref["model"]["family"], key)
-        if not isinstance(spec, Fixed | LevelsSpec)
-        else "other"
-    )
+    if isinstance(spec, Fixed | LevelsSpec):
+        return _resolve(spec, None, i, "other")
     base = _get(ref, key)
-    if not isinstance(spec, Fixed | LevelsSpec) and base is None:
+    if _relative(spec) and base is None:
         raise _Skip(f"the baseline has no value of {key} to change relatively (it is none)")
-    return _resolve(spec, base, i, kind)
+    return _resolve(spec, base, i, _field_kind(ref["model"]["family"], key))
+
+
+def _relative(spec: KeySpec) -> bool:
+    """Whether the spec's values derive from the baseline's value of the key."""
+    if isinstance(spec, RangeSpec):
+        return spec.relative
+    return isinstance(spec, ScaleSpec | AddSpec | DepthSpec)
 
 
 def _resolve(spec: KeySpec, base: Any, i: int, kind: str) -> Any:
@@ -920,9 +932,11 @@ def _probe(spec: RangeSpec) -> list[float]:
 
 
 def _level_label(s: Strategy, i: int) -> str:
-    if s.labels is not None:
-        return s.labels[i]
-    parts = [_spec_label(spec, i) for _, spec in s.delta]
+    return s.labels[i] if s.labels is not None else _derived_label(s.delta, i)
+
+
+def _derived_label(delta: tuple[tuple[str, KeySpec], ...], i: int) -> str:
+    parts = [_spec_label(spec, i) for _, spec in delta]
     label = "_".join(dict.fromkeys(p for p in parts if p))  # x0.3 for two keys both x0.3
     return re.sub(r"[^A-Za-z0-9_.-]", "", label)[:24]
 

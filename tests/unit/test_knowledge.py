@@ -235,6 +235,7 @@ def test_unstable_baseline_gets_the_stabilisers(shipped: tuple[Strategy, ...]) -
         ("lr", "lr_dense@x3", "lr_dense 0.02 → 0.06 (x3)"),
         ("dcn_v2", "lr_dense@x3", "lr_dense 0.002 → 0.006 (x3)"),
         ("dcn_v2", "numeric_buckets@32", "numeric_buckets 0 → 32"),
+        ("dcn_v2", "min_frequency@3", "min_frequency none → 3"),
         (
             "dcn_v2",
             "numeric_buckets_replace@16",
@@ -320,6 +321,28 @@ def test_invalid_levels_are_dropped_with_the_config_error(shipped: tuple[Strateg
     assert "finalmlp_heads@1" in found and "finalmlp_heads@4" not in found
     (bad,) = [d for d in dropped if d.hypothesis_id == "finalmlp_heads@4"]
     assert bad.kind == "invalid" and "divisible by n_heads (4)" in bad.reason
+
+
+def test_a_relative_change_of_a_none_value_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "rank.toml"
+    path.write_text(
+        GOOD.replace('"ok"', '"rank"')
+        .replace("features.numeric_buckets", "model.low_rank")
+        .replace("{ levels = [8] }", "{ scale = [2.0] }")
+        .replace("prior =", 'families = ["dcn_v2"]\nprior =')
+    )
+    base = default_config("dcn_v2")
+    found, dropped = _run(load_file(path), base, PLAIN_DATA)
+    assert found == {}
+    assert [(d.hypothesis_id, d.kind, d.reason) for d in dropped] == [
+        (
+            "rank@x2",
+            "invalid",
+            "the baseline has no value of model.low_rank to change relatively (it is none)",
+        )
+    ]
+    found, _ = _run(load_file(path), apply_delta(base, {"model.low_rank": 8}), PLAIN_DATA)
+    assert found["rank@x2"].title == "low_rank 8 → 16 (x2)"
 
 
 def test_family_switch_keeps_train_and_features(shipped: tuple[Strategy, ...]) -> None:
@@ -447,6 +470,10 @@ def _entry(**lines: str) -> str:
         (_entry(cost="[1.0, 2.0]"), "cost: give one number, or one per level (1); got 2"),
         (_entry(cost="0"), "cost: a cost multiplier must be a positive number"),
         (_entry(labels='["a b"]'), "labels: 'a b': use 1-24 of"),
+        (
+            _entry(delta='"model.dropout" = { levels = [0.1, 0.10000001] }'),
+            "labels: the levels get the labels 0.1, 0.1, not all different; give labels = [...]",
+        ),
         (
             _entry(boosted="{ mean = 0.01, sd = 0.01 }"),
             "boosted: a boosted prior needs [[strategy.boost]] rules",
