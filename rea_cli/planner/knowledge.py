@@ -19,7 +19,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -190,6 +190,7 @@ class Strategy:
     n_levels: int
     source: Source
     origin: str  # the file it came from
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the entry as written
 
 
 @dataclass(frozen=True)
@@ -295,6 +296,37 @@ def _check_unique(strategies: list[Strategy]) -> None:
         seen[s.id] = s
 
 
+def strategy_entries(strategies: Iterable[Strategy]) -> list[dict[str, Any]]:
+    """The strategies as plain JSON data (the entries as written, with their source), for a
+    plan to freeze the knowledge it was made with; :func:`strategies_from_entries` reverses it."""
+    return [{"source": s.source, "origin": s.origin, "entry": s.raw} for s in strategies]
+
+
+def strategies_from_entries(entries: Iterable[Mapping[str, Any]]) -> list[Strategy]:
+    """Strategies from :func:`strategy_entries`' data, validated again like a file."""
+    out: list[Strategy] = []
+    for i, item in enumerate(entries):
+        raw, source, origin = item.get("entry"), item.get("source"), str(item.get("origin", "?"))
+        sid = raw.get("id", "?") if isinstance(raw, dict) else "?"
+        try:
+            if source == "legacy":
+                out.append(_legacy_strategy(LegacyEntry.model_validate(raw), origin))
+            elif source in ("shipped", "workspace"):
+                out.append(_strategy(raw, typing.cast(Source, source), origin))
+            else:
+                raise _Problem("source", "must be shipped, workspace or legacy")
+        except ValidationError as exc:
+            p = _pydantic_problem(exc, LegacyEntry)
+            raise UsageError(
+                f"knowledge entry {i + 1} ({sid}) from {origin}: {p.key}: {p.message}"
+            ) from None
+        except _Problem as p:
+            raise UsageError(
+                f"knowledge entry {i + 1} ({sid}) from {origin}: {p.key}: {p.message}"
+            ) from None
+    return out
+
+
 def _read_toml(path: Path, what: str) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
@@ -382,6 +414,7 @@ def _strategy(item: Any, source: Source, origin: str) -> Strategy:
         n_levels=n,
         source=source,
         origin=origin,
+        raw=item,
     )
 
 
@@ -711,6 +744,7 @@ def _legacy_strategy(e: LegacyEntry, origin: str) -> Strategy:
         n_levels=1,
         source="legacy",
         origin=origin,
+        raw=e.model_dump(exclude_unset=True),
     )
 
 

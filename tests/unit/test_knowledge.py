@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from rea_cli.planner.knowledge import (
     candidates,
     load_file,
     load_knowledge,
+    strategies_from_entries,
+    strategy_entries,
 )
 from rea_cli.planner.rules import profile_facts
 
@@ -631,4 +634,25 @@ def test_a_bad_legacy_entry_is_one_line(tmp_path: Path) -> None:
     assert str(info.value) == (
         f"{path}: hypothesis 1 (x): delta: Dictionary should have at least 1 item after "
         "validation, not 0; fix the value"
+    )
+
+
+def test_a_plan_can_freeze_the_knowledge_and_instantiate_it_again(tmp_path: Path) -> None:
+    (tmp_path / "knowledge").mkdir()
+    (tmp_path / "knowledge" / "site.toml").write_text(GOOD)
+    (tmp_path / "hypotheses.toml").write_text(LEGACY)
+    kb = load_knowledge(tmp_path)
+    frozen = json.loads(json.dumps(strategy_entries(kb.strategies)))
+    again = strategies_from_entries(frozen)
+    assert [(s.id, s.source) for s in again] == [(s.id, s.source) for s in kb.strategies]
+    base = default_config("dcn_v2")
+    facts = profile_facts(base, RICH_DATA, RICH_TRAINING)
+    assert candidates(again, base, facts) == candidates(kb.strategies, base, facts)
+
+    frozen[0]["entry"]["prior"] = {"mean": 0.001}
+    with pytest.raises(UsageError) as info:
+        strategies_from_entries(frozen)
+    assert str(info.value) == (
+        f"knowledge entry 1 (ok) from {tmp_path / 'knowledge' / 'site.toml'}: prior.sd: "
+        "missing; add it"
     )
