@@ -1,4 +1,4 @@
-"""Where shipped data (sbatch templates, runbooks, knowledge) lives: in the wheel or the checkout."""
+"""Where shipped data (sbatch templates, runbooks, knowledge) lives: the wheel or the checkout."""
 
 from pathlib import Path
 
