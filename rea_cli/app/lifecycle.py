@@ -6,26 +6,23 @@ RefusedError (exit 1), bad input UsageError (exit 2); nothing is half-written on
 
 from __future__ import annotations
 
-import getpass
 import logging
 import re
-import secrets
-import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from rea_cli import budget
-from rea_cli.app.resume import apply_info, load_plan
+from rea_cli.app.planning import ACCEPTED_CONFIG, current_user
+from rea_cli.app.resume import advance, apply_info, load_plan
 from rea_cli.app.sync import sync_insights
 from rea_cli.app.trials import round_plan
 from rea_cli.campaign.journal import now_iso
-from rea_cli.campaign.model import Approval, Budget, Campaign, Review
+from rea_cli.campaign.model import Approval, Campaign, Review
 from rea_cli.campaign.state import CampaignState, TrialStatus
 from rea_cli.campaign.store import CampaignStore
-from rea_cli.errors import RefusedError, SchedulerError, UsageError
+from rea_cli.errors import RefusedError, SchedulerError
 from rea_cli.executor import submission
-from rea_cli.executor.backends import make_scheduler, trial_resources
+from rea_cli.executor.backends import make_scheduler, trial_resources, wakeup_resources
 from rea_cli.executor.scheduler import (
     JobState,
     Scheduler,
@@ -34,106 +31,12 @@ from rea_cli.executor.scheduler import (
     workspace_tag,
 )
 from rea_cli.fsutil import write_json_atomic
-from rea_cli.planner import gates
-from rea_cli.planner.catalog import load_workspace_catalog
-from rea_cli.planner.plan import Plan, build_plan, plan_hash
+from rea_cli.planner import engine
+from rea_cli.planner.plan import Plan, plan_hash
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return "unknown"
-
-
-def new_campaign_id() -> str:
-    return f"c{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(2)}"
-
-
-def plan_campaign(
-    ws: Workspace,
-    *,
-    model: str,
-    dataset: str,
-    budget_gpu_hours: float,
-    goal: str = "",
-    metric: str | None = None,
-    profile: str = "standard",
-    campaign_id: str | None = None,
-) -> tuple[Campaign, Plan]:
-    """Propose hypotheses and a three-phase plan; the campaign starts PLANNED."""
-    cid = campaign_id or new_campaign_id()
-    if not _ID.fullmatch(cid):
-        raise UsageError(
-            f"invalid campaign id {cid!r}; use letters, digits, '-' and '_' (at most 64)"
-        )
-    store = CampaignStore(ws, cid)
-    if store.dir.exists():
-        raise UsageError(f"campaign {cid} already exists; choose another --id")
-    created = now_iso()
-    plan = build_plan(
-        campaign_id=cid,
-        created_at=created,
-        goal=goal,
-        family=model,
-        dataset=dataset,
-        budget_gpu_hours=budget_gpu_hours,
-        settings=ws.settings,
-        profile_name=profile,
-        metric=metric,
-        history=_history(ws, model, dataset),
-        extra_catalog=load_workspace_catalog(ws.root / "hypotheses.toml"),
-    )
-    campaign = Campaign(
-        campaign_id=cid,
-        created_at=created,
-        created_by=current_user(),
-        goal=plan.goal,
-        model_family=model,
-        dataset=dataset,
-        metric=plan.metric,
-        direction=plan.direction,
-        backend=plan.backend,
-        plan_hash="",
-        budget=Budget(approved_gpu_hours=budget_gpu_hours),
-        hypotheses=dict(plan.hypotheses),
-    )
-    store.dir.mkdir(parents=True)
-    try:
-        write_json_atomic(store.plan_path, plan.dump())
-        campaign.plan_hash = plan_hash(store.plan_path.read_bytes())
-        store.event("planned", plan_hash=campaign.plan_hash, by=campaign.created_by)
-        store.save(campaign)  # campaign.json last: until it exists there is no campaign
-    except BaseException:
-        shutil.rmtree(store.dir, ignore_errors=True)
-        raise
-    sync_insights(ws, store, publish=True)
-    return campaign, plan
-
-
-def _history(ws: Workspace, model: str, dataset: str) -> dict[str, float] | None:
-    """Mean past gain per hypothesis on this model family and data set (insights DB)."""
-    if not ws.analyst_db_path.exists() and not ws.db_path.exists():
-        return None
-    from rea_cli.insights import hypothesis_effects, readable_db
-
-    try:
-        # the analyst copy when published: reading it never locks the agent's writable file
-        source = readable_db(ws.db_path, ws.analyst_db_path)
-        rows = hypothesis_effects(source, model_family=model, dataset=dataset)
-    except Exception as exc:  # history is advisory: never block planning on it
-        log.warning("insights history unavailable (%s); planning from the catalog only", exc)
-        return None
-    out = {}
-    for row in rows:
-        hid, gain = row.get("hypothesis_id"), row.get("mean_gain")
-        if isinstance(hid, str) and isinstance(gain, int | float):
-            out[hid] = float(gain)
-    return out or None
 
 
 def load(ws: Workspace, campaign_id: str) -> tuple[CampaignStore, Campaign]:
@@ -173,7 +76,7 @@ def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None
 
 
 def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
-    """Submit phase 1 and its wake-up, then return: the campaign goes on by itself."""
+    """Submit the first step and its wake-up, then return: the campaign goes on by itself."""
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
@@ -181,11 +84,8 @@ def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
         sched = make_scheduler(ws)
         _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
         store.transition(c, CampaignState.RUNNING, by=current_user())
-        first = gates.first_phase(plan)
         try:
-            submission.submit_round(
-                store, c, sched, round_plan(store, plan, c, sched, first.phase, first.trials)
-            )
+            advance(store, plan, c, sched)
         except SchedulerError as exc:
             raise SchedulerError(
                 f"{exc}; the campaign is RUNNING with its first submission unfinished: "
@@ -202,6 +102,7 @@ def _check_resources(ws: Workspace, plan: Plan, sched: Scheduler) -> None:
         return
     for p in plan.phases:
         validate(trial_resources(ws.settings, p.time_limit_min, p.gpus_per_trial))
+    validate(wakeup_resources(ws.settings))
 
 
 @dataclass(frozen=True)
@@ -220,15 +121,17 @@ def dry_run(ws: Workspace, campaign_id: str) -> DryRun:
     c = store.load()
     plan = _approved_plan(store, c, dry=True)
     sched = make_scheduler(ws)
-    first = gates.first_phase(plan)
-    rp = round_plan(store, plan, c, sched, first.phase, first.trials)
-    request = submission.build_request(store, first.phase, submission.next_round(c, rp))
-    pp = plan.phase(first.phase)
+    step = engine.next_step(plan, c, None, now_iso())
+    if not isinstance(step, engine.Step):
+        raise RefusedError(f"campaign {campaign_id} has nothing to run")
+    rp = round_plan(store, plan, c, sched, step.phase, step.trials, kind=step.kind)
+    request = submission.build_request(store, step.phase, submission.next_round(c, rp))
+    te = plan.engine.te_gpu_hours
     return DryRun(
         request=request,
         rendered=sched.render(request),
         reserved_gpu_hours=rp.reserved_gpu_hours,
-        estimated_gpu_hours=pp.estimated_gpu_hours * len(first.trials) / max(pp.max_trials, 1),
+        estimated_gpu_hours=sum(t.cost for t in step.trials) * te,
     )
 
 
@@ -313,9 +216,6 @@ def review_campaign(
         store.transition(c, target, review=c.review.model_dump())
     sync_insights(ws, store, publish=True)
     return c
-
-
-ACCEPTED_CONFIG = "accepted-config.json"
 
 
 def accepted_config(store: CampaignStore, c: Campaign) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
-    from rea_cli.app.lifecycle import plan_campaign
+    from rea_cli.app.planning import plan_campaign
     from rea_cli.planner.plan import parse_budget
 
     ws = workspace(ctx)
@@ -93,33 +93,58 @@ def plan(
 
 
 def _print_plan(cid: str, p: Any) -> None:
-    console.print(f"[bold]Campaign {cid}[/]: {p.goal}")
-    console.print(f"baseline: {p.model_family} on {p.dataset}, metric {p.metric} ({p.direction})")
-    hyps = Table(title="Hypotheses", show_lines=False)
-    for col in ("id", "title", "change", "source"):
-        hyps.add_column(col)
-    for hid, h in p.hypotheses.items():
-        if hid != "baseline":
-            hyps.add_row(hid, h.title, ", ".join(f"{k}={v}" for k, v in h.delta.items()), h.source)
-    console.print(hyps)
-    phases = Table(title=f"Plan (budget {p.budget_gpu_hours:g} GPU-h)")
-    for col in ("phase", "trials (max)", "seeds", "time limit", "est. GPU-h", "reserved GPU-h"):
+    say = console.print
+    say(f"[bold]Campaign {escape(cid)}[/]: {escape(p.goal)}")
+    say(
+        f"baseline: {p.model_family} on {escape(p.dataset)}, metric {p.metric} ({p.direction}); "
+        f"data: {p.data_profile.get('n_rows', '?')} rows, traits {p.traits or 'none'}",
+        highlight=False,
+    )
+    hyps = Table(
+        title=f"Hypotheses (ranked; validation screens the top {p.engine.screen} after the probe)"
+    )
+    for col in ("#", "id", "change", "why", "prior", "history", "score"):
+        hyps.add_column(col, overflow="fold")
+    for i, r in enumerate(p.ranking, 1):
+        h = p.hypotheses[r.hypothesis_id]
+        n = r.numbers
+        hist = f"{n.history_mean:+.2%} (n={n.history_n})" if n.history_n else "-"
+        hyps.add_row(
+            str(i),
+            escape(r.hypothesis_id),
+            escape(h.title),
+            escape(h.trigger or h.category),
+            f"{n.prior_mean:+.2%}±{n.prior_sd:.2%}",
+            hist,
+            f"{n.score:.4f}",
+        )
+    say(hyps)
+    own = [d for d in p.dropped if d.source in ("workspace", "legacy")]
+    for d in own:
+        say(
+            f"  not planned: {d.hypothesis_id or d.strategy} ({d.source}): {d.reason}",
+            highlight=False,
+            markup=False,
+        )
+    te = p.engine.budget_te
+    phases = Table(title=f"Plan (budget {p.budget_gpu_hours:g} GPU-h = {te:.1f} baseline trials)")
+    for col in ("phase", "trials", "baseline trials", "est. GPU-h", "worst case GPU-h"):
         phases.add_column(col)
     for ph in p.phases:
         phases.add_row(
             ph.phase,
             str(ph.max_trials),
-            str(len(ph.seeds)),
-            f"{ph.time_limit_min} min",
+            f"{ph.trial_equivalents:.1f}",
             f"{ph.estimated_gpu_hours:.3f}",
             f"{ph.reserved_gpu_hours:.3f}",
         )
-    console.print(phases)
+    say(phases)
     for ph in p.phases:
-        console.print(f"  {ph.phase}: {ph.rule}", highlight=False)
-    console.print(
-        f"total: estimated {p.estimated_gpu_hours:.3f} GPU-h, "
-        f"worst case {p.reserved_gpu_hours:.3f} GPU-h"
+        say(f"  {ph.phase}: {ph.rule}", highlight=False, markup=False)
+    say(
+        f"total: estimated {p.estimated_gpu_hours:.3f} GPU-h; each round is submitted only "
+        "when its worst case fits what is left of the budget",
+        highlight=False,
     )
 
 

@@ -8,11 +8,13 @@ from rea_cli.insights.db import InsightsError, InsightsLocked, init_db, storage_
 from rea_cli.insights.ingest import SyncReport, sync_campaign
 from rea_cli.insights.publish import publish
 from rea_cli.insights.queries import (
+    cost_measurements,
     export_parquet,
     hypothesis_effects,
     readable_db,
     relation_names,
     run_sql,
+    strategy_effects,
 )
 from rea_cli.insights.schema import LATEST_VERSION, VIEWS
 
@@ -22,6 +24,7 @@ __all__ = [
     "InsightsError",
     "InsightsLocked",
     "SyncReport",
+    "cost_measurements",
     "export_parquet",
     "hypothesis_effects",
     "init_db",
@@ -30,5 +33,6 @@ __all__ = [
     "relation_names",
     "run_sql",
     "storage_version_of",
+    "strategy_effects",
     "sync_campaign",
 ]
