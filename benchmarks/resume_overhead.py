@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rea_cli.executor.scheduler import JobInfo, JobState, Resources, TaskSpec
+from rea_cli.executor.scheduler import (
+    ArrayRequest,
+    JobInfo,
+    JobState,
+    SubmissionRequest,
+    WakeupRequest,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,30 +46,27 @@ class RecordingScheduler:
     def _save(self) -> None:
         self.path.write_text(json.dumps(self.jobs))
 
-    def submit_array(
-        self,
-        tasks: Sequence[TaskSpec],
-        *,
-        job_name: str,
-        resources: Resources,
-        parallelism: int,
-        hold: bool = False,
-    ) -> list[str]:
+    def submit_array(self, request: ArrayRequest) -> list[str]:
         base = len(self.jobs) + 1
-        ids = [f"{base}_{i}" for i in range(len(tasks))]
-        for jid, t in zip(ids, tasks, strict=True):
-            self.jobs[jid] = {"name": job_name, "gpus": resources.gpus_per_task}
+        ids = [f"{base}_{i}" for i in range(len(request.tasks))]
+        for jid, t in zip(ids, request.tasks, strict=True):
+            self.jobs[jid] = {"name": request.job_name, "gpus": request.resources.gpus_per_task}
             _write_attempt(Path(t.argv[-1]).parent, jid)
         self._save()
         return ids
 
-    def submit_wakeup(
-        self, after: Sequence[str], argv: Sequence[str], *, job_name: str, log_dir: Path
-    ) -> str:
+    def submit_wakeup(self, request: WakeupRequest, after: Sequence[str]) -> str:
         jid = str(len(self.jobs) + 1)
-        self.jobs[jid] = {"name": job_name, "gpus": 0}
+        self.jobs[jid] = {"name": request.job_name, "gpus": 0}
         self._save()
         return jid
+
+    def render(self, request: SubmissionRequest) -> list[tuple[str, str]]:
+        tasks = "\n".join(" ".join(map(str, t.argv)) for t in request.array.tasks)
+        return [("array", tasks), ("wake-up", " ".join(map(str, request.wakeup.argv)))]
+
+    def enforced_limit_min(self, time_limit_min: float) -> float:
+        return time_limit_min  # jobs "end" at once: nothing runs past its limit
 
     def release(self, job_ids: Sequence[str]) -> None:
         pass
@@ -152,9 +155,10 @@ def _child_cpu(cmd: list[str]) -> tuple[float, str]:
 def main() -> None:
     from rea_cli.app.lifecycle import approve_campaign, plan_campaign
     from rea_cli.app.resume import load_plan
+    from rea_cli.app.trials import round_plan
     from rea_cli.campaign.state import CampaignState
     from rea_cli.campaign.store import CampaignStore
-    from rea_cli.executor import phase
+    from rea_cli.executor import submission
     from rea_cli.planner import gates
     from rea_cli.workspace import init_workspace
 
@@ -178,8 +182,10 @@ def main() -> None:
     plan = load_plan(store)
     sched = RecordingScheduler(tmp / "jobs.json")
     store.transition(c, CampaignState.RUNNING)
-    trials = gates.first_phase(plan).trials
-    phase.submit_round(store, plan, c, sched, "validation", trials)
+    first = gates.first_phase(plan)
+    trials = first.trials
+    rp = round_plan(store, plan, c, sched, first.phase, trials)
+    submission.submit_round(store, c, sched, rp)
 
     start_cpu, _ = _child_cpu([sys.executable, "-c", "pass"])
     import_cpu, _ = _child_cpu([sys.executable, "-c", "import rea_cli.cli.main"])

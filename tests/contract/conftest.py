@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rea_cli.executor.scheduler import Scheduler
+from rea_cli.executor.scheduler import Scheduler, campaign_job_prefix, workspace_tag
+from rea_cli.executor.scheduler import job_name as make_job_name
 
 
 def _slurm_unavailable() -> str | None:
@@ -52,16 +53,30 @@ def _make_local(state_dir: Path) -> Scheduler:
 
 
 @pytest.fixture
-def job_name() -> str:
-    """A job name unique to this test, so find() on a shared cluster sees only our jobs."""
-    return f"rea.contract-{uuid.uuid4().hex[:10]}.validation.r1"
+def ws_tag(tmp_path: Path) -> str:
+    """The workspace tag job names carry (the test's tmp_path stands for the workspace)."""
+    return workspace_tag(tmp_path)
+
+
+@pytest.fixture
+def campaign_id() -> str:
+    """A campaign id unique to this test, so find() on a shared cluster sees only our jobs."""
+    return f"contract-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def job_name(ws_tag: str, campaign_id: str) -> str:
+    """The array job name of the test's one round, built as the agent builds it."""
+    return make_job_name(ws_tag, campaign_id, "validation", 1)
 
 
 @pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
-def scheduler(request: pytest.FixtureRequest, tmp_path: Path, job_name: str) -> Iterator[Scheduler]:
+def scheduler(
+    request: pytest.FixtureRequest, tmp_path: Path, ws_tag: str, campaign_id: str
+) -> Iterator[Scheduler]:
     """A backend with its own state directory. Jobs the test leaves are cancelled afterwards."""
     make = {"local": _make_local, "slurm": _make_slurm}[request.param]
     backend = make(tmp_path / "scheduler-state")
     yield backend
-    leftovers = backend.find(job_name.rsplit(".", 2)[0])
-    backend.cancel([j.job_id for j in leftovers if not j.state.is_terminal])
+    leftovers = backend.find(campaign_job_prefix(ws_tag, campaign_id))
+    backend.cancel([j.job_id for j in leftovers if not j.state.has_ended])

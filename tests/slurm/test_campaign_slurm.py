@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from rea_cli.executor.scheduler import campaign_job_prefix, workspace_tag
 from tests.conftest import (
     make_workspace,
     processes_mentioning,
@@ -63,6 +64,11 @@ def _squeue(name_prefix: str) -> list[tuple[str, str, str]]:
     return [r for r in rows if r[1].startswith(name_prefix)]  # type: ignore[misc]
 
 
+def _prefix(ws: Path, cid: str) -> str:
+    """The campaign's job-name prefix, as the CLI (which resolves the workspace) builds it."""
+    return campaign_job_prefix(workspace_tag(ws.resolve()), cid)
+
+
 def _rea_processes(ws: Path) -> list[str]:
     return [cmd for _, cmd in processes_mentioning(str(ws)) if "rea_cli" in cmd and "resume" in cmd]
 
@@ -78,7 +84,9 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
     ws, cid = slurm_ws, f"sl{int(time.time()) % 100000}"
     start_campaign(ws, cid, launch=False)
     dry = run_rea(ws, "launch", cid, "--dry-run")
-    assert dry.returncode == 0 and "gpus_per_task" in dry.stdout, dry.stderr
+    assert dry.returncode == 0 and "--gres=gpu:1" in dry.stdout, dry.stderr
+    assert "ranking_models.train" in dry.stdout and "resume" in dry.stdout
+    assert not _squeue(_prefix(ws, cid)), "the dry run submitted something"
     launch = run_rea(ws, "launch", cid)
     assert launch.returncode == 0, launch.stderr
     assert not _rea_processes(ws)
@@ -91,14 +99,16 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
         if doc["state"] != "RUNNING":
             break
         seen_phases.add(doc["phase"])
-        jobs = _squeue(f"rea.{cid}.")
+        jobs = _squeue(_prefix(ws, cid))
         trials_running = [j for j in jobs if not j[1].endswith(".wake") and j[2] == "RUNNING"]
         wake_waiting = [j for j in jobs if j[1].endswith(".wake") and j[2] == "PENDING"]
         if trials_running and wake_waiting:
             # between wake-ups: trials run under Slurm and, once the resume that submitted them
             # has finished publishing (a second or so), no rea process anywhere
             wait_for(lambda: not _rea_processes(ws), 15, "the resume step to exit")
-            if any(j[2] == "RUNNING" for j in _squeue(f"rea.{cid}.") if not j[1].endswith(".wake")):
+            if any(
+                j[2] == "RUNNING" for j in _squeue(_prefix(ws, cid)) if not j[1].endswith(".wake")
+            ):
                 assert not _rea_processes(ws), _rea_processes(ws)
                 checked_between += 1
         time.sleep(1.0)
@@ -126,7 +136,7 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
     assert all(t["jobs"][-1]["gpus"] == 1 for t in doc["trials"].values())
     assert doc["budget"]["spent_gpu_hours"] > 0
 
-    wait_for(lambda: not _squeue(f"rea.{cid}."), 60, "the last wake-up to leave squeue")
+    wait_for(lambda: not _squeue(_prefix(ws, cid)), 60, "the last wake-up to leave squeue")
     con = duckdb.connect(str(ws / "insights-analyst.duckdb"), read_only=True)
     try:
         n = con.execute(f"SELECT count(*) FROM trials WHERE campaign_id='{cid}'").fetchone()[0]
@@ -142,10 +152,10 @@ def test_campaign_on_slurm_with_a_failing_trial(slurm_ws: Path) -> None:
 def test_cancel_leaves_no_job_in_squeue(slurm_ws: Path) -> None:
     ws, cid = slurm_ws, f"sc{int(time.time()) % 100000}"
     start_campaign(ws, cid)
-    assert _squeue(f"rea.{cid}.")
+    assert _squeue(_prefix(ws, cid))
     done = run_rea(ws, "cancel", cid)
     assert done.returncode == 0, done.stderr
-    wait_for(lambda: not _squeue(f"rea.{cid}."), 60, "squeue to drop the campaign's jobs")
+    wait_for(lambda: not _squeue(_prefix(ws, cid)), 60, "squeue to drop the campaign's jobs")
     doc = _doc(ws, cid)
     assert doc["state"] == "CANCELLED"
     assert doc["budget"]["reserved_gpu_hours"] == 0
@@ -162,4 +172,4 @@ def test_unknown_partition_refused_before_anything_is_written(slurm_ws: Path) ->
     assert "unknown Slurm partition 'nosuch'" in done.stderr and "Traceback" not in done.stderr
     doc = _doc(ws, cid)
     assert doc["state"] == "APPROVED" and not doc["trials"]
-    assert not _squeue(f"rea.{cid}.")
+    assert not _squeue(_prefix(ws, cid))

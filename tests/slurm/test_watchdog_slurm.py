@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rea_cli.executor.scheduler import campaign_job_prefix, workspace_tag
 from tests.conftest import make_workspace, run_rea, start_campaign, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -48,7 +49,7 @@ def _queued(name_prefix: str) -> list[str]:
 def test_tick_recovers_a_scancelled_wakeup_on_slurm(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", backend="slurm", extra=SLURM_SETTINGS)
     cid = f"wd{int(time.time()) % 100000}"
-    prefix = f"rea.{cid}."
+    prefix = campaign_job_prefix(workspace_tag(ws.resolve()), cid)
     start_campaign(ws, cid)
     try:
         doc = _doc(ws, cid)

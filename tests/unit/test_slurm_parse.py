@@ -140,6 +140,35 @@ def test_config_partitions_and_limits() -> None:
     assert parse.parse_qos(fixture("sacctmgr_qos.txt")) == {"normal": None}
 
 
+def test_overrun_on_the_captured_config() -> None:
+    """OverTimeLimit = 0 min, KillWait = 5 sec: the 5 s grace plus the controller's ~30 s."""
+    config = parse.parse_config(fixture("scontrol_show_config.txt"))
+
+    assert (config["OverTimeLimit"], config["KillWait"]) == ("0 min", "5 sec")
+    assert parse.overrun_min(config) == pytest.approx(35 / 60)
+
+
+@pytest.mark.parametrize(
+    ("over", "kill_wait", "minutes"),
+    [
+        ("2 min", "30 sec", 3.0),
+        ("0 min", "0 sec", 0.5),
+        ("UNLIMITED", "30 sec", 24 * 60 + 1.0),  # unbounded: a day, so reservations stay safe
+        (None, None, 1.0),  # keys missing: Slurm's defaults (0 min, 30 sec)
+    ],
+)
+def test_overrun_from_overtimelimit_and_killwait(
+    over: str | None, kill_wait: str | None, minutes: float
+) -> None:
+    config = {"MaxArraySize": "1001"}
+    if over is not None:
+        config["OverTimeLimit"] = over
+    if kill_wait is not None:
+        config["KillWait"] = kill_wait
+
+    assert parse.overrun_min(config) == pytest.approx(minutes)
+
+
 def test_partition_max_time_and_limits_parsing() -> None:
     text = (
         "PartitionName=gpu Default=NO MaxTime=2-00:00:00 State=UP TRES=cpu=2\n"
