@@ -154,6 +154,9 @@ def complete_round(
     rnd = campaign.phases[phase].rounds[-1]
     request = build_request(store, phase, rnd)
     if not rnd.array_job_ids:
+        # where the scheduler starts the jobs: it must exist before they start
+        request.array.workdir.mkdir(parents=True, exist_ok=True)
+        request.wakeup.log_dir.mkdir(parents=True, exist_ok=True)
         _cancel_strays(scheduler, request.array.job_name)
         crash_point("submit_array")
         ids = scheduler.submit_array(request.array)

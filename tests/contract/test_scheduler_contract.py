@@ -408,15 +408,6 @@ def test_a_task_ignoring_sigterm_ends_within_its_enforced_limit(
 ) -> None:
     """What the budget reserves for a task (enforced_limit_min) bounds what it really runs,
     even for a task that ignores the polite signal; a fractional limit is valid everywhere."""
-    if scheduler.name == "local":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="known bug: LocalScheduler.enforced_limit_min counts 2 polls, but the "
-                "runner takes up to 3 (limit seen, SIGKILL sent, death reaped) plus its own "
-                "work, so elapsed_s exceeds it by tens of ms under load",
-            )
-        )
     limit_min = 0.02  # local: 1.2 s; Slurm rounds up to 1 min
     stubborn = task(tmp_path, ["sh", "-c", "trap '' TERM; sleep 600"])
     resources = Resources(time_limit_min=limit_min, cpus_per_task=1)

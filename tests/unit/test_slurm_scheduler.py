@@ -367,11 +367,6 @@ def test_render_is_exactly_what_submit_sends(tmp_path: Path) -> None:
     assert wake_text == submitted.replace(token, "<unique>")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: SlurmScheduler.render prints --array=0-<n-1>%<parallelism>, but submitit "
-    "sends %min(n, parallelism) (here %3, rendered %4)",
-)
 def test_render_shows_the_throttle_sbatch_gets_when_parallelism_exceeds_the_tasks(
     tmp_path: Path,
 ) -> None:

@@ -313,15 +313,28 @@ class SlurmScheduler:
         return self._sbatch([*dependency_args(kept), str(path)], request.job_name, comment)
 
     def render(self, request: SubmissionRequest) -> list[tuple[str, str]]:
-        """The array's sbatch command and the wake-up script, exactly as submit sends them."""
+        """The array's sbatch command(s) and the wake-up script, exactly as submit sends them:
+        split into chunks like submit_array when the cluster's limits require it."""
         array = request.array
+        try:
+            size = self.chunk_size(array.resources.account)
+            note = ""
+        except SchedulerError as exc:
+            size, note = len(array.tasks) or 1, f"\n  (chunking unknown: {exc})"
+        chunks = split_chunks(len(array.tasks), size) or [(0, 0)]
+        per_chunk = max(1, array.parallelism // len(chunks))
+        lines = []
+        for lo, hi in chunks:
+            n = hi - lo
+            options = [
+                # submitit never throttles an array below its own size
+                f"--array=0-{max(n - 1, 0)}%{max(1, min(n, per_chunk))}",
+                f"--job-name={array.job_name}",
+                *option_lines(_array_options(array)),
+            ]
+            lines.append(f"sbatch {shlex.join(options)}  (through submitit; one task per trial)")
+        text = "\n".join(lines) + note
         params = array_parameters(array, f"{array.job_name}/<unique>")
-        options = [
-            f"--array=0-{max(len(array.tasks) - 1, 0)}%{params['array_parallelism']}",
-            f"--job-name={array.job_name}",
-            *option_lines(_array_options(array)),
-        ]
-        text = f"sbatch {shlex.join(options)}  (through submitit; one task per trial)"
         text += "".join(f"\n  setup: {line}" for line in params["setup"])
         for t in array.tasks:
             env = " ".join(f"{k}={shlex.quote(v)}" for k, v in t.env.items())
