@@ -277,7 +277,9 @@ def fit_engine(
     ) <= max(0.5 * rest, screen_cost(pool_costs, 1, base, epochs)):
         n += 1
     validation = screen_cost(pool_costs, n, base, epochs)
-    combination = max(0.0, min(rest - validation, rest / 6))
+    # at most its steps x (a combination per remaining winner) x the validation seeds
+    steps = base.combination_max_steps * max(1, math.ceil(n / base.eta))
+    combination = max(0.0, min(rest - validation, rest / 6, steps * p.validation_seeds))
     exploitation = max(0.0, rest - validation - combination)
     shares = {
         "probe": probe,
@@ -300,9 +302,15 @@ def phase_plans(
             "validation",
             f"probe: the baseline on {v} seeds at full fidelity (its learning curve is the "
             f"training profile); then the top {engine.screen} hypotheses of the ranked pool "
-            f"(re-ranked with the training profile), stopped at epoch "
-            f"{engine.rung_epochs or 'the horizon'} on {engine.screen_seeds} seed(s), the best "
-            f"1/{engine.eta} continued to the full horizon on {v} seeds; gate: one-sided paired "
+            f"(re-ranked with the training profile), "
+            + (
+                f"stopped at epoch {', '.join(map(str, engine.rung_epochs))} on "
+                f"{engine.screen_seeds} seed(s), the best 1/{engine.eta} continued to the full "
+                f"horizon on {v} seeds"
+                if engine.rung_epochs
+                else f"at full fidelity on {v} seeds (the horizon is too short for rungs)"
+            )
+            + "; gate: one-sided paired "
             f"t-tests, {engine.correction.upper()} at {engine.significance:g} over every "
             "hypothesis screened; a diverged seed fails its hypothesis",
             v + engine.screen * (engine.screen_seeds + v),

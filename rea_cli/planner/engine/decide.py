@@ -132,7 +132,7 @@ def next_step(
         estep.gates, estep.selected = gates, selected
         estep.new_hypotheses = {**new, **estep.new_hypotheses}
         return estep
-    gates["exploitation"] = exploitation.search_gate(candidate, 0)
+    gates["exploitation"] = exploitation.search_gate(candidate, exploitation.batches_run(hyps))
     conf = exploitation.confirmation_step(plan, res, candidate, hyps)
     if conf is not None and not exhausted and left > 0:
         conf.gates, conf.selected, conf.new_hypotheses = gates, selected, new
