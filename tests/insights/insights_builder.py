@@ -37,17 +37,11 @@ from rea_cli.campaign.store import CampaignStore
 from rea_cli.config import CONFIG_NAME, default_toml
 from rea_cli.executor.scheduler import JobState
 from rea_cli.fsutil import write_json_atomic
-from rea_cli.planner.gates import TrialDef
-from rea_cli.planner.plan import (
-    BASELINE,
-    PROFILES,
-    PhasePlan,
-    Plan,
-    baseline_config,
-    data_spec,
-    plan_hash,
-)
+from rea_cli.planner.engine import TrialDef
+from rea_cli.planner.engine.common import lineage
+from rea_cli.planner.plan import BASELINE, plan_hash
 from rea_cli.workspace import Workspace
+from tests.plans import real_plan
 
 T0 = "2026-11-22T10:00:00+00:00"
 T1 = "2026-11-22T10:05:00+00:00"
@@ -116,25 +110,12 @@ class CampaignBuilder:
             budget=Budget(approved_gpu_hours=approved_gpu_hours),
         )
         self.hypothesis(BASELINE, source="baseline", delta={})
-        profile = PROFILES["tiny"]
-        self.plan = Plan(
-            campaign_id=campaign_id,
-            created_at=T0,
-            goal=self.campaign.goal,
-            model_family=model_family,
+        self.plan = real_plan(
+            campaign_id,
+            family=model_family,
             dataset=dataset,
-            data=data_spec(dataset, profile),
             metric=metric,
-            direction=direction,
-            backend="local",
             budget_gpu_hours=approved_gpu_hours,
-            profile=profile.name,
-            baseline=baseline_config(model_family, profile),
-            hypotheses={},
-            phases=[
-                _phase_plan("validation", max_trials=6, estimated_gpu_hours=0.5),
-                _phase_plan("combination", max_trials=3, estimated_gpu_hours=0.3),
-            ],
         )
 
     # -- campaign.json ---------------------------------------------------------------------
@@ -199,7 +180,7 @@ class CampaignBuilder:
             self.plan,
             self.campaign,
             phase,
-            TrialDef(tid, hypothesis_id, seed, fidelity),
+            TrialDef(tid, hypothesis_id, seed, fidelity, lineage(hypothesis_id, seed)),
         )
         write_json_atomic(self.store.spec_path(tid), spec.dump())
         return self.store.trial_dir(tid)
@@ -316,22 +297,6 @@ class CampaignBuilder:
 
     def metric_line(self, tid: str, n: int, obj: dict[str, Any]) -> None:
         append_line(self.store.attempts_dir(tid) / str(n) / "metrics.jsonl", obj)
-
-
-def _phase_plan(name: str, *, max_trials: int, estimated_gpu_hours: float) -> PhasePlan:
-    return PhasePlan.model_validate(
-        {
-            "phase": name,
-            "rule": f"the {name} rule",
-            "max_trials": max_trials,
-            "seeds": [0, 1, 2],
-            "fidelity": {"train.data_fraction": 0.5},
-            "gpus_per_trial": 1,
-            "time_limit_min": 30,
-            "estimated_gpu_hours": estimated_gpu_hours,
-            "reserved_gpu_hours": max_trials * 30 / 60,
-        }
-    )
 
 
 def _train_line(step: int) -> dict[str, Any]:

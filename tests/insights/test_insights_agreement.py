@@ -17,7 +17,6 @@ from rea_cli.campaign.model import Campaign
 from rea_cli.campaign.state import TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.insights import hypothesis_effects, sync_campaign
-from rea_cli.planner import gates
 from rea_cli.planner.stats import paired_gain
 from rea_cli.workspace import Workspace
 
@@ -195,6 +194,16 @@ def _gains_campaign(ws: Workspace, cid: str, metric: str, direction: str) -> Cam
     return b
 
 
+def _values(c: Campaign, hid: str) -> dict[int, float]:
+    return {
+        t.seed: t.metric_value
+        for t in c.trials_of("validation").values()
+        if t.hypothesis_id == hid
+        and t.status is TrialStatus.SUCCEEDED
+        and t.metric_value is not None
+    }
+
+
 def _test_values(c: Campaign, hid: str) -> dict[int, float]:
     return {
         t.seed: t.test_value
@@ -209,7 +218,8 @@ def test_hypothesis_effects_is_the_agents_paired_gain(
 ) -> None:
     b = _gains_campaign(ws, f"c-gain-{metric}", metric, direction)
     c = b.store.load()
-    python = gates.gains(c, "validation", direction)  # what the agent's gates decide on
+    # what the agent's gates decide on: the paired gain of each hypothesis's succeeded trials
+    python = {h: paired_gain(_values(c, "baseline"), _values(c, h), direction) for h in HYPOTHESES}
     rows = hypothesis_effects(ws.db_path)
     assert {(r["metric"], r["direction"]) for r in rows} == {(metric, direction)}
     sql = {r["hypothesis_id"]: r for r in rows}

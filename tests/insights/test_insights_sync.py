@@ -65,7 +65,7 @@ def test_first_sync_indexes_every_file(ws: Workspace) -> None:
         "metrics": 6 * (2 + 2 + 2),  # 2 train lines + valid and test eval lines + final ones
         "events": 2 + 3,
         "jobs": 6,
-        "phases": 2,
+        "phases": 3,  # the plan's three phases
         "plans": 1,
         "approvals": 1,
         "failures": 0,
@@ -91,7 +91,8 @@ def test_first_sync_indexes_every_file(ws: Workspace) -> None:
     approval = query(ws.db_path, "SELECT * FROM approvals")[0]
     assert approval["approved_by"] == "alice" and approval["approved_gpu_hours"] == 4.0
     plan = query(ws.db_path, "SELECT * FROM plans")[0]
-    assert plan["n_trials"] == 9 and plan["estimated_gpu_hours"] == pytest.approx(0.8)
+    assert plan["n_trials"] == sum(p.max_trials for p in b.plan.phases)
+    assert plan["estimated_gpu_hours"] == pytest.approx(b.plan.estimated_gpu_hours)
     assert plan["plan_hash"].startswith("sha256:")
 
 

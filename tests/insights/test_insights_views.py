@@ -119,10 +119,13 @@ def test_budget_burn(ws: Workspace) -> None:
     b.write_campaign()
     sync_campaign(ws.db_path, b.dir)
     rows = query(ws.db_path, "SELECT * FROM budget_burn ORDER BY phase_order")
-    assert [r["phase"] for r in rows] == ["validation", "combination"]
-    val, comb = rows
+    # the plan's three phases, whether they ran or not
+    assert [r["phase"] for r in rows] == ["validation", "combination", "exploitation"]
+    val, comb, _ = rows
     assert val["n_jobs"] == 6 and val["spent_gpu_hours"] == pytest.approx(72 / 3600)
-    assert val["limit_gpu_hours"] == pytest.approx(3.0) and val["estimated_gpu_hours"] == 0.5
+    planned = b.plan.phase("validation").estimated_gpu_hours
+    assert val["limit_gpu_hours"] == pytest.approx(3.0)
+    assert val["estimated_gpu_hours"] == pytest.approx(planned)
     assert comb["cumulative_gpu_hours"] == pytest.approx(1 + 72 / 3600)
     assert comb["fraction_of_budget"] == pytest.approx((1 + 72 / 3600) / 4.0)
 
