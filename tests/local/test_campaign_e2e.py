@@ -45,11 +45,26 @@ def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
     assert doc["state"] == "AWAITING_REVIEW", doc.get("pause_reason")
     assert doc["proposal"] is not None
     phases = doc["phases"]
-    assert [phases[p]["status"] for p in ("validation", "combination", "exploitation")] == [
-        "done",
-        "done",
-        "done",
-    ]
+    assert phases["validation"]["status"] == "done"
+    assert phases["validation"]["rounds"][0]["kind"] == "probe"
+    assert 1 <= len(phases["validation"]["selected"]) <= 2  # max_hypotheses
+    assert phases["validation"]["gate"]["detail"]
+    # combination runs only when two compatible hypotheses (of two strategies) passed
+    combination = phases["combination"]
+    assert combination["status"] == ("done" if combination["rounds"] else "skipped")
+    assert combination["gate"]["detail"]
+    assert phases["exploitation"]["status"] == "done"
+    kinds = [r["kind"] for r in phases["exploitation"]["rounds"]]
+    assert "batch" in kinds  # the search ran
+    proposal, candidate = doc["proposal"], doc["proposal"]["candidate"]
+    if candidate not in (None, "baseline"):
+        assert "confirmation" in kinds
+        confirm = [t for t in doc["trials"].values() if t["seed"] >= 1000]
+        assert sorted((t["hypothesis_id"], t["seed"]) for t in confirm) == sorted(
+            (h, s) for h in (candidate, "baseline") for s in range(1000, 1005)
+        )
+        assert proposal["n"] == 5
+    assert (proposal["hypothesis_id"] == candidate) == proposal["significant"]
     succeeded = [t for t in doc["trials"].values() if t["status"] == "succeeded"]
     assert len(succeeded) == len(doc["trials"]) >= 7
     assert all(t["metric_value"] and 0.5 < t["metric_value"] <= 1.0 for t in succeeded)

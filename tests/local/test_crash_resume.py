@@ -137,4 +137,5 @@ def test_crash_at_every_step_reaches_the_same_end_state(tmp_path: Path) -> None:
     assert all(n == 1 for _, n in rows)
     for name in ("phase_submitted", "diagnosis"):
         assert len(_events(ws, name)) == len(_events(ref_ws, name)), name
-    assert len(_events(ref_ws, "diagnosis")) == 1  # the planted failure, journaled once
+    # the planted failure diverges on both validation seeds: each journaled once
+    assert len(_events(ref_ws, "diagnosis")) == 2

@@ -62,6 +62,15 @@ def next_step(
     seeds = plan.engine.validation_seeds
     if not winners:
         return None, None, Gate(passed=False, detail="no winner to combine", skipped=True)
+    # two levels of one strategy set the same keys: keep the best level of each strategy
+    seen: set[str] = set()
+    kept = []
+    for w in winners:  # best first
+        strategy = hypotheses[w].strategy or w
+        if strategy not in seen:
+            seen.add(strategy)
+            kept.append(w)
+    winners = kept
     incumbent = [winners[0]]
     remaining = list(winners[1:])
     steps: dict[str, dict[str, Any]] = {}
