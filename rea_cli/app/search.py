@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rea_cli.faults import crash_point
 from rea_cli.planner.engine.search import Knob, SearchPoint
 
 log = logging.getLogger(__name__)
@@ -117,4 +118,5 @@ class OptunaSearch:
         while len(out) < n:
             trial = study.ask(distributions)
             out.append((trial.number, dict(trial.params)))
+        crash_point("search_asked")  # asked and stored in the study, not yet in the campaign
         return out

@@ -38,6 +38,7 @@ CRASH_POINTS = [
     "diagnosis_journaled",  # a diagnosis journaled, the campaign not yet saved
     "diagnosed",  # failures diagnosed and saved
     "decided",  # gate recorded, next phase not yet submitted
+    "search_asked",  # search points asked (in the study), not yet recorded in the campaign
     "published",  # analyst copy published, process about to exit
 ]
 
@@ -139,3 +140,29 @@ def test_crash_at_every_step_reaches_the_same_end_state(tmp_path: Path) -> None:
         assert len(_events(ws, name)) == len(_events(ref_ws, name)), name
     # the planted failure diverges on both validation seeds: each journaled once
     assert len(_events(ref_ws, "diagnosis")) == 2
+    # the search study outlived the kill between ask and record: the same points were asked
+    # (same search hypotheses with the same changes), and none is left asked but never run
+    assert _search_points(ws) == _search_points(ref_ws) != {}
+    assert _orphans(ws) == []
+
+
+def _search_points(ws: Path) -> dict[str, dict]:
+    doc = campaign_doc(ws, "c")
+    return {h: v["delta"] for h, v in doc["hypotheses"].items() if v["source"] == "search"}
+
+
+def _orphans(ws: Path) -> list[int]:
+    """Study trials still RUNNING that no hypothesis of the campaign records."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    folder = ws / "campaigns" / "c" / "search"
+    storage = JournalStorage(JournalFileBackend(str(folder / "study.log")))
+    recorded = {int(h.split("-o")[1]) for h in _search_points(ws)}
+    orphans = []
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        for t in study.get_trials(deepcopy=False):
+            if t.state is optuna.trial.TrialState.RUNNING and t.number not in recorded:
+                orphans.append(t.number)
+    return orphans
