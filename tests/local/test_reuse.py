@@ -28,7 +28,7 @@ def test_second_campaign_reuses_identical_trials(workspace: Path) -> None:
     reused = {tid: t for tid, t in second["trials"].items() if t["reused_from"]}
     # the baseline probe at least: the same config, data and seeds as the first campaign's
     assert {"validation-baseline-s0", "validation-baseline-s1"} <= set(reused)
-    for tid, t in reused.items():
+    for t in reused.values():
         origin_campaign, origin_trial = t["reused_from"].split("/")
         assert origin_campaign == "first"
         origin = first["trials"][origin_trial]
