@@ -100,25 +100,23 @@ def _print_plan(cid: str, p: Any) -> None:
         f"data: {p.data_profile.get('n_rows', '?')} rows, traits {p.traits or 'none'}",
         highlight=False,
     )
-    hyps = Table(
-        title=f"Hypotheses (ranked; validation screens the top {p.engine.screen} after the probe)"
+    shown = 15
+    say(
+        f"\n[bold]Hypotheses[/], ranked ({len(p.ranking)} apply; validation screens the top "
+        f"{p.engine.screen} after re-ranking with the baseline's learning curve):"
     )
-    for col in ("#", "id", "change", "why", "prior", "history", "score"):
-        hyps.add_column(col, overflow="fold")
-    for i, r in enumerate(p.ranking, 1):
-        h = p.hypotheses[r.hypothesis_id]
-        n = r.numbers
-        hist = f"{n.history_mean:+.2%} (n={n.history_n})" if n.history_n else "-"
-        hyps.add_row(
-            str(i),
-            escape(r.hypothesis_id),
-            escape(h.title),
-            escape(h.trigger or h.category),
-            f"{n.prior_mean:+.2%}±{n.prior_sd:.2%}",
-            hist,
-            f"{n.score:.4f}",
+    for i, r in enumerate(p.ranking[:shown], 1):
+        h, n = p.hypotheses[r.hypothesis_id], r.numbers
+        hist = f"{n.history_mean:+.2%} over {n.history_n} pairs" if n.history_n else "none"
+        say(
+            f"{i:3d}. {escape(r.hypothesis_id)}  score {n.score:.4f}  prior {n.prior_mean:+.2%}"
+            f" ±{n.prior_sd:.2%}  history {hist}",
+            highlight=False,
         )
-    say(hyps)
+        say(f"     change: {h.title}", highlight=False, markup=False)
+        say(f"     why: {h.trigger or 'research prior'}", highlight=False, markup=False)
+    if len(p.ranking) > shown:
+        say(f"  ... and {len(p.ranking) - shown} more (`rea plan --json` lists them all)")
     own = [d for d in p.dropped if d.source in ("workspace", "legacy")]
     for d in own:
         say(
