@@ -5,12 +5,12 @@ Nothing is asked twice: points asked by an earlier process that the campaign nev
 (killed between ask and record) are still RUNNING in the study, and are handed out again before
 anything new is asked. Finished points are told once (telling is skipped for a point the study
 already has as finished). The study is warm-started once with every earlier full-fidelity trial
-of the campaign that lies in the space. A new space (a new incumbent) gets its own study.
+of the campaign that lies in the space. Each search space (a new incumbent) has its own study,
+named by the engine.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -38,11 +38,6 @@ def _distribution(knob: Knob) -> Any:
     return FloatDistribution(float(knob.low), float(knob.high), log=knob.log)
 
 
-def space_id(space: Sequence[Knob]) -> str:
-    text = json.dumps([k.__dict__ for k in space], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
 class OptunaSearch:
     """SearchPort over `folder`/study.log (Optuna's JournalFileBackend)."""
 
@@ -53,6 +48,7 @@ class OptunaSearch:
 
     def ask(
         self,
+        study: str,
         space: Sequence[Knob],
         n: int,
         finished: Sequence[SearchPoint],
@@ -73,21 +69,21 @@ class OptunaSearch:
             constant_liar=True,
             n_startup_trials=min(5, max(1, len(space))),
         )
-        study = optuna.create_study(
-            study_name=f"{self.campaign_id}-{space_id(space)}",
+        opt = optuna.create_study(
+            study_name=f"{self.campaign_id}-{study}",
             storage=storage,
             direction="maximize",
             sampler=sampler,
             load_if_exists=True,
         )
-        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        trials = {t.number: t for t in opt.get_trials(deepcopy=False)}
         warmed = {t.user_attrs.get("warm") for t in trials.values()}
         for point in warm:
             key = json.dumps(point.params, sort_keys=True)
             if key in warmed or point.value is None:
                 continue
             try:
-                study.add_trial(
+                opt.add_trial(
                     create_trial(
                         params=point.params,
                         distributions=distributions,
@@ -102,21 +98,21 @@ class OptunaSearch:
             t = trials.get(point.number) if point.number is not None else None
             if t is None or t.state is not TrialState.RUNNING:
                 continue
-            live = optuna.trial.Trial(study, t._trial_id)
+            live = optuna.trial.Trial(opt, t._trial_id)
             for step, value in sorted(point.intermediate.items()):
                 live.report(value, step)
             if point.state == "complete" and point.value is not None:
-                study.tell(t.number, point.value, skip_if_finished=True)
+                opt.tell(t.number, point.value, skip_if_finished=True)
             elif point.state == "pruned":
-                study.tell(t.number, state=TrialState.PRUNED, skip_if_finished=True)
+                opt.tell(t.number, state=TrialState.PRUNED, skip_if_finished=True)
             else:
-                study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+                opt.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         out: list[tuple[int, dict[str, Any]]] = []
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        for t in opt.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.number not in in_flight and len(out) < n:
                 out.append((t.number, dict(t.params)))  # asked before, never recorded
         while len(out) < n:
-            trial = study.ask(distributions)
+            trial = opt.ask(distributions)
             out.append((trial.number, dict(trial.params)))
         crash_point("search_asked")  # asked and stored in the study, not yet in the campaign
         return out

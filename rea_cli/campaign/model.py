@@ -56,6 +56,8 @@ class Hypothesis(_Doc):
     prior_sd: float = 0.0
     # the search ranges of its keys for exploitation: key -> {kind, low, high, log, choices}
     search: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    study: str = ""  # a search point: the study that asked it, and its number there
+    number: int | None = None
 
 
 class JobRecord(_Doc):

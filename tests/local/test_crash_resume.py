@@ -158,11 +158,17 @@ def _orphans(ws: Path) -> list[int]:
 
     folder = ws / "campaigns" / "c" / "search"
     storage = JournalStorage(JournalFileBackend(str(folder / "study.log")))
-    recorded = {int(h.split("-o")[1]) for h in _search_points(ws)}
+    doc = campaign_doc(ws, "c")
+    recorded = {
+        (f"c-{h['study']}", h["number"])
+        for h in doc["hypotheses"].values()
+        if h["source"] == "search"
+    }
     orphans = []
     for summary in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for t in study.get_trials(deepcopy=False):
-            if t.state is optuna.trial.TrialState.RUNNING and t.number not in recorded:
+            running = t.state is optuna.trial.TrialState.RUNNING
+            if running and (summary.study_name, t.number) not in recorded:
                 orphans.append(t.number)
     return orphans

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rea_cli.campaign.model import Campaign, Gate, Hypothesis
+from rea_cli.campaign.model import Campaign, Gate, Hypothesis, Proposal
 from rea_cli.campaign.state import TrialStatus
 from rea_cli.planner.engine import combination, exploitation, validation
 from rea_cli.planner.engine.common import BASELINE, Finish, Results, Step
@@ -123,28 +123,63 @@ def next_step(
     hyps.update(cstep.new_hypotheses if cstep else {})
     incumbent = incumbent or BASELINE
 
-    # exploitation: the search, then the confirmation of the best candidate
-    share = max(0.0, left - confirm_cost)
-    estep, candidate = exploitation.next_step(
-        plan, res, hyps, c.trials, incumbent, None if exhausted else search, share
-    )
-    if estep is not None and not exhausted:
-        estep.gates, estep.selected = gates, selected
-        estep.new_hypotheses = {**new, **estep.new_hypotheses}
-        return estep
-    gates["exploitation"] = exploitation.search_gate(candidate, exploitation.batches_run(hyps))
-    conf = exploitation.confirmation_step(plan, res, candidate, hyps)
-    if conf is not None and not exhausted and left > 0:
-        conf.gates, conf.selected, conf.new_hypotheses = gates, selected, new
-        return conf
-    why = "" if candidate != BASELINE else "no configuration beat the baseline on the search seed"
-    if conf is not None:
-        why = "the budget ran out before the candidate could be confirmed"
-        candidate_for_proposal: str = candidate
-        proposal = exploitation.proposal(plan, res, candidate_for_proposal, hyps, created_at)
-        if not proposal.significant:
-            proposal = proposal.model_copy(
-                update={"summary": f"keep the baseline: {why} (best candidate {candidate})"}
+    # exploitation: search rounds, each confirmed; another round while the budget allows and
+    # the last one improved on the confirmed gain before it
+    confirmed: list[Proposal] = []
+    candidate = incumbent
+    rounds = 0
+    for search_round in range(1, MAX_SEARCH_ROUNDS + 1):
+        rounds = search_round
+        left = remaining_te(plan, c)
+        share = max(0.0, left - confirm_cost)
+        estep, candidate = exploitation.next_step(
+            plan, res, hyps, c.trials, incumbent, None if exhausted else search, share, search_round
+        )
+        if estep is not None and not exhausted:
+            estep.gates, estep.selected = gates, selected
+            estep.new_hypotheses = {**new, **estep.new_hypotheses}
+            return estep
+        conf = exploitation.confirmation_step(plan, res, candidate, hyps)
+        if conf is not None:
+            if exhausted or left <= 0:
+                break  # the budget ran out before this candidate could be confirmed
+            conf.gates, conf.selected, conf.new_hypotheses = gates, selected, new
+            conf.gates["exploitation"] = exploitation.search_gate(
+                candidate, exploitation.batches_run(hyps), rounds, confirmed
             )
-        return Finish(proposal, gates)
+            return conf
+        proposal = exploitation.proposal(plan, res, candidate, hyps, created_at)
+        best = _best(confirmed)
+        improved = proposal.significant and (
+            best is None or (proposal.gain or 0.0) > (best.gain or 0.0)
+        )
+        if improved:
+            confirmed.append(proposal)
+        if not improved or candidate == BASELINE:
+            break
+        if remaining_te(plan, c) < confirm_cost / 2 + plan.engine.exploitation_batch:
+            break  # not enough left for another round and its confirmation
+        incumbent = candidate  # the next round searches around the confirmed candidate
+    gates["exploitation"] = exploitation.search_gate(
+        candidate, exploitation.batches_run(hyps), rounds, confirmed
+    )
+    best = _best(confirmed)
+    if best is not None:
+        return Finish(best, gates)
+    why = "no configuration beat the baseline on the search seed" if candidate == BASELINE else ""
+    if candidate != BASELINE and not res.all_finished(
+        (exploitation.confirmation_step(plan, res, candidate, hyps) or Step("", "", [], "")).trials
+    ):
+        why = "the budget ran out before the candidate could be confirmed"
+        return Finish(
+            exploitation.proposal(plan, res, BASELINE, hyps, created_at, f"{why} ({candidate})"),
+            gates,
+        )
     return Finish(exploitation.proposal(plan, res, candidate, hyps, created_at, why), gates)
+
+
+MAX_SEARCH_ROUNDS = 3
+
+
+def _best(proposals: list[Proposal]) -> Proposal | None:
+    return max(proposals, key=lambda p: p.gain or 0.0) if proposals else None

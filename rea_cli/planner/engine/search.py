@@ -47,11 +47,20 @@ class SearchPoint:
     number: int | None = None
 
 
+def study_id(space: Sequence[Knob]) -> str:
+    """A study per search space: points of one space are numbered, told and reused together."""
+    import hashlib
+
+    text = json.dumps([k.__dict__ for k in space], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 class SearchPort(Protocol):
     """Ask-and-tell over a study that outlives the process (see rea_cli/app/search.py)."""
 
     def ask(
         self,
+        study: str,
         space: Sequence[Knob],
         n: int,
         finished: Sequence[SearchPoint],
