@@ -96,6 +96,9 @@ class RecordingScheduler:
 
 
 def _write_attempt(trial_dir: Path, job_id: str) -> None:
+    """What the trainer leaves, written through its contract models."""
+    from ranking_models.contracts import AttemptResult, AttemptStart, EpochRecord
+
     folder = trial_dir / "attempts" / "1"
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(job_id)
@@ -106,26 +109,26 @@ def _write_attempt(trial_dir: Path, job_id: str) -> None:
         "ne_eval": 0.8,
         "calibration": 1.0,
     }
-    (folder / "attempt.json").write_text(json.dumps({"attempt": 1, "job_id": job_id}))
+    start = AttemptStart(attempt=1, trial_id=trial_dir.name, job_id=job_id)
+    (folder / "attempt.json").write_text(json.dumps(start.model_dump(mode="json")))
     lines = [json.dumps({"event": "train", "epoch": 0, "step": s, "loss": 0.5}) for s in range(20)]
     lines.append(json.dumps({"event": "eval", "epoch": 0, "split": "valid", **metrics}))
     (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "result.json").write_text(
-        json.dumps(
-            {
-                "schema": 1,
-                "trial_id": trial_dir.name,
-                "attempt": 1,
-                "job_id": job_id,
-                "status": "succeeded",
-                "failure": None,
-                "valid": metrics,
-                "test": metrics,
-                "epochs_completed": 1,
-                "wall_time_s": 30.0,
-            }
-        )
+    result = AttemptResult(
+        trial_id=trial_dir.name,
+        attempt=1,
+        job_id=job_id,
+        status="succeeded",
+        valid=metrics,
+        test=metrics,
+        epochs_completed=1,
+        best_epoch=0,
+        curve=[EpochRecord(epoch=0, train_loss=0.5, valid=metrics)],
+        wall_time_s=30.0,
+        device_time_s=25.0,
+        samples_seen=16_000,
     )
+    (folder / "result.json").write_text(json.dumps(result.dump()))
 
 
 _TIMED = """
@@ -153,18 +156,16 @@ def _child_cpu(cmd: list[str]) -> tuple[float, str]:
 
 
 def main() -> None:
-    from rea_cli.app.lifecycle import approve_campaign, plan_campaign
-    from rea_cli.app.resume import load_plan
-    from rea_cli.app.trials import round_plan
+    from rea_cli.app.lifecycle import approve_campaign
+    from rea_cli.app.planning import plan_campaign
+    from rea_cli.app.resume import advance, load_plan, resume_campaign
     from rea_cli.campaign.state import CampaignState
     from rea_cli.campaign.store import CampaignStore
-    from rea_cli.executor import submission
-    from rea_cli.planner import gates
     from rea_cli.workspace import init_workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="rea-bench-"))
     ws = init_workspace(tmp / "ws", backend="local")
-    config = ws.config_path.read_text().replace("max_hypotheses = 6", "max_hypotheses = 12")
+    config = ws.config_path.read_text().replace("max_hypotheses = 8", "max_hypotheses = 12")
     config = config.replace("validation_seeds = 2", "validation_seeds = 16")
     ws.config_path.write_text(config)
     ws = type(ws)(ws.root)
@@ -182,10 +183,10 @@ def main() -> None:
     plan = load_plan(store)
     sched = RecordingScheduler(tmp / "jobs.json")
     store.transition(c, CampaignState.RUNNING)
-    first = gates.first_phase(plan)
-    trials = first.trials
-    rp = round_plan(store, plan, c, sched, first.phase, trials)
-    submission.submit_round(store, c, sched, rp)
+    advance(store, plan, c, sched)  # the probe: the baseline on 16 seeds
+    resume_campaign(ws, "bench", RecordingScheduler(tmp / "jobs.json"))  # the screen: 12 x 16
+    c = store.load()
+    trials = c.phases["validation"].rounds[-1].trial_ids
 
     start_cpu, _ = _child_cpu([sys.executable, "-c", "pass"])
     import_cpu, _ = _child_cpu([sys.executable, "-c", "import rea_cli.cli.main"])
