@@ -270,13 +270,22 @@ def _fit(
     todo: list[TrialDef],
     store: CampaignStore,
 ) -> list[TrialDef]:
-    """The highest-priority trials whose worst case, together, fits the budget left."""
+    """The highest-priority trials whose worst case, together, fits the budget left (the
+    worst case grows with the number of trials: a binary search over how many)."""
     ordered = sorted(todo, key=lambda t: -t.priority)
-    for n in range(len(ordered), 0, -1):
+
+    def fits(n: int) -> bool:
         rp = round_plan(store, plan, c, sched, phase, ordered[:n])
-        if budget.check(c, rp.reserved_gpu_hours).ok:
-            return ordered[:n]
-    return []
+        return budget.check(c, rp.reserved_gpu_hours).ok
+
+    low, high = 0, len(ordered)  # fits(low) holds (nothing always fits)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return ordered[:low]
 
 
 def _budget_pause(store: CampaignStore, c: Campaign, reason: str) -> ResumeOutcome:
