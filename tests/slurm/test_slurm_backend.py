@@ -221,6 +221,30 @@ def test_cancel_leaves_nothing_in_squeue(
     assert {s.state for s in states.values()} == {JobState.CANCELLED}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="rea_cli/executor/slurm/task.py: TaskCommand does not forward SIGTERM to its "
+    "command; Slurm signals only the task's own process (submitit's, which bypasses it) and "
+    "SIGKILLs the command KillWait later, so a trainer never records its 'signal' event",
+)
+def test_cancel_sends_sigterm_to_the_command(
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
+) -> None:
+    """A cancelled or preempted task's command is told at once (the trainer then stops
+    cleanly at its last checkpoint), not killed without a word KillWait later."""
+    up, term = tmp_path / "up", tmp_path / "term"
+    task = sh(tmp_path, f"trap 'echo TERM > {term}; exit 143' TERM; touch {up}; sleep 300 & wait")
+    name = job_name(ws_tag, campaign, "validation", 1)
+    (job,) = slurm.submit_array(array(tmp_path, name, [task], 1))
+    wait_for(slurm, [job], lambda i: i.state is JobState.RUNNING and up.exists())
+
+    slurm.cancel([job])
+
+    wait_for(slurm, [job])
+    assert term.exists(), "the command never got SIGTERM"
+    assert term.read_text().strip() == "TERM"
+
+
 @pytest.mark.parametrize("accounting", [True, False], ids=["with-sacct", "without-sacct"])
 def test_states_are_final_right_after_the_array_ends(
     tmp_path: Path, campaign: str, ws_tag: str, accounting: bool

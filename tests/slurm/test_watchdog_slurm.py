@@ -25,11 +25,13 @@ time_limit_min = 10
 array_parallelism = 2
 
 [planner]
-max_hypotheses = 2
-validation_seeds = 1
-combination_top_k = 2
-combination_seeds = 1
-exploitation_seeds = 2
+# as small as the engine allows: one hypothesis screened, one search point per batch, one
+# batch without progress ends the search, the five-seed confirmation is the minimum
+max_hypotheses = 1
+validation_seeds = 2
+exploitation_batch = 1
+stall_batches = 1
+confirmation_seeds = 5
 """
 
 
