@@ -83,6 +83,9 @@ class PlannerSettings(_Section):
     stall_batches: int = Field(
         2, ge=1, le=50, description="stop searching after this many batches without progress"
     )
+    search_rounds: int = Field(
+        3, ge=1, le=10, description="search rounds at most, each confirmed and better than the last"
+    )
     early_stopping_patience: int = Field(
         2, ge=1, le=100, description="patience of trials that train longer than the baseline"
     )
@@ -210,6 +213,8 @@ confirmation_seeds = 5
 # Search points per exploitation round; stop after this many rounds without progress.
 exploitation_batch = 4
 stall_batches = 2
+# Another search round around the confirmed candidate while it keeps improving, at most:
+search_rounds = 3
 # Early-stopping patience (epochs) of trials that train longer than the baseline.
 early_stopping_patience = 2
 """

@@ -59,6 +59,7 @@ class EngineSettings(BaseModel):
     combination_max_steps: int
     exploitation_batch: int
     stall_batches: int
+    search_rounds: int = 3
     confirm_seeds: list[int]
     patience: int
     budget_te: float  # the budget in trial-equivalents (full baseline trials), as planned
@@ -253,6 +254,7 @@ def fit_engine(
         combination_max_steps=3,
         exploitation_batch=p.exploitation_batch,
         stall_batches=p.stall_batches,
+        search_rounds=p.search_rounds,
         confirm_seeds=list(range(1000, 1000 + p.confirmation_seeds)),
         patience=p.early_stopping_patience,
         budget_te=round(budget_te, 3),

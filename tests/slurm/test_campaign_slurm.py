@@ -44,6 +44,7 @@ validation_seeds = 2
 significance = 0.9
 exploitation_batch = 2
 stall_batches = 1
+search_rounds = 1
 confirmation_seeds = 5
 """
 

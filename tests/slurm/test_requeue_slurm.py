@@ -32,6 +32,7 @@ max_hypotheses = 1
 validation_seeds = 2
 exploitation_batch = 1
 stall_batches = 1
+search_rounds = 1
 confirmation_seeds = 5
 """
 

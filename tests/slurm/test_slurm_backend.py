@@ -221,12 +221,6 @@ def test_cancel_leaves_nothing_in_squeue(
     assert {s.state for s in states.values()} == {JobState.CANCELLED}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rea_cli/executor/slurm/task.py: TaskCommand does not forward SIGTERM to its "
-    "command; Slurm signals only the task's own process (submitit's, which bypasses it) and "
-    "SIGKILLs the command KillWait later, so a trainer never records its 'signal' event",
-)
 def test_cancel_sends_sigterm_to_the_command(
     slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:

@@ -128,7 +128,7 @@ def next_step(
     confirmed: list[Proposal] = []
     candidate = incumbent
     rounds = 0
-    for search_round in range(1, MAX_SEARCH_ROUNDS + 1):
+    for search_round in range(1, plan.engine.search_rounds + 1):
         rounds = search_round
         left = remaining_te(plan, c)
         share = max(0.0, left - confirm_cost)
@@ -176,9 +176,6 @@ def next_step(
             gates,
         )
     return Finish(exploitation.proposal(plan, res, candidate, hyps, created_at, why), gates)
-
-
-MAX_SEARCH_ROUNDS = 3
 
 
 def _best(proposals: list[Proposal]) -> Proposal | None:
