@@ -1,4 +1,5 @@
-"""The campaign report (markdown): plan, phases, trials, failures and the proposal."""
+"""The campaign report: report.md (text) and report.html (the same with plots), written side
+by side in the campaign folder."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from rea_cli.app.status import summary
 from rea_cli.campaign.model import PHASES, Campaign
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.fsutil import write_text_atomic
+from rea_cli.planner.plan import Plan
 from rea_cli.workspace import Workspace
 
 
@@ -63,9 +65,22 @@ def render(c: Campaign) -> str:
 
 
 def write_report(ws: Workspace, campaign_id: str) -> tuple[Path, str, dict[str, Any]]:
+    """Write report.md and report.html; return the markdown's path and text, and the summary
+    (with both paths) as data."""
     store = CampaignStore(ws, campaign_id)
     c = store.load()
     text = render(c)
     path = store.dir / "report.md"
     write_text_atomic(path, text)
-    return path, text, {"report": str(path), **summary(c).dump()}
+    html_path = write_html(store, c)
+    return path, text, {"report": str(path), "html": str(html_path), **summary(c).dump()}
+
+
+def write_html(store: CampaignStore, c: Campaign) -> Path:
+    """report.html: plots drawn by matplotlib, imported only here."""
+    from rea_cli.report import data, html
+
+    plan = Plan.model_validate_json(store.read_plan_bytes()) if store.plan_path.exists() else None
+    path = store.dir / "report.html"
+    write_text_atomic(path, html.render(data.build(c, plan)))
+    return path

@@ -381,7 +381,7 @@ def report(
     campaign: CampaignArg,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write report.md in the campaign folder and print it."""
+    """Write report.md and report.html (with plots) in the campaign folder; print the text."""
     from rea_cli.app.report import write_report
 
     path, text, data = write_report(workspace(ctx), campaign)
@@ -389,4 +389,5 @@ def report(
         print_json(data)
         return
     console.print(Markdown(text))
-    console.print(f"\nreport written to {path}")
+    console.print(f"\nreport written to {path}", highlight=False, soft_wrap=True)
+    console.print(f"with plots: {data['html']}", highlight=False, soft_wrap=True)
