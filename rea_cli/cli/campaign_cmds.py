@@ -72,14 +72,14 @@ def plan(
 ) -> None:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
     from rea_cli.app.planning import plan_campaign
-    from rea_cli.planner.plan import parse_budget
+    from rea_cli.cli.budgets import budget_hours
 
     ws = workspace(ctx)
     c, p = plan_campaign(
         ws,
         model=model,
         dataset=dataset,
-        budget_gpu_hours=parse_budget(budget),
+        budget_gpu_hours=budget_hours(budget),
         goal=goal,
         metric=metric,
         profile=profile,

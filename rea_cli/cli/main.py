@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rea_cli import __version__
-from rea_cli.cli import campaign_cmds, common, insights_cmds, watchdog_cmds
+from rea_cli.cli import campaign_cmds, common, insights_cmds, schedule_cmds, watchdog_cmds
 
 app = typer.Typer(
     name="rea",
@@ -53,6 +53,7 @@ campaign_cmds.register(app)
 
 app.add_typer(insights_cmds.app, name="insights")
 watchdog_cmds.register(app)
+app.add_typer(schedule_cmds.app, name="schedule")
 
 
 def main() -> None:
