@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rea_cli.campaign.model import Proposal
 
 MIN_DECIMALS = 4
 MAX_DECIMALS = 12
@@ -53,3 +57,22 @@ def hours(value: float) -> str:
     if value == 0 or abs(value) >= 0.01:
         return f"{value:.3f}"
     return f"{value:.{decimals_for([value], significant=2)}f}"
+
+
+def proposal_line(p: Proposal) -> str:
+    """The proposal in one line, its figures with enough digits ("significant" is never
+    printed next to an interval that reads as zero)."""
+    name = p.hypothesis_id if not p.keeps_baseline else (p.candidate or "baseline")
+    if p.keeps_baseline and p.candidate in (None, "baseline"):
+        return p.summary or "keep the baseline"
+    verdict = "significant" if p.significant and not p.keeps_baseline else "not significant"
+    head = (
+        f"adopt {name}"
+        if p.significant and not p.keeps_baseline
+        else f"keep the baseline (best candidate {name})"
+    )
+    figures = (
+        f"{p.metric} gain {gain_with_ci(p.gain, p.ci_low, p.ci_high)} on valid, "
+        f"{gain_with_ci(p.test_gain, p.test_ci_low, p.test_ci_high)} on test, {p.n} paired seeds"
+    )
+    return f"{head}: {figures}, {verdict}"
