@@ -178,6 +178,10 @@ def launch(
     follow: Annotated[
         bool, typer.Option("--follow", help="Then watch progress (Ctrl-C leaves it running).")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Machine-readable output (with --dry-run: the request)."),
+    ] = False,
 ) -> None:
     """Submit phase 1 and its wake-up job, then return: the campaign runs by itself."""
     from rea_cli.app.lifecycle import dry_run as make_dry_run
@@ -185,14 +189,35 @@ def launch(
 
     ws = workspace(ctx)
     if dry_run:
-        _print_dry_run(make_dry_run(ws, campaign))
+        d = make_dry_run(ws, campaign)
+        if as_json:
+            print_json(_dry_run_data(campaign, d))
+        else:
+            _print_dry_run(d)
         return
-    launch_campaign(ws, campaign)
+    c = launch_campaign(ws, campaign)
+    if as_json:
+        print_json({"campaign_id": campaign, "state": c.state.value, "launched": True})
+        return
     console.print(f"launched {campaign}: phase validation submitted; rea is not running now.")
     if follow:
         _watch(ctx, campaign)
     else:
         console.print(f"follow with: rea watch {campaign}")
+
+
+def _dry_run_data(campaign: str, d: Any) -> dict[str, Any]:
+    """The submission as data: the request (array and wake-up), the scripts, the cost."""
+    from dataclasses import asdict
+
+    return {
+        "campaign_id": campaign,
+        "submitted": False,
+        "request": asdict(d.request),
+        "rendered": [{"title": title, "text": text} for title, text in d.rendered],
+        "reserved_gpu_hours": d.reserved_gpu_hours,
+        "estimated_gpu_hours": d.estimated_gpu_hours,
+    }
 
 
 def _print_dry_run(d: Any) -> None:

@@ -11,6 +11,7 @@ from rea_cli import __version__
 from rea_cli.cli import (
     campaign_cmds,
     common,
+    doctor_cmds,
     helpfmt,
     insights_cmds,
     schedule_cmds,
@@ -71,6 +72,7 @@ campaign_cmds.register(app)
 app.add_typer(insights_cmds.app, name="insights")
 watchdog_cmds.register(app)
 app.add_typer(schedule_cmds.app, name="schedule")
+doctor_cmds.register(app)
 
 
 def main() -> None:
