@@ -98,11 +98,15 @@ def effects_cmd(
 def export_cmd(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Folder for the .parquet files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the files as JSON.")] = False,
 ) -> None:
     """Write every table and view to DIR/<name>.parquet."""
     from rea_cli.app.analysis import export
 
     files = export(workspace(ctx), directory)
+    if as_json:
+        typer.echo(json.dumps([str(p) for p in files], indent=2))
+        return
     for path in files:
         typer.echo(str(path))
 
