@@ -111,6 +111,28 @@ def export_cmd(
         typer.echo(str(path))
 
 
+@app.command("report")
+@handle_errors
+def report_cmd(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="HTML file (default: <workspace>/insights-report.html)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Write the cross-campaign report: the effect of each hypothesis, with plots (HTML)."""
+    from rea_cli.app.analysis import write_insights_report
+
+    path, n = write_insights_report(workspace(ctx), output)
+    if as_json:
+        typer.echo(json.dumps({"report": str(path), "effects": n}, indent=2))
+        return
+    typer.echo(f"insights report written to {path} ({n} hypothesis effect(s))")
+
+
 @app.command("path")
 @handle_errors
 def path_cmd(ctx: typer.Context) -> None:

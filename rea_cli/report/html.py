@@ -163,3 +163,53 @@ def render(d: ReportData) -> str:
             version=__version__,
         )
     )
+
+
+def render_insights(rows: list[dict[str, Any]], source: str, limit: int = 30) -> str:
+    """The cross-campaign view: per model, data set and metric, the effect of each hypothesis
+    (rows of the hypothesis_effects view, best first), at most `limit` per plot."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        key = (str(r.get("model_family")), str(r.get("dataset")), str(r.get("metric")))
+        groups.setdefault(key, []).append(r)
+    shown = []
+    for (family, dataset, metric), items in groups.items():
+        items = sorted(items, key=lambda r: -(r.get("mean_gain") or float("-inf")))[:limit]
+        drawn = [
+            plots.ForestRow(
+                str(r["hypothesis_id"]),
+                r.get("mean_gain"),
+                r.get("ci_low"),
+                r.get("ci_high"),
+                f"n={r.get('n')}",
+            )
+            for r in items
+            if r.get("mean_gain") is not None
+        ]
+        if not drawn:
+            continue
+        shown.append(
+            {
+                "anchor": f"{family}-{dataset}-{metric}".replace(":", "-").replace("/", "-"),
+                "model_family": family,
+                "dataset": dataset,
+                "metric": metric,
+                "plot": data_uri(plots.forest(drawn, f"paired gain in {metric} over the baseline")),
+                "rows": [
+                    {
+                        "hypothesis_id": r["hypothesis_id"],
+                        "source": r.get("source") or "",
+                        "text": numfmt.gain_with_ci(
+                            r.get("mean_gain"), r.get("ci_low"), r.get("ci_high")
+                        ),
+                        "n": r.get("n"),
+                        "n_campaigns": r.get("n_campaigns"),
+                    }
+                    for r in items
+                ],
+            }
+        )
+    template = _environment().get_template("insights.html.j2")
+    return str(
+        template.render(title="Hypothesis effects across campaigns", source=source, groups=shown)
+    )

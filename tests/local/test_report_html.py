@@ -8,6 +8,7 @@ rendered by headless Chromium and the screenshot's plot regions must hold a draw
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -136,3 +137,20 @@ def test_report_plots_are_visible_in_headless_chromium(finished: Path, tmp_path:
         assert r.ink > 0.02 and r.colors > 50, r
     assert last_content_row(shot.png) < 8000 - 50, "the page is longer than the screenshot"
     shutil.copy(shot.png, finished / "report-screenshot.png")  # for a person to look at
+
+
+def test_insights_report_draws_effects_across_campaigns(finished: Path, tmp_path: Path) -> None:
+    ws = finished.parents[1]
+    done = run_rea(ws, "insights", "report", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    html = Path(out["report"])
+    assert html == ws / "insights-report.html" and out["effects"] > 0
+    page = _parse(html)
+    assert not [t for t, _ in page.tags if t in ("script", "link", "iframe")]
+    assert "dcn_v2 on synthetic, auc" in " ".join(page.text)
+    shot = screenshot(html, tmp_path / "insights.png", height=3000)
+    assert shot.console == []
+    regions = plot_regions(shot.png)
+    assert len(regions) == len([t for t, _ in page.tags if t == "figure"]) >= 1
+    assert all(r.ink > 0.02 and r.colors > 50 for r in regions), regions
