@@ -87,6 +87,7 @@ def test_narrow_tables_stay_tables_with_whole_ids() -> None:
     assert "weekly-202612010000" in out and "AWAITING_REVIEW" in out and "| " not in out
 
 
+@pytest.mark.slow
 def test_insights_sql_reads_at_80_columns(workspace: Path) -> None:
     select = ", ".join(f"'{v}' AS {k}" for k, v in _effect_row(0).items())
     done = run_rea(workspace, "insights", "sql", f"SELECT {select}", env={"COLUMNS": "80"})
@@ -99,6 +100,7 @@ def test_insights_sql_reads_at_80_columns(workspace: Path) -> None:
     assert header == list(_effect_row(0))  # --format csv stays
 
 
+@pytest.mark.slow
 def test_plan_and_status_fit_80_columns(planned: Path) -> None:
     for args in (("status",), ("status", "p1"), ("schedule", "list")):
         done = run_rea(planned, *args, env={"COLUMNS": "80"})
@@ -139,6 +141,7 @@ def test_help_shows_no_bool_and_v_as_a_counter() -> None:
         assert "<bool>" not in out, name
 
 
+@pytest.mark.slow
 def test_shell_completion_completes_commands() -> None:
     env = {
         **os.environ,
@@ -169,6 +172,7 @@ def test_every_listing_has_json() -> None:
     assert "--format" in sql
 
 
+@pytest.mark.slow
 def test_help_and_status_load_no_heavy_library(planned: Path) -> None:
     code = (
         "import sys; from typer.testing import CliRunner; from rea_cli.cli.main import app; "
@@ -198,6 +202,7 @@ def planned(workspace: Path) -> Path:
     return workspace
 
 
+@pytest.mark.slow
 def test_a_budget_with_a_unit_says_nothing_more(workspace: Path) -> None:
     done = run_rea(
         workspace, "plan", "--model", "dcn_v2", "--dataset", "synthetic", "--budget",
@@ -226,6 +231,7 @@ def _awaiting_review(ws: Path, test_gain: float) -> str:
     return hid
 
 
+@pytest.mark.slow
 def test_accepting_a_change_that_loses_on_test_needs_force(planned: Path) -> None:
     hid = _awaiting_review(planned, test_gain=-0.002)
     refused = run_rea(planned, "review", "p1", "--accept")
@@ -243,6 +249,7 @@ def test_accepting_a_change_that_loses_on_test_needs_force(planned: Path) -> Non
     assert "forced" in json.loads(events[-1])
 
 
+@pytest.mark.slow
 def test_accepting_a_confirmed_change_needs_no_force(planned: Path) -> None:
     _awaiting_review(planned, test_gain=0.003)
     done = run_rea(planned, "review", "p1", "--accept")
@@ -256,12 +263,14 @@ def _ranked(text: str) -> list[str]:
     return re.findall(r"^\s*\d+\. (\S+)\s+score", text, re.M)
 
 
+@pytest.mark.slow
 def test_plan_and_approve_list_hypotheses_in_the_same_order(workspace: Path) -> None:
     plan = run_rea(
         workspace, "plan", "--model", "dcn_v2", "--dataset", "synthetic", "--budget", "4gpu-h",
-        "--profile", "tiny", "--id", "o1",
+        "--profile", "tiny", "--id", "o1", env={"COLUMNS": "80"},
     )  # fmt: skip
     assert plan.returncode == 0, plan.stderr
+    assert max(len(line) for line in _lines(plan.stdout)) <= 80, plan.stdout
     cmd = [sys.executable, "-m", "rea_cli", "--workspace", str(workspace), "approve", "o1"]
     env = {**os.environ, "COLUMNS": "200"}
     approve = subprocess.run(cmd, input="n\n", capture_output=True, text=True, env=env)
@@ -274,6 +283,7 @@ def test_plan_and_approve_list_hypotheses_in_the_same_order(workspace: Path) -> 
     assert ranked[: len(_ranked(plan.stdout))] == _ranked(plan.stdout)
 
 
+@pytest.mark.slow
 def test_dry_run_json_is_the_request(planned: Path) -> None:
     assert run_rea(planned, "approve", "p1", "--yes").returncode == 0
     done = run_rea(planned, "launch", "p1", "--dry-run", "--json")
@@ -292,6 +302,7 @@ def test_dry_run_json_is_the_request(planned: Path) -> None:
 # ---------------------------------------------------------------- doctor
 
 
+@pytest.mark.slow
 def test_doctor_checks_and_explains(workspace: Path) -> None:
     ok = run_rea(workspace, "doctor", "--dataset", "synthetic", "--json")
     assert ok.returncode == 0, ok.stdout + ok.stderr
