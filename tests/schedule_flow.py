@@ -86,8 +86,10 @@ def run_weekly_twice(ws: Path, timeout: float) -> None:
         assert 0 <= doc["budget"]["spent_gpu_hours"] <= 4.0
     assert doc1["budget"]["spent_gpu_hours"] > 0  # (run 2 may reuse every trial of run 1)
 
-    # a smaller period budget: the third due run does not fit and waits, saying why
-    _approve(ws, "4.05gpu-h")
+    # a period budget between one run and one run + what the two spent: the third due run
+    # does not fit and waits, saying why
+    used = doc1["budget"]["spent_gpu_hours"] + doc2["budget"]["spent_gpu_hours"]
+    _approve(ws, f"{4.0 + used / 2:.6f}gpu-h")
     done = run_rea(ws, "tick", "--now", "2026-12-15T00:05")
     assert done.returncode == 0, done.stderr
     assert "stuck: schedule weekly: a run is due but does not fit the month's budget" in (
