@@ -30,6 +30,7 @@ from rea_cli.app.planning import current_user, plan_campaign
 from rea_cli.campaign.state import CampaignState
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import LockedError, ReaError, RefusedError, UsageError
+from rea_cli.faults import crash_point
 from rea_cli.fsutil import write_json_atomic
 from rea_cli.planner.plan import baseline_config, data_spec
 from rea_cli.schedules.model import (
@@ -50,6 +51,7 @@ from rea_cli.schedules.model import (
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
+STARTING = ("PLANNED", "APPROVED")  # a run's campaign between the plan and its launch
 
 
 @dataclass(frozen=True)
@@ -357,14 +359,20 @@ def _tick_one(ws: Workspace, name: str, now: datetime) -> ScheduleTick:
     with schedules_lock(ws, wait_s=0):
         t, approval, state = load_template(files), load_approval(files), load_state(files)
         runs = run_views(ws, state)
-        d = decide(t, approval, state, template_hash(files.template.read_bytes()), runs, now)
-        if d.action != "start":
-            stuck = [f"schedule {name}: {d.reason}"] if d.stuck else []
-            action = "waiting" if d.action == "wait" else "none"
-            return ScheduleTick(name, action, d.reason, None, stuck)
-        assert approval is not None and d.due_at is not None
-        cid = f"{name}-{d.due_at:%Y%m%d%H%M}"
-        if not any(r.campaign_id == cid for r in state.runs):
+        current = template_hash(files.template.read_bytes())
+        last = state.runs[-1] if state.runs else None
+        valid = approval is not None and approval.template_hash == current and not state.paused
+        if valid and last is not None and _unfinished(last, runs):
+            # a tick (or its plan) stopped half-way through starting this run: finish it
+            cid, reason = last.campaign_id, f"finished starting run {last.campaign_id}"
+        else:
+            d = decide(t, approval, state, current, runs, now)
+            if d.action != "start":
+                stuck = [f"schedule {name}: {d.reason}"] if d.stuck else []
+                action = "waiting" if d.action == "wait" else "none"
+                return ScheduleTick(name, action, d.reason, None, stuck)
+            assert approval is not None and d.due_at is not None
+            cid, reason = f"{name}-{d.due_at:%Y%m%d%H%M}", d.reason
             state.runs.append(
                 RunRecord(
                     campaign_id=cid,
@@ -375,8 +383,15 @@ def _tick_one(ws: Workspace, name: str, now: datetime) -> ScheduleTick:
             )
             # recorded before anything is planned: a run is never started twice
             write_json_atomic(files.state, state.model_dump(mode="json"))
+    crash_point("schedule_recorded")
+    assert approval is not None
     start_run(ws, t, approval, cid)
-    return ScheduleTick(name, "started", f"{d.reason}: campaign {cid} launched", cid)
+    return ScheduleTick(name, "started", f"{reason}: campaign {cid} launched", cid)
+
+
+def _unfinished(run: RunRecord, runs: dict[str, RunView]) -> bool:
+    """Recorded, but its campaign is not launched yet (or was never planned)."""
+    return run.campaign_id not in runs or runs[run.campaign_id].state in STARTING
 
 
 def start_run(ws: Workspace, t: Template, approval: StandingApproval, cid: str) -> None:
