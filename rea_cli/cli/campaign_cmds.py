@@ -404,5 +404,5 @@ def report(
         print_json(data)
         return
     console.print(Markdown(text))
-    console.print(f"\nreport written to {path}", highlight=False, soft_wrap=True)
+    console.print(f"\nreport written to {path} (with every trial)", highlight=False, soft_wrap=True)
     console.print(f"with plots: {data['html']}", highlight=False, soft_wrap=True)

@@ -102,7 +102,7 @@ def test_insights_sql_reads_at_80_columns(workspace: Path) -> None:
 
 @pytest.mark.slow
 def test_plan_and_status_fit_80_columns(planned: Path) -> None:
-    for args in (("status",), ("status", "p1"), ("schedule", "list")):
+    for args in (("status",), ("status", "p1"), ("schedule", "list"), ("report", "p1")):
         done = run_rea(planned, *args, env={"COLUMNS": "80"})
         assert done.returncode == 0, done.stderr
         assert max(len(line) for line in _lines(done.stdout)) <= 80, done.stdout
