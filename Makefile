@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 REA := $(VENV)/bin/rea
-# CPU build from the local wheel by default; on a GPU cluster: make install TORCH_SPEC='torch==2.13.0' TORCH_INDEX=...
+# torch as pip resolves it: from PyPI on Linux that is the CUDA build (it runs on a CPU too). For the
+# CPU-only wheel: make install TORCH_SPEC='torch==2.13.0+cpu' PIP_EXTRA='--index-url <PyTorch CPU index>'
 TORCH_SPEC ?= torch==2.13.0
 PIP_EXTRA ?=
 DEMO_WS ?= demo-workspace

@@ -178,9 +178,10 @@ time_limit_min = 60
 array_parallelism = 16
 # Extra sbatch options, e.g. {{ "exclusive" = "" }}.
 extra_sbatch = {{}}
-# Shell lines run before every trial and wake-up, e.g. ["module load cuda/12.4"].
+# Shell lines run at the top of every trial job and every wake-up job (Slurm only: the local
+# backend runs nothing before a trial), after the preamble, e.g. ["module load cuda/12.4"].
 setup = []
-# A file (relative to this workspace) inserted in every wake-up job script.
+# A file (relative to this workspace) inserted first in every trial and wake-up job script.
 # preamble = "preamble.sh"
 
 [insights]

@@ -47,3 +47,17 @@ def export(ws: Workspace, directory: Path) -> list[Path]:
     from rea_cli.insights import export_parquet
 
     return export_parquet(_source(ws), directory)
+
+
+def write_insights_report(ws: Workspace, output: Path | None = None) -> tuple[Path, int]:
+    """insights-report.html: the effect of each hypothesis across campaigns, with plots.
+    Returns its path and the number of effects drawn from."""
+    from rea_cli.fsutil import write_text_atomic
+    from rea_cli.insights import hypothesis_effects
+    from rea_cli.report.html import render_insights
+
+    source = _source(ws)
+    rows = hypothesis_effects(source)
+    path = output or ws.root / "insights-report.html"
+    write_text_atomic(path, render_insights(rows, source.name))
+    return path, len(rows)

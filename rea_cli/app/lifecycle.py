@@ -6,6 +6,7 @@ RefusedError (exit 1), bad input UsageError (exit 2); nothing is half-written on
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from rea_cli.executor.scheduler import (
     campaign_job_prefix,
     workspace_tag,
 )
-from rea_cli.fsutil import write_json_atomic
+from rea_cli.fsutil import write_json_atomic, write_text_atomic
 from rea_cli.planner import engine
 from rea_cli.planner.plan import Plan, plan_hash
 from rea_cli.workspace import Workspace
@@ -191,10 +192,31 @@ def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
     return c, len(cancelled)
 
 
+def acceptance_doubts(c: Campaign) -> list[str]:
+    """Why accepting this proposal's change deserves a second look (empty: none). Keeping the
+    baseline changes nothing, so accepting it raises no doubt."""
+    p = c.proposal
+    if p is None or p.keeps_baseline:
+        return []
+    doubts = []
+    if not p.significant:
+        doubts.append("its gain on valid is not significant (the 95% CI reaches zero)")
+    if p.test_gain is not None and p.test_gain < 0:
+        doubts.append(f"its gain on the test split is negative ({p.test_gain:+.3g})")
+    return doubts
+
+
 def review_campaign(
-    ws: Workspace, campaign_id: str, *, accept: bool, note: str = "", user: str | None = None
+    ws: Workspace,
+    campaign_id: str,
+    *,
+    accept: bool,
+    note: str = "",
+    user: str | None = None,
+    force: bool = False,
 ) -> Campaign:
-    """Human checkpoint 2: accept or reject the proposal."""
+    """Human checkpoint 2: accept or reject the proposal. Accepting a change that is not
+    significant or loses on the test split needs `force`."""
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
@@ -202,6 +224,12 @@ def review_campaign(
             raise RefusedError(
                 f"campaign {campaign_id} is {c.state.value}; only a campaign AWAITING_REVIEW "
                 "can be reviewed"
+            )
+        doubts = acceptance_doubts(c) if accept else []
+        if doubts and not force:
+            raise RefusedError(
+                f"not accepted: {' and '.join(doubts)}; look at `rea report {campaign_id}`, "
+                f"then accept with --force if you still want this change, or --reject"
             )
         c.review = Review(
             decision="accepted" if accept else "rejected",
@@ -211,9 +239,12 @@ def review_campaign(
         )
         if accept:
             # the accepted model config, ready to use: baseline + the proposal's change
-            write_json_atomic(store.dir / ACCEPTED_CONFIG, accepted_config(store, c))
+            # indented: people read it and diff it
+            text = json.dumps(accepted_config(store, c), indent=2, sort_keys=True) + "\n"
+            write_text_atomic(store.dir / ACCEPTED_CONFIG, text)
         target = CampaignState.ACCEPTED if accept else CampaignState.REJECTED
-        store.transition(c, target, review=c.review.model_dump())
+        extra = {"forced": doubts} if doubts else {}
+        store.transition(c, target, review=c.review.model_dump(), **extra)
     sync_insights(ws, store, publish=True)
     return c
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from rea_cli import budget
 from rea_cli.app.resume import resume_campaign
+from rea_cli.app.schedules import ScheduleTick, tick_schedules
 from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import Campaign, JobRecord, Round
 from rea_cli.campaign.state import CampaignState, RoundStatus
@@ -69,14 +70,16 @@ class TickReport:
     message: str
     campaigns: list[CampaignTick] = field(default_factory=list)
     at: str = field(default_factory=now_iso)
+    schedules: list[ScheduleTick] = field(default_factory=list)  # recurring campaigns
 
     @property
     def acted(self) -> list[CampaignTick]:
         return [c for c in self.campaigns if c.action in ("resumed", "paused")]
 
     @property
-    def errors(self) -> list[CampaignTick]:
-        return [c for c in self.campaigns if c.action == "error"]
+    def errors(self) -> list[CampaignTick | ScheduleTick]:
+        ticks: list[CampaignTick | ScheduleTick] = [*self.campaigns, *self.schedules]
+        return [c for c in ticks if c.action == "error"]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -206,8 +209,11 @@ def tick_lock(ws: Workspace) -> Iterator[bool]:
         os.close(fd)
 
 
-def tick(ws: Workspace, scheduler: Scheduler | None = None) -> TickReport:
-    """Check every campaign of the workspace once; resume or pause those that need it."""
+def tick(
+    ws: Workspace, scheduler: Scheduler | None = None, now: datetime | None = None
+) -> TickReport:
+    """Check every campaign of the workspace once; resume or pause those that need it; then
+    start the recurring campaigns that are due (`now`: the schedules' clock, see clock.py)."""
     with tick_lock(ws) as mine:
         if not mine:
             return TickReport(False, ANOTHER_TICK)
@@ -227,7 +233,12 @@ def tick(ws: Workspace, scheduler: Scheduler | None = None) -> TickReport:
         n = len(results)
         acted = sum(r.action in ("resumed", "paused") for r in results)
         message = f"{n} campaign(s) checked, {acted} acted on" if n else "no running campaign"
-        return TickReport(True, message, results)
+        # after the campaigns: a run that has just ended no longer blocks its schedule's next
+        runs = tick_schedules(ws, now or datetime.now(UTC))
+        started = sum(r.action == "started" for r in runs)
+        if runs:
+            message += f"; {len(runs)} schedule(s), {started} run(s) started"
+        return TickReport(True, message, results, schedules=runs)
 
 
 def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> CampaignTick:

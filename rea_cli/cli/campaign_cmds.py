@@ -5,12 +5,10 @@ Each parses, calls one core function, prints. No logic here.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
@@ -72,14 +70,14 @@ def plan(
 ) -> None:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
     from rea_cli.app.planning import plan_campaign
-    from rea_cli.planner.plan import parse_budget
+    from rea_cli.cli.budgets import budget_hours
 
     ws = workspace(ctx)
     c, p = plan_campaign(
         ws,
         model=model,
         dataset=dataset,
-        budget_gpu_hours=parse_budget(budget),
+        budget_gpu_hours=budget_hours(budget),
         goal=goal,
         metric=metric,
         profile=profile,
@@ -180,6 +178,10 @@ def launch(
     follow: Annotated[
         bool, typer.Option("--follow", help="Then watch progress (Ctrl-C leaves it running).")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Machine-readable output (with --dry-run: the request)."),
+    ] = False,
 ) -> None:
     """Submit phase 1 and its wake-up job, then return: the campaign runs by itself."""
     from rea_cli.app.lifecycle import dry_run as make_dry_run
@@ -187,14 +189,35 @@ def launch(
 
     ws = workspace(ctx)
     if dry_run:
-        _print_dry_run(make_dry_run(ws, campaign))
+        d = make_dry_run(ws, campaign)
+        if as_json:
+            print_json(_dry_run_data(campaign, d))
+        else:
+            _print_dry_run(d)
         return
-    launch_campaign(ws, campaign)
+    c = launch_campaign(ws, campaign)
+    if as_json:
+        print_json({"campaign_id": campaign, "state": c.state.value, "launched": True})
+        return
     console.print(f"launched {campaign}: phase validation submitted; rea is not running now.")
     if follow:
         _watch(ctx, campaign)
     else:
         console.print(f"follow with: rea watch {campaign}")
+
+
+def _dry_run_data(campaign: str, d: Any) -> dict[str, Any]:
+    """The submission as data: the request (array and wake-up), the scripts, the cost."""
+    from dataclasses import asdict
+
+    return {
+        "campaign_id": campaign,
+        "submitted": False,
+        "request": asdict(d.request),
+        "rendered": [{"title": title, "text": text} for title, text in d.rendered],
+        "reserved_gpu_hours": d.reserved_gpu_hours,
+        "estimated_gpu_hours": d.estimated_gpu_hours,
+    }
 
 
 def _print_dry_run(d: Any) -> None:
@@ -238,20 +261,21 @@ def status(
         if as_json:
             print_json([r.dump() for r in rows])
             return
-        table = Table(title=f"Campaigns in {ws.root}")
-        for col in ("id", "state", "phase", "model", "dataset", "GPU-h spent/approved"):
-            table.add_column(col)
-        for r in rows:
-            b = r.budget
-            table.add_row(
-                escape(r.campaign_id),
-                r.state,
-                r.phase or "-",
-                escape(r.model),
-                escape(r.dataset),
-                f"{b.spent_gpu_hours:.3f}/{b.approved_gpu_hours:g}",
-            )
-        console.print(table)
+        from rea_cli.cli.tables import print_rows
+        from rea_cli.numfmt import hours
+
+        listed = [
+            {
+                "id": r.campaign_id,
+                "state": r.state,
+                "phase": r.phase or "-",
+                "model/data": f"{r.model}/{r.dataset}",
+                "GPU-h used": f"{hours(r.budget.spent_gpu_hours)}/{r.budget.approved_gpu_hours:g}",
+            }
+            for r in rows
+        ]
+        columns = ["id", "state", "phase", "model/data", "GPU-h used"]
+        print_rows(console, listed, columns, title=f"Campaigns in {ws.root}")
         return
     from rea_cli.app.status import live_summary
 
@@ -263,18 +287,23 @@ def status(
 
 
 def _print_summary(s: Any) -> None:
+    from rea_cli.campaign.model import PHASES
+    from rea_cli.numfmt import hours, proposal_line
+
     b = s.budget
     console.print(
         f"[bold]{escape(s.campaign_id)}[/]: {s.state}" + (f" (phase {s.phase})" if s.phase else "")
     )
     console.print(
-        f"GPU-h: spent {b.spent_gpu_hours:.3f}, reserved {b.reserved_gpu_hours:.3f}, "
-        f"approved {b.approved_gpu_hours:g}"
+        f"GPU-h: spent {hours(b.spent_gpu_hours)}, reserved {hours(b.reserved_gpu_hours)}, "
+        f"approved {b.approved_gpu_hours:g}",
+        highlight=False,
     )
     table = Table()
     for col in ("phase", "pending", "running", "succeeded", "failed", "cancelled"):
         table.add_column(col)
-    for name, p in s.phases.items():
+    ordered = [(name, s.phases[name]) for name in PHASES if name in s.phases]
+    for name, p in ordered:  # in run order
         table.add_row(
             name,
             *(
@@ -283,7 +312,7 @@ def _print_summary(s: Any) -> None:
             ),
         )
     console.print(table)
-    for name, p in s.phases.items():
+    for name, p in ordered:
         waiting = ", ".join(f"{n} {r}" for r, n in p.pending_reasons.items())
         if waiting:
             console.print(f"  {name} pending: {waiting}", highlight=False, markup=False)
@@ -292,7 +321,7 @@ def _print_summary(s: Any) -> None:
     if s.pause_reason:
         console.print(f"paused: {s.pause_reason}", highlight=False, markup=False)
     if s.proposal:
-        console.print(f"proposal: {s.proposal.summary}", highlight=False, markup=False)
+        console.print(f"proposal: {proposal_line(s.proposal)}", highlight=False, markup=False)
 
 
 @handle_errors
@@ -306,43 +335,22 @@ def watch(
 
 
 def _watch(ctx: typer.Context, campaign: str, interval: float = 1.0) -> None:
-    from rea_cli.app.status import live_summary
+    from rea_cli.cli.watching import watch as follow
 
     ws = workspace(ctx)
     try:
-        with Live(console=console, refresh_per_second=4) as live:
-            while True:
-                s = live_summary(ws, campaign)
-                live.update(_progress_table(s))
-                if s.state != "RUNNING":
-                    break
-                time.sleep(interval)
+        final = follow(ws, campaign, interval)
     except KeyboardInterrupt:
         console.print(
             f"stopped watching; {escape(campaign)} goes on "
             f"(rea watch {escape(campaign)} to follow again)"
         )
         return
-    final = live_summary(ws, campaign)
     console.print(f"{escape(campaign)} is {final.state}")
     if final.proposal:
-        console.print(f"proposal: {final.proposal.summary}", highlight=False, markup=False)
-
-
-def _progress_table(s: Any) -> Table:
-    b = s.budget
-    table = Table(
-        title=f"{escape(s.campaign_id)}: {s.state}"
-        + (f" - phase {s.phase}" if s.phase else "")
-        + f" - GPU-h spent {b.spent_gpu_hours:.3f} / {b.approved_gpu_hours:g}"
-    )
-    for col in ("phase", "pending", "running", "succeeded", "failed"):
-        table.add_column(col)
-    for name, p in s.phases.items():
-        table.add_row(
-            name, *(str(getattr(p, k)) for k in ("pending", "running", "succeeded", "failed"))
-        )
-    return table
+        console.print(f"proposal: {final.proposal}", highlight=False, markup=False)
+    if final.pause_reason:
+        console.print(f"paused: {final.pause_reason}", highlight=False, markup=False)
 
 
 @handle_errors
@@ -361,6 +369,13 @@ def review(
     accept: Annotated[bool, typer.Option("--accept", help="Accept the proposal.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the proposal.")] = False,
     note: Annotated[str, typer.Option(help="Why (kept in the journal and the insights DB).")] = "",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Accept a change that is not significant or has a negative test-split gain.",
+        ),
+    ] = False,
 ) -> None:
     """Accept or reject the campaign's proposal (human checkpoint 2)."""
     from rea_cli.app.lifecycle import ACCEPTED_CONFIG, review_campaign
@@ -368,7 +383,7 @@ def review(
     if accept == reject:
         raise UsageError("give exactly one of --accept or --reject")
     ws = workspace(ctx)
-    c = review_campaign(ws, campaign, accept=accept, note=note)
+    c = review_campaign(ws, campaign, accept=accept, note=note, force=force)
     console.print(f"{campaign}: {c.state.value}")
     if accept:
         path = ws.campaign_dir(campaign) / ACCEPTED_CONFIG
@@ -381,7 +396,7 @@ def report(
     campaign: CampaignArg,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write report.md in the campaign folder and print it."""
+    """Write report.md and report.html (with plots) in the campaign folder; print the text."""
     from rea_cli.app.report import write_report
 
     path, text, data = write_report(workspace(ctx), campaign)
@@ -389,4 +404,5 @@ def report(
         print_json(data)
         return
     console.print(Markdown(text))
-    console.print(f"\nreport written to {path}")
+    console.print(f"\nreport written to {path} (with every trial)", highlight=False, soft_wrap=True)
+    console.print(f"with plots: {data['html']}", highlight=False, soft_wrap=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from rea_cli.cli.common import console, err_console, handle_errors, workspace
 from rea_cli.errors import UsageError
@@ -91,7 +90,7 @@ def effects_cmd(
         "ci_high",
         "n_campaigns",
     )
-    console.print(_rich_table([{c: r.get(c) for c in columns} for r in rows], list(columns)))
+    _print_rows(rows, list(columns))
 
 
 @app.command("export")
@@ -99,13 +98,39 @@ def effects_cmd(
 def export_cmd(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Folder for the .parquet files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the files as JSON.")] = False,
 ) -> None:
     """Write every table and view to DIR/<name>.parquet."""
     from rea_cli.app.analysis import export
 
     files = export(workspace(ctx), directory)
+    if as_json:
+        typer.echo(json.dumps([str(p) for p in files], indent=2))
+        return
     for path in files:
         typer.echo(str(path))
+
+
+@app.command("report")
+@handle_errors
+def report_cmd(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="HTML file (default: <workspace>/insights-report.html)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Write the cross-campaign report: the effect of each hypothesis, with plots (HTML)."""
+    from rea_cli.app.analysis import write_insights_report
+
+    path, n = write_insights_report(workspace(ctx), output)
+    if as_json:
+        typer.echo(json.dumps({"report": str(path), "effects": n}, indent=2))
+        return
+    typer.echo(f"insights report written to {path} ({n} hypothesis effect(s))")
 
 
 @app.command("path")
@@ -127,7 +152,7 @@ def _emit(table: pa.Table, fmt: str, output: Path | None) -> None:
         pq.write_table(table, output)
         return
     if fmt == "table":
-        console.print(_rich_table(table.to_pylist(), table.column_names))
+        _print_rows(table.to_pylist(), table.column_names)
         return
     if fmt == "csv":
         buffer = io.BytesIO()
@@ -141,19 +166,8 @@ def _emit(table: pa.Table, fmt: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+def _print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    from rea_cli.cli.tables import print_rows
 
-
-def _rich_table(rows: list[dict[str, Any]], columns: list[str]) -> Table:
-    table = Table(show_lines=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    table.caption = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
-    return table
+    caption = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    print_rows(console, rows, columns, caption=caption)

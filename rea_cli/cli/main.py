@@ -8,15 +8,24 @@ from typing import Annotated
 import typer
 
 from rea_cli import __version__
-from rea_cli.cli import campaign_cmds, common, insights_cmds, watchdog_cmds
+from rea_cli.cli import (
+    campaign_cmds,
+    common,
+    doctor_cmds,
+    helpfmt,
+    insights_cmds,
+    schedule_cmds,
+    watchdog_cmds,
+)
 
+helpfmt.install()
 app = typer.Typer(
     name="rea",
     help="rea: a Slurm-native Ranking Engineer Agent. Plan, approve and launch budgeted "
     "experiment campaigns on ranking models; rea sleeps between phases and wakes up by itself.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
 )
 
 
@@ -38,7 +47,16 @@ def root(
             "directory or its nearest parent with a rea.toml).",
         ),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging.")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="More logging: -v for info, -vv for debug.",
+        ),
+    ] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
@@ -53,7 +71,9 @@ campaign_cmds.register(app)
 
 app.add_typer(insights_cmds.app, name="insights")
 watchdog_cmds.register(app)
+app.add_typer(schedule_cmds.app, name="schedule")
+doctor_cmds.register(app)
 
 
 def main() -> None:
-    app()
+    app(prog_name="rea")  # also under `python -m rea_cli`: help and completion say `rea`

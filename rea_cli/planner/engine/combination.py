@@ -2,7 +2,7 @@
 
 Start from the best winner (the incumbent). Each step tries the incumbent plus each remaining
 compatible winner on the validation seeds at full fidelity; the best addition is kept if its
-paired gain over the incumbent is positive on every seed it ran (no seed failed), and the next
+mean paired gain over the incumbent is positive, every seed ran and none failed, and the next
 step starts from it. The search stops when no addition helps, no winner is left, or after
 `combination_max_steps` steps. Not every subset: n winners cost at most n(n-1)/2 trials per
 seed, usually far fewer. Each step records the interaction of the pair it tried: the gain of the
