@@ -7,7 +7,6 @@ RefusedError (exit 1), bad input UsageError (exit 2); nothing is half-written on
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,6 @@ from rea_cli.planner.plan import Plan, plan_hash
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def load(ws: Workspace, campaign_id: str) -> tuple[CampaignStore, Campaign]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import re
 import secrets
 import shutil
 from datetime import UTC, datetime
@@ -26,7 +25,6 @@ from rea_cli.planner.ranking import HistoryRow
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 ACCEPTED_CONFIG = "accepted-config.json"
 
 
@@ -39,14 +37,6 @@ def current_user() -> str:
 
 def new_campaign_id() -> str:
     return f"c{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(2)}"
-
-
-def check_id(campaign_id: str) -> str:
-    if not _ID.fullmatch(campaign_id):
-        raise UsageError(
-            f"invalid campaign id {campaign_id!r}; use letters, digits, '-' and '_' (at most 64)"
-        )
-    return campaign_id
 
 
 def plan_campaign(
@@ -64,7 +54,7 @@ def plan_campaign(
     from rea_cli.planner.knowledge import candidates, load_knowledge, strategy_entries
     from rea_cli.planner.rules import profile_facts
 
-    cid = check_id(campaign_id or new_campaign_id())
+    cid = campaign_id or new_campaign_id()
     store = CampaignStore(ws, cid)
     if store.dir.exists():
         raise UsageError(f"campaign {cid} already exists; choose another --id")

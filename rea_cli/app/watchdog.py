@@ -36,6 +36,7 @@ from rea_cli.executor.scheduler import (
     campaign_job_prefix,
     workspace_tag,
 )
+from rea_cli.fsutil import LOCK_MODE
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,11 @@ def decide(c: Campaign, infos: dict[str, JobInfo], now: datetime) -> Decision:
 def tick_lock(ws: Workspace) -> Iterator[bool]:
     """Non-blocking workspace lock: yields False when another tick holds it."""
     ws.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(ws.state_dir / "tick.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    path = ws.state_dir / "tick.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, LOCK_MODE)
+    except PermissionError:  # flock needs no write access (a teammate's lock file)
+        fd = os.open(path, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -5,6 +5,7 @@ Each parses, calls one core function, prints. No logic here.
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,15 +34,29 @@ def init(
     backend: Annotated[
         str | None, typer.Option(help="local or slurm (default: slurm when sbatch is on PATH).")
     ] = None,
+    shared: Annotated[
+        bool,
+        typer.Option(
+            "--shared", help="For a group: setgid, group-writable folders; rea uses umask 002."
+        ),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option(help="With --shared: the group owning the workspace.")
+    ] = None,
 ) -> None:
     """Create a workspace: rea.toml with commented defaults, campaigns/, the insights DB."""
     from rea_cli.workspace import init_workspace
 
-    ws = init_workspace(directory, backend=backend)
-    console.print(f"workspace ready at {ws.root} (backend: {ws.settings.backend})")
+    ws = init_workspace(directory, backend=backend, shared=shared, group=group)
+    kind = ", shared with its group" if shared else ""
     console.print(
-        f"next: rea --workspace {ws.root} plan --model dcn_v2 "
-        "--dataset movielens-100k --budget 4gpu-h"
+        f"workspace ready at {escape(str(ws.root))} (backend: {ws.settings.backend}{kind})",
+        highlight=False,
+    )
+    console.print(
+        f"next: rea --workspace {escape(shlex.quote(str(ws.root)))} plan --model dcn_v2 "
+        "--dataset movielens-100k --budget 4gpu-h",
+        highlight=False,
     )
 
 

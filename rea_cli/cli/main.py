@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError
 
 from rea_cli import __version__
 from rea_cli.cli import campaign_cmds, common, insights_cmds, watchdog_cmds
+from rea_cli.errors import ReaError
+from rea_cli.fsutil import secure_umask
 
 app = typer.Typer(
     name="rea",
@@ -44,6 +48,7 @@ def root(
     ] = False,
 ) -> None:
     common.setup_logging(verbose)
+    secure_umask()  # nothing rea (or a trial it starts) writes is ever world-writable
     # resolved by each command that needs it (so `rea plan --help` works anywhere)
     ctx.obj = {"workspace": workspace}
 
@@ -56,4 +61,15 @@ watchdog_cmds.register(app)
 
 
 def main() -> None:
-    app()
+    """The `rea` command. Parsing errors are one line too, like every other error."""
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        common.report_error(ReaError("aborted"))
+        sys.exit(1)
+    except typer.TyperException as exc:  # an unknown option, a missing argument, a bad value
+        sys.exit(common.usage_error(exc))
+    sys.exit(code if isinstance(code, int) else 0)
