@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ranking_models.contracts import (
     AttemptResult,
     AttemptStart,
@@ -37,7 +39,7 @@ from rea_cli.campaign.model import (
 )
 from rea_cli.campaign.state import CampaignState, PhaseStatus, RoundStatus, TrialStatus
 from rea_cli.campaign.store import CampaignStore
-from rea_cli.errors import ReaError, RefusedError
+from rea_cli.errors import ReaError, RefusedError, UsageError
 from rea_cli.executor import submission
 from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (
@@ -68,7 +70,15 @@ class ResumeOutcome:
 
 
 def load_plan(store: CampaignStore) -> Plan:
-    return Plan.model_validate_json(store.read_plan_bytes())
+    try:
+        return Plan.model_validate_json(store.read_plan_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise UsageError(
+            f"{store.plan_path} is damaged ({where}: {first['msg']}); restore the approved "
+            "plan, or cancel the campaign and plan a new one"
+        ) from None
 
 
 def resume_campaign(
