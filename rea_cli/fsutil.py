@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,8 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_bytes().decode("utf-8"))
     except (FileNotFoundError, ValueError):
         return None
+
+
+def free_mb(path: Path) -> float:
+    """Free space (MB) for an unprivileged user on the filesystem holding `path`."""
+    return shutil.disk_usage(path).free / 1e6

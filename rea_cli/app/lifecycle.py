@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rea_cli import budget
-from rea_cli.app.planning import ACCEPTED_CONFIG, current_user
+from rea_cli.app.approval import ApprovalBroken, verify_approval, write_approval
+from rea_cli.app.planning import ACCEPTED_CONFIG
 from rea_cli.app.resume import advance, apply_info, load_plan
 from rea_cli.app.sync import sync_insights
 from rea_cli.app.trials import round_plan
 from rea_cli.campaign.journal import now_iso
-from rea_cli.campaign.model import Approval, Campaign, Review
+from rea_cli.campaign.model import Campaign, Review
 from rea_cli.campaign.state import CampaignState, TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import RefusedError, SchedulerError
@@ -30,6 +31,7 @@ from rea_cli.executor.scheduler import (
     workspace_tag,
 )
 from rea_cli.fsutil import write_json_atomic
+from rea_cli.identity import current_user
 from rea_cli.planner import engine
 from rea_cli.planner.plan import Plan, plan_hash
 from rea_cli.workspace import Workspace
@@ -42,8 +44,9 @@ def load(ws: Workspace, campaign_id: str) -> tuple[CampaignStore, Campaign]:
     return store, store.load()
 
 
-def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None) -> Campaign:
-    """Human checkpoint 1: bind the approval to the plan's hash and the budget."""
+def approve_campaign(ws: Workspace, campaign_id: str) -> Campaign:
+    """Human checkpoint 1: bind the approval to the plan's hash and the budget. The approver
+    is the OS user running this (never an environment variable), checked against [approval]."""
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
@@ -60,14 +63,18 @@ def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None
                 "plan a new campaign instead of editing the plan file"
             )
         load_plan(store)  # a plan that no longer parses is refused here, not at launch
-        approval = Approval(
-            campaign_id=campaign_id,
-            by=user or current_user(),
-            at=now_iso(),
-            plan_hash=digest,
-            approved_gpu_hours=c.budget.approved_gpu_hours,
-        )
-        write_json_atomic(store.approval_path, approval.model_dump(mode="json"))
+        policy = ws.settings.approval
+        try:
+            approval = write_approval(store, c, policy)
+        except FileExistsError:
+            # an approval interrupted after its record was written: finish it if it holds
+            try:
+                approval = verify_approval(store, c, policy)
+            except ApprovalBroken as exc:
+                raise RefusedError(
+                    f"{exc} ({store.approval_path} was left by an interrupted approval: "
+                    "remove it and approve again)"
+                ) from None
         store.transition(c, CampaignState.APPROVED, **approval.model_dump(mode="json"))
     sync_insights(ws, store, publish=True)
     return c
@@ -81,7 +88,7 @@ def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
         plan = _approved_plan(store, c)
         sched = make_scheduler(ws)
         _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
-        store.transition(c, CampaignState.RUNNING, by=current_user())
+        store.transition(c, CampaignState.RUNNING, by=current_user().name)
         try:
             advance(store, plan, c, sched)
         except SchedulerError as exc:
@@ -141,14 +148,8 @@ def _approved_plan(store: CampaignStore, c: Campaign, dry: bool = False) -> Plan
                 f"campaign {cid} is not approved; approve it with `rea approve {cid}`"
             )
         raise RefusedError(f"campaign {cid} is {c.state.value}, it can be launched only once")
-    digest = plan_hash(store.read_plan_bytes())
-    approval = store.approval()
-    bound = approval.plan_hash if approval else c.plan_hash
-    if digest != bound:
-        raise RefusedError(
-            f"{store.plan_path} was edited after approval ({digest[:19]} != {str(bound)[:19]}); "
-            "restore the approved plan or plan a new campaign with `rea plan`"
-        )
+    if c.state is CampaignState.APPROVED:
+        verify_approval(store, c, store.ws.settings.approval)
     return load_plan(store)
 
 
@@ -189,9 +190,7 @@ def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
     return c, len(cancelled)
 
 
-def review_campaign(
-    ws: Workspace, campaign_id: str, *, accept: bool, note: str = "", user: str | None = None
-) -> Campaign:
+def review_campaign(ws: Workspace, campaign_id: str, *, accept: bool, note: str = "") -> Campaign:
     """Human checkpoint 2: accept or reject the proposal."""
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
@@ -203,7 +202,7 @@ def review_campaign(
             )
         c.review = Review(
             decision="accepted" if accept else "rejected",
-            by=user or current_user(),
+            by=current_user().name,
             at=now_iso(),
             note=note,
         )

@@ -3,7 +3,6 @@ knowledge base what applies, rank it, fit the engine to the budget, write the pl
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import secrets
@@ -19,6 +18,7 @@ from rea_cli.campaign.state import CampaignState
 from rea_cli.campaign.store import CampaignStore, list_campaigns
 from rea_cli.errors import ReaError, UsageError
 from rea_cli.fsutil import read_json, write_json_atomic
+from rea_cli.identity import current_user
 from rea_cli.planner import cost as cost_model
 from rea_cli.planner.plan import Plan, baseline_config, build_plan, data_spec, plan_hash
 from rea_cli.planner.ranking import HistoryRow
@@ -26,13 +26,6 @@ from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
 ACCEPTED_CONFIG = "accepted-config.json"
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return "unknown"
 
 
 def new_campaign_id() -> str:
@@ -91,7 +84,7 @@ def plan_campaign(
     campaign = Campaign(
         campaign_id=cid,
         created_at=created,
-        created_by=current_user(),
+        created_by=current_user().name,
         goal=plan.goal,
         model_family=model,
         dataset=dataset,

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -24,8 +24,9 @@ from ranking_models.contracts import (
 )
 from rea_cli import budget
 from rea_cli.app import reuse
+from rea_cli.app.approval import ApprovalBroken, verify_approval
 from rea_cli.app.search import OptunaSearch
-from rea_cli.app.sync import sync_insights
+from rea_cli.app.sync import catch_up
 from rea_cli.app.trials import round_plan, trial_config, trial_spec
 from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import (
@@ -39,7 +40,7 @@ from rea_cli.campaign.model import (
 )
 from rea_cli.campaign.state import CampaignState, PhaseStatus, RoundStatus, TrialStatus
 from rea_cli.campaign.store import CampaignStore
-from rea_cli.errors import ReaError, RefusedError, UsageError
+from rea_cli.errors import ReaError, RefusedError, UsageError, is_disk_full, os_error
 from rea_cli.executor import submission
 from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (
@@ -50,6 +51,7 @@ from rea_cli.executor.scheduler import (
     workspace_tag,
 )
 from rea_cli.faults import crash_point
+from rea_cli.fsutil import free_mb
 from rea_cli.planner import engine
 from rea_cli.planner.engine import TrialDef
 from rea_cli.planner.engine.common import lineage
@@ -86,23 +88,83 @@ def resume_campaign(
 ) -> ResumeOutcome:
     store = CampaignStore(ws, campaign_id)
     store.load()  # unknown campaign -> clear error before taking any lock
-    with store.lock(wait_s=120):
-        campaign = store.load()
-        crash_point("loaded")
-        if campaign.state is not CampaignState.RUNNING:
-            return ResumeOutcome("noop", f"campaign is {campaign.state.value}: nothing to do")
-        sched = scheduler or make_scheduler(ws)
-        try:
-            outcome = _step(store, load_plan(store), campaign, sched)
-        except ReaError:
-            raise  # refusals and scheduler outages: a later wake-up or tick tries again
-        except Exception as exc:
-            _record_failure(store, exc, sched)
-            raise
-        store.event("resume_done", action=outcome.action, detail=outcome.detail)
-    sync_insights(ws, store, publish=True)
+    try:
+        with store.lock(wait_s=120):
+            campaign = store.load()
+            crash_point("loaded")
+            outcome = _resume_locked(store, campaign, scheduler)
+    finally:
+        # whatever happened (a step, a pause, a noop, a failure), the DB and the analyst copy
+        # catch up with the files: a sync that an earlier run missed is done now
+        catch_up(ws, store)
     crash_point("published")
     return outcome
+
+
+def _resume_locked(
+    store: CampaignStore, campaign: Campaign, scheduler: Scheduler | None
+) -> ResumeOutcome:
+    if campaign.state is CampaignState.PAUSED and campaign.pause_kind is not None:
+        held = hold_reason(store, campaign)
+        if held is not None:
+            return ResumeOutcome("noop", f"still paused: {held[1]}")
+        reason = f"the cause of the pause is gone ({campaign.pause_kind})"
+        campaign.pause_reason = campaign.pause_kind = None
+        store.transition(campaign, CampaignState.RUNNING, reason=reason)
+    if campaign.state is not CampaignState.RUNNING:
+        return ResumeOutcome("noop", f"campaign is {campaign.state.value}: nothing to do")
+    held = hold_reason(store, campaign)
+    if held is not None:
+        return _pause(store, campaign, *held)
+    sched = scheduler or make_scheduler(store.ws)
+    try:
+        outcome = _step(store, load_plan(store), campaign, sched)
+    except ReaError:
+        raise  # refusals and scheduler outages: a later wake-up or tick tries again
+    except OSError as exc:
+        if not is_disk_full(exc):
+            _record_failure(store, exc, sched)
+            raise
+        # a full disk is not the campaign's fault: pause (if it can still be written)
+        return _pause(store, store.load(), "disk_full", f"{os_error(exc, 'writing')}")
+    except Exception as exc:
+        _record_failure(store, exc, sched)
+        raise
+    store.event("resume_done", action=outcome.action, detail=outcome.detail)
+    return outcome
+
+
+PauseKind = Literal["approval", "disk_full"]
+
+
+def hold_reason(store: CampaignStore, c: Campaign) -> tuple[PauseKind, str] | None:
+    """Why nothing may be submitted now, or None: the approval no longer binds what is on
+    disk, or the workspace's disk is (nearly) full. Both lift by themselves once fixed."""
+    try:
+        verify_approval(store, c, store.ws.settings.approval)
+    except ApprovalBroken as exc:
+        return "approval", str(exc)
+    floor = store.ws.settings.guardrails.min_free_mb
+    free = free_mb(store.dir)
+    if free < floor:
+        return "disk_full", (
+            f"only {free:.0f} MB free on the filesystem of {store.ws.root} ([guardrails] "
+            f"min_free_mb = {floor}): free some space"
+        )
+    return None
+
+
+def _pause(store: CampaignStore, c: Campaign, kind: PauseKind, why: str) -> ResumeOutcome:
+    """Pause, submitting nothing and burning no retry; resume and tick lift it once the cause
+    is gone."""
+    cid = c.campaign_id
+    c.pause_kind = kind
+    c.pause_reason = (
+        f"{why}; nothing more is submitted until then, and the campaign goes on by itself "
+        f"(next `rea tick`, or `rea resume {cid}`); or `rea cancel {cid}`"
+    )
+    store.transition(c, CampaignState.PAUSED, reason=c.pause_reason, kind=kind)
+    return ResumeOutcome("paused", c.pause_reason)
 
 
 def _record_failure(store: CampaignStore, exc: Exception, sched: Scheduler) -> None:

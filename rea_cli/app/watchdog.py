@@ -23,11 +23,12 @@ from typing import Any, Literal
 
 from rea_cli import budget
 from rea_cli.app.resume import resume_campaign
+from rea_cli.app.sync import catch_up_all
 from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import Campaign, JobRecord, Round
 from rea_cli.campaign.state import CampaignState, RoundStatus
 from rea_cli.campaign.store import CampaignStore, list_campaigns
-from rea_cli.errors import LockedError, ReaError
+from rea_cli.errors import LockedError, ReaError, os_error
 from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (
     JobInfo,
@@ -69,6 +70,7 @@ class TickReport:
     ran: bool  # False when another tick held the lock
     message: str
     campaigns: list[CampaignTick] = field(default_factory=list)
+    synced: list[str] = field(default_factory=list)  # campaigns whose insights caught up
     at: str = field(default_factory=now_iso)
 
     @property
@@ -219,20 +221,34 @@ def tick(ws: Workspace, scheduler: Scheduler | None = None) -> TickReport:
         sched = scheduler
         results = []
         for cid in list_campaigns(ws):
+            # each campaign on its own: a broken one is its own error line, the next goes on
             try:
-                state = CampaignStore(ws, cid).load().state
-                if state not in (CampaignState.RUNNING, CampaignState.PAUSED):
+                c = CampaignStore(ws, cid).load()
+                if c.state not in (CampaignState.RUNNING, CampaignState.PAUSED):
                     continue
-                if state is CampaignState.RUNNING and sched is None:
+                if sched is None and (c.state is CampaignState.RUNNING or c.pause_kind):
                     sched = make_scheduler(ws)
                 results.append(_tick_campaign(ws, cid, sched))
-            except ReaError as exc:
-                log.warning("tick: campaign %s: %s", cid, exc)
-                results.append(CampaignTick(cid, "?", "error", str(exc)))
+            except Exception as exc:
+                error = os_error(exc) if isinstance(exc, OSError) else exc
+                if not isinstance(error, ReaError):
+                    log.debug("tick: campaign %s", cid, exc_info=True)
+                log.warning("tick: campaign %s: %s", cid, error)
+                results.append(CampaignTick(cid, "?", "error", _line(error)))
+        # whatever a missed sync left behind (a kill -9, a full disk, a DB held by a reader,
+        # a pause nobody synced): the DB and the analyst copy catch up with the folders
+        synced = catch_up_all(ws)
         n = len(results)
         acted = sum(r.action in ("resumed", "paused") for r in results)
         message = f"{n} campaign(s) checked, {acted} acted on" if n else "no running campaign"
-        return TickReport(True, message, results)
+        if synced:
+            message += f"; insights caught up with {', '.join(synced)}"
+        return TickReport(True, message, results, synced=synced)
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, ReaError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
 
 
 def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> CampaignTick:
@@ -240,14 +256,17 @@ def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> Campaign
     try:
         with store.lock(wait_s=0):
             c = store.load()
-            if c.state is CampaignState.PAUSED:
+            if c.state is CampaignState.PAUSED and c.pause_kind is None:
                 why = c.pause_reason or "no reason recorded"
                 return CampaignTick(cid, c.state.value, "none", "paused", [f"paused: {why}"])
-            if c.state is not CampaignState.RUNNING or sched is None:
+            if c.state is CampaignState.PAUSED:  # a pause that lifts once its cause is gone
+                decision = Decision("resume", f"paused ({c.pause_kind}): check its cause")
+            elif c.state is not CampaignState.RUNNING or sched is None:
                 return CampaignTick(cid, c.state.value, "none", f"campaign is {c.state.value}")
-            infos = sched.states(jobs_to_query(c))
-            decision = decide(c, infos, datetime.now(UTC))
-            if decision.action == "pause":
+            else:
+                infos = sched.states(jobs_to_query(c))
+                decision = decide(c, infos, datetime.now(UTC))
+            if decision.action == "pause" and sched is not None:
                 pause_over_budget(store, c, sched, decision)
                 return CampaignTick(cid, c.state.value, "paused", decision.reason, decision.stuck)
     except LockedError:
@@ -262,8 +281,11 @@ def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> Campaign
         return CampaignTick(
             cid, c.state.value, "skipped-busy", "campaign lock held by another process"
         )
+    after = store.load()
+    if c.state is CampaignState.PAUSED and after.state is CampaignState.PAUSED:
+        return CampaignTick(cid, after.state.value, "none", "paused", [outcome.detail])
     store.event("watchdog_resumed", reason=decision.reason, outcome=outcome.action)
-    state = store.load().state.value
+    state = after.state.value
     return CampaignTick(
         cid,
         state,

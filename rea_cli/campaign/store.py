@@ -168,6 +168,11 @@ class CampaignStore:
 
 
 def list_campaigns(ws: Workspace) -> list[str]:
+    """Ids of the campaign folders (a folder rea cannot have made is not a campaign)."""
     if not ws.campaigns_dir.is_dir():
         return []
-    return sorted(p.name for p in ws.campaigns_dir.iterdir() if (p / "campaign.json").is_file())
+    return sorted(
+        p.name
+        for p in ws.campaigns_dir.iterdir()
+        if _ID.fullmatch(p.name) and (p / "campaign.json").is_file()
+    )
