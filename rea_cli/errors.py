@@ -50,12 +50,12 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def os_error(exc: OSError, action: str = "") -> ReaError:
     """An OSError as one line naming the file and the fix (the one place that words them)."""
-    where = exc.filename if exc.filename is not None else "a file"
+    where = exc.filename if exc.filename is not None else "a file of the workspace"
     what = f"{action} {where}" if action else str(where)
     reason = exc.strerror or type(exc).__name__
     if exc.errno in DISK_FULL_ERRNOS:
         return DiskFullError(
-            f"{what}: {reason}; free space on that filesystem (`df -h {where}`), then run the "
+            f"{what}: {reason}; free space on that filesystem (see `df -h`), then run the "
             "command again: nothing was half-written and rea continues where it stopped"
         )
     if exc.errno in (errno.EACCES, errno.EPERM):

@@ -55,8 +55,10 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int = FILE_MODE) -> Non
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # name the file in the error (a write on a full disk)
         raise
 
 

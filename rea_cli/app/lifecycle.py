@@ -13,7 +13,7 @@ from typing import Any
 from rea_cli import budget
 from rea_cli.app.approval import ApprovalBroken, verify_approval, write_approval
 from rea_cli.app.planning import ACCEPTED_CONFIG
-from rea_cli.app.resume import advance, apply_info, load_plan
+from rea_cli.app.resume import advance, apply_info, load_plan, low_disk
 from rea_cli.app.sync import sync_insights
 from rea_cli.app.trials import round_plan
 from rea_cli.campaign.journal import now_iso
@@ -86,6 +86,9 @@ def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
     with store.lock(wait_s=5):
         c = store.load()
         plan = _approved_plan(store, c)
+        low = low_disk(ws)
+        if low:
+            raise RefusedError(f"{low}, then launch {campaign_id} again; nothing was submitted")
         sched = make_scheduler(ws)
         _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
         store.transition(c, CampaignState.RUNNING, by=current_user().name)

@@ -22,6 +22,7 @@ from rea_cli.identity import current_user
 from rea_cli.planner import cost as cost_model
 from rea_cli.planner.plan import Plan, baseline_config, build_plan, data_spec, plan_hash
 from rea_cli.planner.ranking import HistoryRow
+from rea_cli.runbooks import load_runbooks
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def plan_campaign(
         knowledge=strategy_entries(family_strategies),
         history=_history(ws, metric, baseline),
         cost=_cost(ws, model, data),
+        runbooks=load_runbooks(ws.root / "runbooks"),  # a bad runbook is refused here
     )
     campaign = Campaign(
         campaign_id=cid,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ranking_models.contracts import (
+    EXIT_DISK_FULL,
     AttemptResult,
     AttemptStart,
     ContractError,
@@ -144,14 +145,20 @@ def hold_reason(store: CampaignStore, c: Campaign) -> tuple[PauseKind, str] | No
         verify_approval(store, c, store.ws.settings.approval)
     except ApprovalBroken as exc:
         return "approval", str(exc)
-    floor = store.ws.settings.guardrails.min_free_mb
-    free = free_mb(store.dir)
-    if free < floor:
-        return "disk_full", (
-            f"only {free:.0f} MB free on the filesystem of {store.ws.root} ([guardrails] "
-            f"min_free_mb = {floor}): free some space"
-        )
-    return None
+    low = low_disk(store.ws)
+    return ("disk_full", low) if low else None
+
+
+def low_disk(ws: Workspace) -> str | None:
+    """Why the workspace's disk is too full to go on, or None ([guardrails] min_free_mb)."""
+    floor = ws.settings.guardrails.min_free_mb
+    free = free_mb(ws.root)
+    if free >= floor:
+        return None
+    return (
+        f"only {free:.0f} MB free on the filesystem of {ws.root} ([guardrails] min_free_mb = "
+        f"{floor}): free some space"
+    )
 
 
 def _pause(store: CampaignStore, c: Campaign, kind: PauseKind, why: str) -> ResumeOutcome:
@@ -515,10 +522,18 @@ def ingest_attempts(store: CampaignStore, c: Campaign, plan: Plan) -> None:
             t.device_time_s += result.device_time_s or 0.0
         t.set_status(TrialStatus.FAILED)
         # never None: the trainer's kind, the agent's own check, or the job's final state
-        job.failure_kind = outcome.failure_kind or job.state.value.lower()
+        job.failure_kind = outcome.failure_kind or _kind_of_exit(job)
         # the most specific message: the trainer's own, else the scheduler's reason
         job.reason = outcome.message or job.reason
     budget.refresh(c)
+
+
+def _kind_of_exit(job: JobRecord) -> str:
+    """A failure without a readable result: what the trainer's exit code or the job's final
+    state says (a full disk leaves no result.json, only its exit code)."""
+    if job.exit_code == EXIT_DISK_FULL:
+        return "disk_full"
+    return job.state.value.lower()
 
 
 def _remember(
@@ -542,7 +557,7 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
     Each diagnosis is journaled once: the event goes first and is skipped when an earlier,
     interrupted run already wrote it; the caller saves the campaign once, after the loop.
     """
-    books = load_runbooks(store.ws.root / "runbooks")
+    books = plan.runbooks or load_runbooks(store.ws.root / "runbooks")  # the approved ones
     max_attempts = store.ws.settings.guardrails.max_attempts_per_trial
     journaled = {
         (e.get("trial_id"), e.get("job_id")) for e in store.events() if e["event"] == "diagnosis"
@@ -559,8 +574,10 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
             TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity, lineage(t.hypothesis_id, t.seed)),
             t.overrides,
         )
+        # an attempt the disk was too full for is the infrastructure's, not the hypothesis's
+        counted = sum(1 for j in t.jobs if j.failure_kind != "disk_full")
         decision = choose_action(
-            book, failure, attempts=len(t.jobs), max_attempts=max_attempts, config=config
+            book, failure, attempts=counted, max_attempts=max_attempts, config=config
         )
         job.runbook, job.diagnosis, job.action = (
             decision.runbook_id,

@@ -35,6 +35,7 @@ def handle_errors(fn: F) -> F:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # a full disk, a file another user owns: one line naming it
+            log.debug("OS error", exc_info=True)
             report_error(os_error(exc))
             raise typer.Exit(1) from None
         except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from rea_cli.config import Settings
 from rea_cli.errors import UsageError
 from rea_cli.planner import cost as cost_model
 from rea_cli.planner.ranking import HistoryRow, RankNumbers
+from rea_cli.runbooks import Runbook
 
 BASELINE = "baseline"
 METRIC_DIRECTION = {"auc": "max", "ne": "min", "logloss": "min"}
@@ -103,6 +104,9 @@ class Plan(BaseModel):
     knowledge: list[dict[str, Any]] = Field(default_factory=list)  # raw entries, for re-ranking
     history: list[dict[str, Any]] = Field(default_factory=list)  # HistoryRow fields
     cost: dict[str, Any] = Field(default_factory=dict)  # the cost model used
+    # the runbooks the campaign diagnoses failures with, validated and bound with the plan
+    # (empty in plans written before they were: then the workspace's are read)
+    runbooks: list[Runbook] = Field(default_factory=list)
     engine: EngineSettings
     phases: list[PhasePlan]
 
@@ -413,6 +417,7 @@ def build_plan(
     knowledge: list[dict[str, Any]],
     history: list[HistoryRow],
     cost: cost_model.CostModel,
+    runbooks: list[Runbook] | None = None,
 ) -> Plan:
     """Rank the pool, fit the engine to the budget, and describe every phase. Pure."""
     from rea_cli.planner.profile import traits as traits_of
@@ -495,6 +500,7 @@ def build_plan(
         knowledge=knowledge,
         history=[row.__dict__ for row in history],
         cost={"seconds_per_sample": cost.seconds_per_sample, "source": cost.source, "n": cost.n},
+        runbooks=list(runbooks or []),
         engine=engine,
         phases=phase_plans(engine, gpus=gpus, limit_min=limit, safety=cost.safety),
     )

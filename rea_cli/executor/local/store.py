@@ -102,7 +102,11 @@ class JobStore:
         record = self.read(job_id)
         if record is None or record.state.is_terminal or procs.is_alive(record.runner):
             return record
-        resolved = self.update([job_id], self._resolve)
+        try:
+            resolved = self.update([job_id], self._resolve)
+        except OSError:
+            # a full disk, a teammate's record: the answer stands, the next reader persists it
+            return self._resolve(record)
         return resolved[0] if resolved else None
 
     def _resolve(self, record: JobRecord) -> JobRecord:
