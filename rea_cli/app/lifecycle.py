@@ -34,6 +34,7 @@ from rea_cli.fsutil import write_json_atomic
 from rea_cli.identity import current_user
 from rea_cli.planner import engine
 from rea_cli.planner.plan import Plan, plan_hash
+from rea_cli.text import check_user_text
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
 
 def review_campaign(ws: Workspace, campaign_id: str, *, accept: bool, note: str = "") -> Campaign:
     """Human checkpoint 2: accept or reject the proposal."""
+    check_user_text("--note", note)
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()

@@ -23,6 +23,7 @@ from rea_cli.planner import cost as cost_model
 from rea_cli.planner.plan import Plan, baseline_config, build_plan, data_spec, plan_hash
 from rea_cli.planner.ranking import HistoryRow
 from rea_cli.runbooks import load_runbooks
+from rea_cli.text import check_user_text
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def plan_campaign(
     campaign_id: str | None = None,
 ) -> tuple[Campaign, Plan]:
     """Propose hypotheses and a three-phase plan; the campaign starts PLANNED."""
+    check_user_text("--goal", goal)
     from rea_cli.planner.knowledge import candidates, load_knowledge, strategy_entries
     from rea_cli.planner.rules import profile_facts
 

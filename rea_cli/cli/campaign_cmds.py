@@ -73,7 +73,9 @@ def plan(
         ),
     ],
     budget: Annotated[str, typer.Option(help="Approved GPU budget, e.g. 4gpu-h or 90gpu-min.")],
-    goal: Annotated[str, typer.Option(help="What the campaign is for (free text).")] = "",
+    goal: Annotated[
+        str, typer.Option(help="What the campaign is for (free text, at most 2,000 characters).")
+    ] = "",
     metric: Annotated[
         str | None, typer.Option(help="auc, ne or logloss (default from rea.toml).")
     ] = None,
@@ -375,7 +377,9 @@ def review(
     campaign: CampaignArg,
     accept: Annotated[bool, typer.Option("--accept", help="Accept the proposal.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the proposal.")] = False,
-    note: Annotated[str, typer.Option(help="Why (kept in the journal and the insights DB).")] = "",
+    note: Annotated[
+        str, typer.Option(help="Why (kept in the journal and the insights DB; 2,000 characters).")
+    ] = "",
 ) -> None:
     """Accept or reject the campaign's proposal (human checkpoint 2)."""
     from rea_cli.app.lifecycle import ACCEPTED_CONFIG, review_campaign
