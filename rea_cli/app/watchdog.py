@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from rea_cli import budget
-from rea_cli.app.resume import resume_campaign
+from rea_cli.app.resume import low_disk, resume_campaign
 from rea_cli.app.sync import catch_up_all
 from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import Campaign, JobRecord, Round
@@ -263,6 +263,9 @@ def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> Campaign
                 decision = Decision("resume", f"paused ({c.pause_kind}): check its cause")
             elif c.state is not CampaignState.RUNNING or sched is None:
                 return CampaignTick(cid, c.state.value, "none", f"campaign is {c.state.value}")
+            elif low_disk(ws):  # the resume step pauses it, saying so (a full disk is not
+                # the campaign's fault: nothing is diagnosed or retried while it lasts)
+                decision = Decision("resume", "the workspace's disk is nearly full")
             else:
                 infos = sched.states(jobs_to_query(c))
                 decision = decide(c, infos, datetime.now(UTC))
