@@ -30,8 +30,9 @@ UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 
 
 class _Section(BaseModel):
-    # every number finite: nan or inf in rea.toml is a typo, never a setting
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # every number finite (nan or inf in rea.toml is a typo, never a setting) and every value
+    # of its own TOML type ("yes" is not a boolean, "2" not a number)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class LocalSettings(_Section):

@@ -50,7 +50,7 @@ def plan_campaign(
     from rea_cli.planner.knowledge import candidates, load_knowledge, strategy_entries
     from rea_cli.planner.rules import profile_facts
 
-    cid = campaign_id or new_campaign_id()
+    cid = new_campaign_id() if campaign_id is None else campaign_id
     store = CampaignStore(ws, cid)
     if store.dir.exists():
         raise UsageError(f"campaign {cid} already exists; choose another --id")

@@ -162,6 +162,9 @@ class CampaignStore:
                             f"{self.lock_path}); try again in a moment"
                         ) from None
                     time.sleep(0.1)
+            # whoever holds the lock is about to write: a damaged journal is refused now,
+            # before anything is written, not halfway through
+            self.events()
             yield
         finally:
             os.close(fd)

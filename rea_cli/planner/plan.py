@@ -201,6 +201,8 @@ def baseline_config(family: str, profile: str, metric: str) -> dict[str, Any]:
         raise UsageError(f"unknown model {family!r}; choose one of: {', '.join(FAMILIES)}")
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    if metric not in METRIC_DIRECTION:
+        raise UsageError(f"unknown metric {metric!r}; choose one of: {', '.join(METRIC_DIRECTION)}")
     return apply_delta(default_config(family), {**PROFILES[profile], "train.monitor": metric})
 
 
