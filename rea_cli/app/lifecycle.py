@@ -30,6 +30,7 @@ from rea_cli.executor.scheduler import (
     campaign_job_prefix,
     workspace_tag,
 )
+from rea_cli.faults import crash_point
 from rea_cli.fsutil import write_json_atomic
 from rea_cli.identity import current_user
 from rea_cli.planner import engine
@@ -76,6 +77,7 @@ def approve_campaign(ws: Workspace, campaign_id: str) -> Campaign:
                     f"{exc} ({store.approval_path} was left by an interrupted approval: "
                     "remove it and approve again)"
                 ) from None
+        crash_point("approval_written")
         store.transition(c, CampaignState.APPROVED, **approval.model_dump(mode="json"))
     sync_insights(ws, store, publish=True)
     return c
