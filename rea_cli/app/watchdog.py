@@ -292,7 +292,7 @@ def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> Campaign
     return CampaignTick(
         cid,
         state,
-        "resumed",
+        "paused" if outcome.action == "paused" else "resumed",
         f"{decision.reason}; resume: {outcome.action} ({outcome.detail})",
         decision.stuck,
     )
