@@ -74,6 +74,10 @@ def create_once(path: Path, data: bytes, *, mode: int = 0o444) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.link(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
