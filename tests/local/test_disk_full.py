@@ -179,6 +179,11 @@ def test_trials_on_a_full_disk_pause_and_burn_no_retry(disk: Path) -> None:
     assert done.returncode == 1 and "No space left on device" in done.stdout
     assert campaign_doc(ws, "df")["state"] == "RUNNING"
     assert run_rea(ws, "status", "df").returncode == 0
+    done = run_rea(ws, "resume", "df")  # the same from a wake-up or by hand
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], done.stderr
+    assert campaign_doc(ws, "df")["state"] == "RUNNING"
 
     _fill(disk, 1024)  # writable again, still below the floor: the pause is recorded
     done = run_rea(ws, "tick", "--json")
