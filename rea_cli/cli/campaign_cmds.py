@@ -319,6 +319,8 @@ def watch(
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
 ) -> None:
     """Live progress until the campaign stops running. Ctrl-C stops watching, not the campaign."""
+    if not 0.1 <= interval <= 3600:  # nan fails this too
+        raise UsageError(f"--interval {interval}: give seconds from 0.1 to 3600")
     _watch(ctx, campaign, interval)
 
 

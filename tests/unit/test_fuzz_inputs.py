@@ -263,6 +263,10 @@ CASES: list[Case] = [
         for i, cid in enumerate([*HOSTILE_IDS, "nope"])
     ],
     Case("launch-dry-run-unknown", ["launch", "nope", "--dry-run"], "unknown campaign"),
+    *[
+        Case(f"watch-interval-{i}", ["watch", "a1", "--interval", v], "interval")
+        for i, v in enumerate(["-1", "0", "nan", "inf", "1e9", "x"])
+    ],
     # --- commands refused in this state
     Case("launch-unapproved", ["launch", "p1"], "approve"),
     Case("approve-twice", ["approve", "a1", "--yes"], "only a PLANNED"),
