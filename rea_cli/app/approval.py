@@ -24,7 +24,7 @@ from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import Approval, Campaign
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.config import ApprovalSettings
-from rea_cli.errors import RefusedError
+from rea_cli.errors import RefusedError, UsageError
 from rea_cli.fsutil import create_once
 from rea_cli.identity import User, current_user, owner_of, user_of
 from rea_cli.planner.plan import plan_hash
@@ -35,14 +35,14 @@ class ApprovalBroken(RefusedError):
 
 
 def check_approver(policy: ApprovalSettings, approver: User, planner: User) -> None:
-    """Refuse an approver the workspace's policy does not allow. Pure."""
+    """Refuse (ApprovalBroken) an approver the workspace's policy does not allow. Pure."""
     if policy.approvers and approver.name not in policy.approvers:
-        raise RefusedError(
+        raise ApprovalBroken(
             f"{approver.name} may not approve: [approval] approvers in rea.toml lists "
             f"{', '.join(policy.approvers)}; ask one of them to run `rea approve`"
         )
     if policy.approver_not_planner and approver.uid == planner.uid:
-        raise RefusedError(
+        raise ApprovalBroken(
             f"{approver.name} planned this campaign and [approval] approver_not_planner is set "
             "in rea.toml: another user must approve it"
         )
@@ -71,7 +71,10 @@ def write_approval(store: CampaignStore, c: Campaign, policy: ApprovalSettings) 
 def verify_approval(store: CampaignStore, c: Campaign, policy: ApprovalSettings) -> Approval:
     """The approval record, checked against what is on disk now; ApprovalBroken otherwise."""
     path = store.approval_path
-    approval = store.approval()
+    try:
+        approval = store.approval()
+    except UsageError as exc:  # a damaged record binds nothing either
+        raise ApprovalBroken(str(exc)) from None
     if approval is None:
         raise ApprovalBroken(f"{path} is missing; the campaign must be approved with `rea approve`")
     if approval.campaign_id != c.campaign_id:
@@ -89,8 +92,11 @@ def verify_approval(store: CampaignStore, c: Campaign, policy: ApprovalSettings)
             f"{path} can be rewritten by others (mode {stat.S_IMODE(st.st_mode):o}); "
             f"restore it read-only (`chmod a-w {path}`)"
         )
+    try:
+        digest = plan_hash(store.read_plan_bytes())
+    except UsageError as exc:  # plan.json removed
+        raise ApprovalBroken(str(exc)) from None
     check_approver(policy, User(approval.by, owner.uid), owner_of(store.plan_path))
-    digest = plan_hash(store.read_plan_bytes())
     if digest != approval.plan_hash:
         raise ApprovalBroken(
             f"{store.plan_path} was edited after approval ({digest[:19]} != "

@@ -303,3 +303,43 @@ def test_a_copy_removed_or_damaged_is_republished(workspace: Path) -> None:
     done = run_rea(workspace, "resume", "c1")
     assert done.returncode == 0, done.stderr
     assert _copy_rows(workspace, "SELECT state FROM campaigns") == [("PLANNED",)]
+
+
+def test_every_broken_binding_holds_the_campaign(workspace: Path) -> None:
+    """What the resume step checks before anything is submitted (it pauses on any of them)."""
+    from rea_cli.app.resume import hold_reason
+    from rea_cli.campaign.store import CampaignStore
+    from rea_cli.workspace import Workspace
+
+    _plan(workspace, "c1")
+    assert run_rea(workspace, "approve", "c1", "--yes").returncode == 0
+    store = CampaignStore(Workspace(workspace), "c1")
+    c = store.load()
+    assert hold_reason(store, c) is None
+    approval, plan = store.approval_path, store.plan_path
+    record, plan_bytes = approval.read_bytes(), plan.read_bytes()
+
+    _settings(workspace, '\n[approval]\napprovers = ["a-lead"]\n')  # the policy changed
+    store = CampaignStore(Workspace(workspace), "c1")
+    held = hold_reason(store, c)
+    assert held is not None and held[0] == "approval" and "may not approve" in held[1]
+    _settings(workspace, "\n[approval]\napprovers = []\n")
+    store = CampaignStore(Workspace(workspace), "c1")
+
+    approval.chmod(0o644)
+    approval.write_text("{damaged")
+    kind, why = hold_reason(store, c)
+    assert kind == "approval" and "approval.json is damaged" in why
+    approval.write_bytes(record)
+    approval.chmod(0o444)
+    plan.unlink()
+    kind, why = hold_reason(store, c)
+    assert kind == "approval" and "plan.json is missing" in why
+    plan.write_bytes(plan_bytes)
+    assert hold_reason(store, c) is None
+
+    config = workspace / "rea.toml"
+    config.write_text(config.read_text().replace("min_free_mb = 100", "min_free_mb = 1000000000"))
+    store = CampaignStore(Workspace(workspace), "c1")
+    kind, why = hold_reason(store, c)
+    assert kind == "disk_full" and "min_free_mb = 1000000000" in why
