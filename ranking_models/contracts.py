@@ -28,8 +28,12 @@ FailureKind = Literal[
     "data_error",
     "data_changed",
     "config_error",
+    "disk_full",
     "error",
 ]
+# The trainer's exit code when the disk is full: it may not even be able to write result.json,
+# so the exit code alone must say it (the agent pauses instead of burning retries).
+EXIT_DISK_FULL = 5
 # Why a successful run stopped before its horizon: a fidelity rung (stop_at_epoch), early
 # stopping on the monitored metric, or the pruning rule of its spec.
 StopReason = Literal["rung", "early_stopping", "pruned"]

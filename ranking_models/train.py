@@ -13,14 +13,15 @@ epoch boundaries, so a requeued attempt resumes from the last completed epoch.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import platform
+import secrets
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any, TextIO
 
 import ranking_models
 from ranking_models.contracts import (
+    EXIT_DISK_FULL,
     AttemptResult,
     AttemptStart,
     ContractError,
@@ -41,6 +43,7 @@ from ranking_models.errors import ConfigError, DataChanged, DataError
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM = 0, 1, 2, 3, 4
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 __all__ = ["job_id_from_env", "main", "process_age_s", "run_trial"]
 
@@ -103,17 +106,18 @@ def allocate_attempt(attempts_dir: Path) -> tuple[int, Path]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # created 0666 minus the umask, like every file of the workspace (a teammate's rea reads it)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=2, allow_nan=True)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -198,6 +202,15 @@ def _is_oom(exc: BaseException) -> bool:
     )
 
 
+def _is_disk_full(exc: BaseException) -> bool:
+    """No space left (or quota exceeded), also when torch's writer wraps the OSError."""
+    for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS:
+            return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
 def _failure(kind: str, message: str, exit_code: int, **where: Any) -> FailureRecord:
     return FailureRecord.model_validate(
         {"kind": kind, "message": message, "exit_code": exit_code, **where}
@@ -216,11 +229,17 @@ def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False
         recorder = AttemptRecorder(spec, attempt, folder)
     except OSError as exc:
         log.error("cannot create an attempt folder under %s: %s", spec.attempts_dir, exc)
-        return EXIT_ERROR
+        return EXIT_DISK_FULL if _is_disk_full(exc) else EXIT_ERROR
     previous = _install_signal_handlers() if handle_signals else {}
     try:
         try:
             return _run(spec, recorder)
+        except OSError as exc:
+            if not _is_disk_full(exc):
+                raise
+            # not even result.json could be written: the exit code says it
+            log.error("the disk is full (%s): the attempt could not record its result", exc)
+            return EXIT_DISK_FULL
         except _Interrupted as exc:
             signum = exc.signum
         except Exception:
@@ -240,7 +259,10 @@ def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        recorder.close()
+        try:
+            recorder.close()
+        except OSError as exc:  # flushing the metrics onto a full disk
+            log.error("could not close %s: %s", recorder.folder, exc)
 
 
 def _install_signal_handlers() -> dict[int, Any]:
@@ -306,14 +328,15 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
     except Exception as exc:
         if _RECEIVED:  # our signal handler's exception, wrapped by torch's C++ on its way up
             raise _Interrupted(_RECEIVED[0]) from exc
-        oom = _is_oom(exc)
-        code = EXIT_OOM if oom else EXIT_ERROR
+        oom, full = _is_oom(exc), _is_disk_full(exc)
+        code = EXIT_OOM if oom else EXIT_DISK_FULL if full else EXIT_ERROR
+        kind = "oom" if oom else "disk_full" if full else "error"
         where = {"epoch": trainer.epoch, "step": trainer.global_step} if trainer else {}
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         log.exception("trial failed")
         if oom and device.type == "cuda":
             torch.cuda.empty_cache()
-        failure = _failure("oom" if oom else "error", message, code, **where)
+        failure = _failure(kind, message, code, **where)
         recorder.write_result(
             status="failed", failure=failure, **common, **_progress(trainer, device)
         )

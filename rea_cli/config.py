@@ -8,51 +8,90 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from rea_cli.errors import UsageError
 
 CONFIG_NAME = "rea.toml"
+MAX_TIME_LIMIT_MIN = 60 * 24 * 30  # no scheduler runs one trial for longer than a month
+
+
+def _one_line(value: str) -> str:
+    # a value that reaches a generated script (#SBATCH line, crontab) must not add a line
+    if any(not ch.isprintable() for ch in value):
+        raise ValueError("must be one line of printable text (no newline or control character)")
+    return value
+
+
+Line = Annotated[str, AfterValidator(_one_line)]
+UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every number finite (nan or inf in rea.toml is a typo, never a setting) and every value
+    # of its own TOML type ("yes" is not a boolean, "2" not a number)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class LocalSettings(_Section):
-    max_parallel: int = Field(2, ge=1, description="trials running at once on this machine")
+    max_parallel: int = Field(2, ge=1, le=1024, description="trials running at once here")
     gpus_per_trial: int = Field(
-        1, ge=0, description="devices counted per trial for the budget (CPU or GPU)"
+        1,
+        ge=0,
+        le=64,
+        description="devices counted per trial for the budget; 0 (CPU only) counts as 1",
     )
-    time_limit_min: int = Field(30, ge=1, description="worst-case minutes per trial (budget)")
+    time_limit_min: int = Field(
+        30, ge=1, le=MAX_TIME_LIMIT_MIN, description="worst-case minutes per trial (budget)"
+    )
 
 
 class SlurmSettings(_Section):
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    gpus_per_trial: int = Field(1, ge=0)
-    cpus_per_trial: int = Field(4, ge=1)
-    mem_gb: float | None = Field(16.0, gt=0)
-    time_limit_min: int = Field(60, ge=1)
-    array_parallelism: int = Field(16, ge=1)
-    extra_sbatch: dict[str, str] = Field(default_factory=dict)
-    setup: list[str] = Field(default_factory=list)
-    preamble: str | None = Field(None, description="file (workspace-relative) in every wake-up")
+    partition: Line | None = None
+    account: Line | None = None
+    qos: Line | None = None
+    constraint: Line | None = None
+    gpus_per_trial: int = Field(1, ge=0, le=64, description="0 (CPU only) counts as 1 device")
+    cpus_per_trial: int = Field(4, ge=1, le=4096)
+    mem_gb: float | None = Field(16.0, gt=0, le=1e6)
+    time_limit_min: int = Field(60, ge=1, le=MAX_TIME_LIMIT_MIN)
+    array_parallelism: int = Field(16, ge=1, le=100_000)
+    extra_sbatch: dict[Line, Line] = Field(default_factory=dict)
+    setup: list[Line] = Field(default_factory=list)
+    preamble: Line | None = Field(None, description="file (workspace-relative) in every wake-up")
 
 
 class InsightsSettings(_Section):
-    storage_version: str | None = Field(None, description="e.g. 'v1.4.0' for older DuckDB clients")
-    lock_retries: int = Field(5, ge=0)
+    storage_version: str | None = Field(
+        None,
+        pattern=r"^v\d+\.\d+\.\d+$",
+        description="e.g. 'v1.4.0' for older DuckDB clients",
+    )
+    lock_retries: int = Field(5, ge=0, le=100)
 
 
 class GuardrailSettings(_Section):
-    max_attempts_per_trial: int = Field(3, ge=1, description="first run + retries")
+    max_attempts_per_trial: int = Field(3, ge=1, le=20, description="first run + retries")
     max_failed_fraction: float = Field(
         0.5, ge=0, le=1, description="pause the campaign when more of a phase's trials fail"
+    )
+    min_free_mb: int = Field(
+        100,
+        ge=0,
+        le=10**9,
+        description="pause (submitting nothing) while the workspace's disk has less free space",
+    )
+
+
+class ApprovalSettings(_Section):
+    approvers: list[UserName] = Field(
+        default_factory=list,
+        description="user names allowed to approve; empty: anyone who can write the workspace",
+    )
+    approver_not_planner: bool = Field(
+        False, description="the approver must be another user than the one who planned"
     )
 
 
@@ -93,11 +132,15 @@ class PlannerSettings(_Section):
 
 class Settings(_Section):
     backend: Literal["local", "slurm"] = "local"
+    shared: bool = Field(
+        False, description="a workspace shared by a group: files group-writable (umask 002)"
+    )
     local: LocalSettings = Field(default_factory=LocalSettings)
     slurm: SlurmSettings = Field(default_factory=SlurmSettings)
     insights: InsightsSettings = Field(default_factory=InsightsSettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
+    approval: ApprovalSettings = Field(default_factory=ApprovalSettings)
 
 
 def load_settings(path: Path) -> Settings:
@@ -105,7 +148,7 @@ def load_settings(path: Path) -> Settings:
     if not path.is_file():
         raise UsageError(f"{path}: missing; create it with `rea init {path.parent}`")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     return parse_settings(raw, source=str(path))
@@ -128,6 +171,8 @@ def _first_error(exc: ValidationError) -> str:
         return f"unknown key {key}; valid keys here: {valid}"
     given = err.get("input")
     shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
+    if len(shown) > 100:
+        shown = shown[:96] + "...)"
     return f"{key}: {err['msg']}{shown}; fix this value"
 
 
@@ -148,7 +193,7 @@ def _section_model(loc: list[str]) -> type[BaseModel] | None:
     return model
 
 
-def default_toml(backend: str) -> str:
+def default_toml(backend: str, shared: bool = False) -> str:
     """The commented rea.toml written by `rea init`."""
     return f"""\
 # rea workspace settings. Every key is optional; shown values are the defaults.
@@ -156,11 +201,14 @@ def default_toml(backend: str) -> str:
 
 # Where trials run: "slurm" (sbatch on this cluster) or "local" (this machine).
 backend = "{backend}"
+# A workspace shared by a group (`rea init --shared`): rea runs with umask 002 here, so every
+# file it writes is group-writable (docs/security.md).
+shared = {"true" if shared else "false"}
 
 [local]
 # Trials running at once on this machine.
 max_parallel = 2
-# Devices counted per trial for the budget (device-hours; a CPU-only box counts 1).
+# Devices counted per trial for the budget (device-hours; 0 = CPU only, counted as 1 device).
 gpus_per_trial = 1
 # Worst-case minutes per trial, used to reserve budget.
 time_limit_min = 30
@@ -194,6 +242,15 @@ lock_retries = 5
 max_attempts_per_trial = 3
 # Pause the campaign when a larger fraction of one phase's trials fail.
 max_failed_fraction = 0.5
+# Pause the campaign (submitting nothing, burning no retry) while the workspace's filesystem
+# has less free space than this; it goes on by itself once space is freed.
+min_free_mb = 100
+
+[approval]
+# Who may approve a plan (user names). Empty: anyone who can write the workspace.
+approvers = []
+# Refuse an approval by the user who planned the campaign (two people per campaign).
+approver_not_planner = false
 
 [planner]
 # Metric the campaign optimises on the validation split: auc (higher is better), ne or logloss.

@@ -74,6 +74,13 @@ def cron_block(
                 lines.append(f"#SCRON --{key}={value}")
     command = tick_command(ws_root, python, path).replace("%", r"\%")  # cron: % is a newline
     lines.append(f"{schedule(every_min)} {command}")
+    for line in lines:
+        # a crontab is line-based: quoting cannot stop a newline from starting a new entry
+        if not line.isprintable():
+            raise UsageError(
+                f"refusing to write a crontab line with a newline or control character "
+                f"({line[:60]!r}...); rename the workspace folder, or fix PATH / the settings"
+            )
     return "\n".join([*lines, end]) + "\n"
 
 

@@ -6,12 +6,13 @@ retries stop at max_attempts_per_trial, and `retry_with` may only change allow-l
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rea_cli.errors import UsageError
 from rea_cli.paths import shipped_dir
@@ -29,14 +30,49 @@ class Match(BaseModel):
 
 
 class Runbook(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str
+    """One runbook entry. Validated whole when loaded, and again whenever a plan holding it is
+    read: a bad action is refused at `rea plan`, never found when a trial fails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    id: str = Field(min_length=1, max_length=64)
     title: str
     match: Match = Field(default_factory=Match)
     diagnosis: str
     action: Action
     change: dict[str, str | int | float] = Field(default_factory=dict)
     note: str = ""
+
+    @model_validator(mode="after")
+    def _check_change(self) -> Runbook:
+        bad = sorted(set(self.change) - CHANGEABLE)
+        if bad:
+            raise ValueError(
+                f"cannot change {', '.join(bad)}; allowed: {', '.join(sorted(CHANGEABLE))}"
+            )
+        if self.change and self.action != "retry_with":
+            raise ValueError(f"'change' needs action = \"retry_with\", not {self.action!r}")
+        if self.action == "retry_with" and not self.change:
+            raise ValueError(
+                "action retry_with needs a 'change' (e.g. train.batch_size = \"x0.5\")"
+            )
+        for key, rule in self.change.items():
+            if isinstance(rule, str) and _factor(rule) is None:
+                raise ValueError(
+                    f"change {key} = {rule!r}: give a number, or 'x' and a positive factor "
+                    '(e.g. "x0.5")'
+                )
+        return self
+
+
+def _factor(rule: str) -> float | None:
+    """'x0.5' -> 0.5; None when the rule is not a positive, finite factor."""
+    if not rule.startswith("x"):
+        return None
+    try:
+        factor = float(rule[1:])
+    except ValueError:
+        return None
+    return factor if math.isfinite(factor) and factor > 0 else None
 
 
 @dataclass(frozen=True)
@@ -74,20 +110,19 @@ def _load_file(path: Path) -> list[Runbook]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"runbook {path}: not valid TOML ({exc}); fix the syntax") from None
+    entries = raw.get("runbook", [])
+    extra = sorted(set(raw) - {"runbook"})
+    if extra or not isinstance(entries, list):
+        raise UsageError(f"runbook {path}: write each runbook as a [[runbook]] table; fix it")
     books = []
-    for i, entry in enumerate(raw.get("runbook", [])):
+    for i, entry in enumerate(entries):
         try:
             book = Runbook.model_validate(entry)
         except ValidationError as exc:
             err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise UsageError(f"runbook {path} entry {i + 1}: {loc}: {err['msg']}; fix it") from None
-        bad = set(book.change) - CHANGEABLE
-        if bad:
-            raise UsageError(
-                f"runbook {path} ({book.id}): cannot change {', '.join(sorted(bad))}; "
-                f"allowed: {', '.join(sorted(CHANGEABLE))}"
-            )
+            loc = ".".join(str(p) for p in err["loc"]) or "entry"
+            msg = err["msg"].removeprefix("Value error, ")
+            raise UsageError(f"runbook {path} entry {i + 1}: {loc}: {msg}; fix it") from None
         books.append(book)
     return books
 
@@ -128,7 +163,8 @@ def choose_action(
 def _apply(config: dict[str, Any], key: str, rule: str | int | float) -> Any:
     section, name = key.split(".", 1)
     current = config.get(section, {}).get(name)
-    if isinstance(rule, str) and rule.startswith("x") and isinstance(current, int | float):
-        value = current * float(rule[1:])
+    factor = _factor(rule) if isinstance(rule, str) else None
+    if factor is not None and isinstance(current, int | float):
+        value = current * factor
         return max(1, int(value)) if isinstance(current, int) else value
     return rule

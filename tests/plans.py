@@ -9,6 +9,7 @@ from rea_cli.planner.knowledge import candidates, load_knowledge, strategy_entri
 from rea_cli.planner.plan import Plan, baseline_config, build_plan, data_spec
 from rea_cli.planner.ranking import HistoryRow
 from rea_cli.planner.rules import profile_facts
+from rea_cli.runbooks import load_runbooks
 
 
 def real_plan(
@@ -49,4 +50,5 @@ def real_plan(
         knowledge=strategy_entries(strategies),
         history=history or [],
         cost=cost.prior(family),
+        runbooks=load_runbooks(),
     )

@@ -238,7 +238,7 @@ def byo(spec: dict[str, Any]) -> RawTable:
     if missing:
         raise DataError(
             f"{data_path}: missing column(s) {join_names(missing)} named in the schema; "
-            f"the file has: {join_names(table.column_names)}"
+            f"the file has: {join_names(table.column_names)}{_delimiter_hint(table, fmt)}"
         )
     if table.num_rows == 0:
         raise DataError(f"{data_path}: the file has no rows")
@@ -248,12 +248,28 @@ def byo(spec: dict[str, Any]) -> RawTable:
     if schema.label_threshold is not None:
         label = (label >= schema.label_threshold).astype(np.float64)
     _check_binary(label, schema.label, data_path, hint="; set label_threshold in the schema")
+    numerical = {c: _numeric_column(table, c, data_path) for c in schema.numerical}
+    for name, values in numerical.items():
+        if not np.isfinite(values).any():
+            raise DataError(
+                f"{data_path}: numerical column '{name}' has no value (all missing or not "
+                "finite); fill it, or remove it from `numerical` in the schema"
+            )
     return RawTable(
         label=label.astype(np.float32),
         categorical={c: _string_column(table, c) for c in schema.categorical},
-        numerical={c: _numeric_column(table, c, data_path) for c in schema.numerical},
+        numerical=numerical,
         log1p=list(schema.log1p),
     )
+
+
+def _delimiter_hint(table: Any, fmt: str) -> str:
+    """A CSV read with the wrong delimiter has one column whose name holds the others."""
+    if fmt != "csv" or table.num_columns != 1:
+        return ""
+    header = table.column_names[0]
+    found = next((d for d in (";", "\t", "|", ",") if d in header), None)
+    return f" (one column: set delimiter = {found!r} in the schema)" if found else ""
 
 
 def _read_table(path: Path, fmt: str, delimiter: str) -> Any:

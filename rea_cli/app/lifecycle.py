@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from rea_cli import budget
-from rea_cli.app.planning import ACCEPTED_CONFIG, current_user
-from rea_cli.app.resume import advance, apply_info, load_plan
+from rea_cli.app.approval import ApprovalBroken, verify_approval, write_approval
+from rea_cli.app.planning import ACCEPTED_CONFIG
+from rea_cli.app.resume import advance, apply_info, load_plan, low_disk
 from rea_cli.app.sync import sync_insights
 from rea_cli.app.trials import round_plan
 from rea_cli.campaign.journal import now_iso
-from rea_cli.campaign.model import Approval, Campaign, Review
+from rea_cli.campaign.model import Campaign, Review
 from rea_cli.campaign.state import CampaignState, TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import RefusedError, SchedulerError
@@ -31,13 +31,15 @@ from rea_cli.executor.scheduler import (
     campaign_job_prefix,
     workspace_tag,
 )
-from rea_cli.fsutil import write_json_atomic, write_text_atomic
+from rea_cli.faults import crash_point
+from rea_cli.fsutil import write_text_atomic
+from rea_cli.identity import current_user
 from rea_cli.planner import engine
 from rea_cli.planner.plan import Plan, plan_hash
+from rea_cli.text import check_user_text
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def load(ws: Workspace, campaign_id: str) -> tuple[CampaignStore, Campaign]:
@@ -45,8 +47,10 @@ def load(ws: Workspace, campaign_id: str) -> tuple[CampaignStore, Campaign]:
     return store, store.load()
 
 
-def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None) -> Campaign:
-    """Human checkpoint 1: bind the approval to the plan's hash and the budget."""
+def approve_campaign(ws: Workspace, campaign_id: str, standing: str | None = None) -> Campaign:
+    """Human checkpoint 1: bind the approval to the plan's hash and the budget. The approver
+    is the OS user running this (never an environment variable), checked against [approval];
+    `standing`: a scheduled run covered by its schedule's standing approval (see schedules)."""
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
@@ -63,14 +67,19 @@ def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None
                 "plan a new campaign instead of editing the plan file"
             )
         load_plan(store)  # a plan that no longer parses is refused here, not at launch
-        approval = Approval(
-            campaign_id=campaign_id,
-            by=user or current_user(),
-            at=now_iso(),
-            plan_hash=digest,
-            approved_gpu_hours=c.budget.approved_gpu_hours,
-        )
-        write_json_atomic(store.approval_path, approval.model_dump(mode="json"))
+        policy = ws.settings.approval
+        try:
+            approval = write_approval(store, c, policy, standing)
+        except FileExistsError:
+            # an approval interrupted after its record was written: finish it if it holds
+            try:
+                approval = verify_approval(store, c, policy)
+            except ApprovalBroken as exc:
+                raise RefusedError(
+                    f"{exc} ({store.approval_path} was left by an interrupted approval: "
+                    "remove it and approve again)"
+                ) from None
+        crash_point("approval_written")
         store.transition(c, CampaignState.APPROVED, **approval.model_dump(mode="json"))
     sync_insights(ws, store, publish=True)
     return c
@@ -82,9 +91,12 @@ def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
     with store.lock(wait_s=5):
         c = store.load()
         plan = _approved_plan(store, c)
+        low = low_disk(ws)
+        if low:
+            raise RefusedError(f"{low}, then launch {campaign_id} again; nothing was submitted")
         sched = make_scheduler(ws)
         _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
-        store.transition(c, CampaignState.RUNNING, by=current_user())
+        store.transition(c, CampaignState.RUNNING, by=current_user().name)
         try:
             advance(store, plan, c, sched)
         except SchedulerError as exc:
@@ -144,14 +156,8 @@ def _approved_plan(store: CampaignStore, c: Campaign, dry: bool = False) -> Plan
                 f"campaign {cid} is not approved; approve it with `rea approve {cid}`"
             )
         raise RefusedError(f"campaign {cid} is {c.state.value}, it can be launched only once")
-    digest = plan_hash(store.read_plan_bytes())
-    approval = store.approval()
-    bound = approval.plan_hash if approval else c.plan_hash
-    if digest != bound:
-        raise RefusedError(
-            f"{store.plan_path} was edited after approval ({digest[:19]} != {str(bound)[:19]}); "
-            "restore the approved plan or plan a new campaign with `rea plan`"
-        )
+    if c.state is CampaignState.APPROVED:
+        verify_approval(store, c, store.ws.settings.approval)
     return load_plan(store)
 
 
@@ -212,11 +218,11 @@ def review_campaign(
     *,
     accept: bool,
     note: str = "",
-    user: str | None = None,
     force: bool = False,
 ) -> Campaign:
     """Human checkpoint 2: accept or reject the proposal. Accepting a change that is not
     significant or loses on the test split needs `force`."""
+    check_user_text("--note", note)
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
@@ -233,7 +239,7 @@ def review_campaign(
             )
         c.review = Review(
             decision="accepted" if accept else "rejected",
-            by=user or current_user(),
+            by=current_user().name,
             at=now_iso(),
             note=note,
         )

@@ -3,10 +3,8 @@ knowledge base what applies, rank it, fit the engine to the budget, write the pl
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
-import re
 import secrets
 import shutil
 from datetime import UTC, datetime
@@ -20,33 +18,20 @@ from rea_cli.campaign.state import CampaignState
 from rea_cli.campaign.store import CampaignStore, list_campaigns
 from rea_cli.errors import ReaError, UsageError
 from rea_cli.fsutil import read_json, write_json_atomic
+from rea_cli.identity import current_user
 from rea_cli.planner import cost as cost_model
 from rea_cli.planner.plan import Plan, baseline_config, build_plan, data_spec, plan_hash
 from rea_cli.planner.ranking import HistoryRow
+from rea_cli.runbooks import load_runbooks
+from rea_cli.text import check_user_text
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 ACCEPTED_CONFIG = "accepted-config.json"
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return "unknown"
 
 
 def new_campaign_id() -> str:
     return f"c{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(2)}"
-
-
-def check_id(campaign_id: str) -> str:
-    if not _ID.fullmatch(campaign_id):
-        raise UsageError(
-            f"invalid campaign id {campaign_id!r}; use letters, digits, '-' and '_' (at most 64)"
-        )
-    return campaign_id
 
 
 def plan_campaign(
@@ -61,10 +46,11 @@ def plan_campaign(
     campaign_id: str | None = None,
 ) -> tuple[Campaign, Plan]:
     """Propose hypotheses and a three-phase plan; the campaign starts PLANNED."""
+    check_user_text("--goal", goal)
     from rea_cli.planner.knowledge import candidates, load_knowledge, strategy_entries
     from rea_cli.planner.rules import profile_facts
 
-    cid = check_id(campaign_id or new_campaign_id())
+    cid = new_campaign_id() if campaign_id is None else campaign_id
     store = CampaignStore(ws, cid)
     if store.dir.exists():
         raise UsageError(f"campaign {cid} already exists; choose another --id")
@@ -97,11 +83,12 @@ def plan_campaign(
         knowledge=strategy_entries(family_strategies),
         history=_history(ws, metric, baseline),
         cost=_cost(ws, model, data),
+        runbooks=load_runbooks(ws.root / "runbooks"),  # a bad runbook is refused here
     )
     campaign = Campaign(
         campaign_id=cid,
         created_at=created,
-        created_by=current_user(),
+        created_by=current_user().name,
         goal=plan.goal,
         model_family=model,
         dataset=dataset,

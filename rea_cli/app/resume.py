@@ -11,9 +11,12 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ValidationError
 
 from ranking_models.contracts import (
+    EXIT_DISK_FULL,
     AttemptResult,
     AttemptStart,
     ContractError,
@@ -22,8 +25,9 @@ from ranking_models.contracts import (
 )
 from rea_cli import budget
 from rea_cli.app import reuse
+from rea_cli.app.approval import ApprovalBroken, verify_approval
 from rea_cli.app.search import OptunaSearch
-from rea_cli.app.sync import sync_insights
+from rea_cli.app.sync import catch_up
 from rea_cli.app.trials import round_plan, trial_config, trial_spec
 from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import (
@@ -37,7 +41,7 @@ from rea_cli.campaign.model import (
 )
 from rea_cli.campaign.state import CampaignState, PhaseStatus, RoundStatus, TrialStatus
 from rea_cli.campaign.store import CampaignStore
-from rea_cli.errors import ReaError, RefusedError
+from rea_cli.errors import ReaError, RefusedError, UsageError, is_disk_full, os_error
 from rea_cli.executor import submission
 from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (
@@ -48,6 +52,7 @@ from rea_cli.executor.scheduler import (
     workspace_tag,
 )
 from rea_cli.faults import crash_point
+from rea_cli.fsutil import free_mb
 from rea_cli.planner import engine
 from rea_cli.planner.engine import TrialDef
 from rea_cli.planner.engine.common import lineage
@@ -68,7 +73,15 @@ class ResumeOutcome:
 
 
 def load_plan(store: CampaignStore) -> Plan:
-    return Plan.model_validate_json(store.read_plan_bytes())
+    try:
+        return Plan.model_validate_json(store.read_plan_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise UsageError(
+            f"{store.plan_path} is damaged ({where}: {first['msg']}); restore the approved "
+            "plan, or cancel the campaign and plan a new one"
+        ) from None
 
 
 def resume_campaign(
@@ -76,23 +89,89 @@ def resume_campaign(
 ) -> ResumeOutcome:
     store = CampaignStore(ws, campaign_id)
     store.load()  # unknown campaign -> clear error before taking any lock
-    with store.lock(wait_s=120):
-        campaign = store.load()
-        crash_point("loaded")
-        if campaign.state is not CampaignState.RUNNING:
-            return ResumeOutcome("noop", f"campaign is {campaign.state.value}: nothing to do")
-        sched = scheduler or make_scheduler(ws)
-        try:
-            outcome = _step(store, load_plan(store), campaign, sched)
-        except ReaError:
-            raise  # refusals and scheduler outages: a later wake-up or tick tries again
-        except Exception as exc:
-            _record_failure(store, exc, sched)
-            raise
-        store.event("resume_done", action=outcome.action, detail=outcome.detail)
-    sync_insights(ws, store, publish=True)
+    try:
+        with store.lock(wait_s=120):
+            campaign = store.load()
+            crash_point("loaded")
+            outcome = _resume_locked(store, campaign, scheduler)
+    finally:
+        # whatever happened (a step, a pause, a noop, a failure), the DB and the analyst copy
+        # catch up with the files: a sync that an earlier run missed is done now
+        catch_up(ws, store)
     crash_point("published")
     return outcome
+
+
+def _resume_locked(
+    store: CampaignStore, campaign: Campaign, scheduler: Scheduler | None
+) -> ResumeOutcome:
+    if campaign.state is CampaignState.PAUSED and campaign.pause_kind is not None:
+        held = hold_reason(store, campaign)
+        if held is not None:
+            return ResumeOutcome("noop", f"still paused: {held[1]}")
+        reason = f"the cause of the pause is gone ({campaign.pause_kind})"
+        campaign.pause_reason = campaign.pause_kind = None
+        store.transition(campaign, CampaignState.RUNNING, reason=reason)
+    if campaign.state is not CampaignState.RUNNING:
+        return ResumeOutcome("noop", f"campaign is {campaign.state.value}: nothing to do")
+    held = hold_reason(store, campaign)
+    if held is not None:
+        return _pause(store, campaign, *held)
+    sched = scheduler or make_scheduler(store.ws)
+    try:
+        outcome = _step(store, load_plan(store), campaign, sched)
+    except ReaError:
+        raise  # refusals and scheduler outages: a later wake-up or tick tries again
+    except OSError as exc:
+        if not is_disk_full(exc):
+            _record_failure(store, exc, sched)
+            raise
+        # a full disk is not the campaign's fault: pause (if it can still be written)
+        return _pause(store, store.load(), "disk_full", f"{os_error(exc, 'writing')}")
+    except Exception as exc:
+        _record_failure(store, exc, sched)
+        raise
+    store.event("resume_done", action=outcome.action, detail=outcome.detail)
+    return outcome
+
+
+PauseKind = Literal["approval", "disk_full"]
+
+
+def hold_reason(store: CampaignStore, c: Campaign) -> tuple[PauseKind, str] | None:
+    """Why nothing may be submitted now, or None: the approval no longer binds what is on
+    disk, or the workspace's disk is (nearly) full. Both lift by themselves once fixed."""
+    try:
+        verify_approval(store, c, store.ws.settings.approval)
+    except ApprovalBroken as exc:
+        return "approval", str(exc)
+    low = low_disk(store.ws)
+    return ("disk_full", low) if low else None
+
+
+def low_disk(ws: Workspace) -> str | None:
+    """Why the workspace's disk is too full to go on, or None ([guardrails] min_free_mb)."""
+    floor = ws.settings.guardrails.min_free_mb
+    free = free_mb(ws.root)
+    if free >= floor:
+        return None
+    return (
+        f"only {free:.0f} MB free on the filesystem of {ws.root} ([guardrails] min_free_mb = "
+        f"{floor}): free some space"
+    )
+
+
+def _pause(store: CampaignStore, c: Campaign, kind: PauseKind, why: str) -> ResumeOutcome:
+    """Pause, submitting nothing and burning no retry; resume and tick lift it once the cause
+    is gone."""
+    cid = c.campaign_id
+    c.pause_kind = kind
+    c.pause_reason = (
+        f"{why}; nothing more is submitted until then, and the campaign goes on by itself "
+        f"(next `rea tick`, or `rea resume {cid}`); or `rea cancel {cid}`"
+    )
+    store.transition(c, CampaignState.PAUSED, reason=c.pause_reason, kind=kind)
+    return ResumeOutcome("paused", c.pause_reason)
 
 
 def _record_failure(store: CampaignStore, exc: Exception, sched: Scheduler) -> None:
@@ -452,10 +531,18 @@ def ingest_attempts(store: CampaignStore, c: Campaign, plan: Plan) -> None:
             t.device_time_s += result.device_time_s or 0.0
         t.set_status(TrialStatus.FAILED)
         # never None: the trainer's kind, the agent's own check, or the job's final state
-        job.failure_kind = outcome.failure_kind or job.state.value.lower()
+        job.failure_kind = outcome.failure_kind or _kind_of_exit(job)
         # the most specific message: the trainer's own, else the scheduler's reason
         job.reason = outcome.message or job.reason
     budget.refresh(c)
+
+
+def _kind_of_exit(job: JobRecord) -> str:
+    """A failure without a readable result: what the trainer's exit code or the job's final
+    state says (a full disk leaves no result.json, only its exit code)."""
+    if job.exit_code == EXIT_DISK_FULL:
+        return "disk_full"
+    return job.state.value.lower()
 
 
 def _remember(
@@ -479,7 +566,7 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
     Each diagnosis is journaled once: the event goes first and is skipped when an earlier,
     interrupted run already wrote it; the caller saves the campaign once, after the loop.
     """
-    books = load_runbooks(store.ws.root / "runbooks")
+    books = plan.runbooks or load_runbooks(store.ws.root / "runbooks")  # the approved ones
     max_attempts = store.ws.settings.guardrails.max_attempts_per_trial
     journaled = {
         (e.get("trial_id"), e.get("job_id")) for e in store.events() if e["event"] == "diagnosis"
@@ -496,8 +583,10 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
             TrialDef(tid, t.hypothesis_id, t.seed, t.fidelity, lineage(t.hypothesis_id, t.seed)),
             t.overrides,
         )
+        # an attempt the disk was too full for is the infrastructure's, not the hypothesis's
+        counted = sum(1 for j in t.jobs if j.failure_kind != "disk_full")
         decision = choose_action(
-            book, failure, attempts=len(t.jobs), max_attempts=max_attempts, config=config
+            book, failure, attempts=counted, max_attempts=max_attempts, config=config
         )
         job.runbook, job.diagnosis, job.action = (
             decision.runbook_id,

@@ -26,12 +26,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from rea_cli.app.lifecycle import approve_campaign, launch_campaign
-from rea_cli.app.planning import current_user, plan_campaign
+from rea_cli.app.planning import plan_campaign
 from rea_cli.campaign.state import CampaignState
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import LockedError, ReaError, RefusedError, UsageError
 from rea_cli.faults import crash_point
 from rea_cli.fsutil import write_json_atomic
+from rea_cli.identity import current_user
 from rea_cli.planner.plan import baseline_config, data_spec
 from rea_cli.schedules.model import (
     Period,
@@ -169,7 +170,7 @@ def add_schedule(
         cron=cron,
         every_days=every_days,
         created_at=now.isoformat(),
-        created_by=current_user(),
+        created_by=current_user().name,
     )
     with schedules_lock(ws):
         if files.template.exists():
@@ -191,11 +192,17 @@ def approve_schedule(
     period: Period,
     valid_until: datetime,
     now: datetime,
-    user: str | None = None,
 ) -> StandingApproval:
-    """The standing approval: every run of the template as it is now, within the budgets."""
+    """The standing approval: every run of the template as it is now, within the budgets.
+    The approver is the OS user running this, checked against [approval] like a campaign's
+    (the template's author stands for the planner)."""
+    from rea_cli.app.approval import check_approver
+    from rea_cli.identity import owner_of
+
     files = ScheduleFiles(ws, check_name(name))
     load_template(files)
+    approver = current_user()
+    check_approver(ws.settings.approval, approver, owner_of(files.template))
     if run_gpu_hours > period_gpu_hours:
         raise UsageError(
             f"one run ({run_gpu_hours:g} GPU-h) exceeds the {period}'s budget "
@@ -206,7 +213,7 @@ def approve_schedule(
     with schedules_lock(ws):
         approval = StandingApproval(
             schedule=name,
-            by=user or current_user(),
+            by=approver.name,
             at=now.isoformat(),
             template_hash=template_hash(files.template.read_bytes()),
             run_gpu_hours=run_gpu_hours,
@@ -418,7 +425,9 @@ def start_run(ws: Workspace, t: Template, approval: StandingApproval, cid: str) 
                 f"campaign {cid} asks {c.budget.approved_gpu_hours:g} GPU-h, more than the "
                 f"standing approval's {approval.run_gpu_hours:g} per run"
             )
-        approve_campaign(ws, cid, user=f"{approval.by} (standing approval of schedule {t.name})")
+        approve_campaign(
+            ws, cid, standing=f"schedule {t.name}, approved by {approval.by} at {approval.at}"
+        )
         c = store.load()
     if c.state is CampaignState.APPROVED:
         launch_campaign(ws, cid)

@@ -192,13 +192,21 @@ class Review(_Doc):
 
 
 class Approval(_Doc):
-    """approval.json: written once by `rea approve`; binds the plan's hash and the budget."""
+    """approval.json: written once by `rea approve`; binds the plan's hash and the budget.
+
+    by/uid: the approver as the OS knows them (the file's owner must be that uid); planner: the
+    owner of plan.json; approvers and approver_not_planner: the policy it was approved under."""
 
     campaign_id: str
     by: str
+    uid: int | None = None  # None in records written before the uid was recorded
     at: str
     plan_hash: str
     approved_gpu_hours: float
+    planner: str = ""
+    approvers: list[str] = Field(default_factory=list)
+    approver_not_planner: bool = False
+    standing: str | None = None  # a scheduled run: the standing approval that covers it
 
 
 class Campaign(_Doc):
@@ -222,6 +230,8 @@ class Campaign(_Doc):
     proposal: Proposal | None = None
     review: Review | None = None
     pause_reason: str | None = None
+    # a pause rea lifts by itself once its cause is gone (resume and tick check it)
+    pause_kind: Literal["approval", "disk_full"] | None = None
     traits: str = ""  # the data's traits (plan profile), for the insights history
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

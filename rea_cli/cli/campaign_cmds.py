@@ -5,6 +5,7 @@ Each parses, calls one core function, prints. No logic here.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,15 +32,29 @@ def init(
     backend: Annotated[
         str | None, typer.Option(help="local or slurm (default: slurm when sbatch is on PATH).")
     ] = None,
+    shared: Annotated[
+        bool,
+        typer.Option(
+            "--shared", help="For a group: setgid, group-writable folders; rea uses umask 002."
+        ),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option(help="With --shared: the group owning the workspace.")
+    ] = None,
 ) -> None:
     """Create a workspace: rea.toml with commented defaults, campaigns/, the insights DB."""
     from rea_cli.workspace import init_workspace
 
-    ws = init_workspace(directory, backend=backend)
-    console.print(f"workspace ready at {ws.root} (backend: {ws.settings.backend})")
+    ws = init_workspace(directory, backend=backend, shared=shared, group=group)
+    kind = ", shared with its group" if shared else ""
     console.print(
-        f"next: rea --workspace {ws.root} plan --model dcn_v2 "
-        "--dataset movielens-100k --budget 4gpu-h"
+        f"workspace ready at {escape(str(ws.root))} (backend: {ws.settings.backend}{kind})",
+        highlight=False,
+    )
+    console.print(
+        f"next: rea --workspace {escape(shlex.quote(str(ws.root)))} plan --model dcn_v2 "
+        "--dataset movielens-100k --budget 4gpu-h",
+        highlight=False,
     )
 
 
@@ -56,7 +71,9 @@ def plan(
         ),
     ],
     budget: Annotated[str, typer.Option(help="Approved GPU budget, e.g. 4gpu-h or 90gpu-min.")],
-    goal: Annotated[str, typer.Option(help="What the campaign is for (free text).")] = "",
+    goal: Annotated[
+        str, typer.Option(help="What the campaign is for (free text, at most 2,000 characters).")
+    ] = "",
     metric: Annotated[
         str | None, typer.Option(help="auc, ne or logloss (default from rea.toml).")
     ] = None,
@@ -331,6 +348,8 @@ def watch(
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
 ) -> None:
     """Live progress until the campaign stops running. Ctrl-C stops watching, not the campaign."""
+    if not 0.1 <= interval <= 3600:  # nan fails this too
+        raise UsageError(f"--interval {interval}: give seconds from 0.1 to 3600")
     _watch(ctx, campaign, interval)
 
 
@@ -368,7 +387,9 @@ def review(
     campaign: CampaignArg,
     accept: Annotated[bool, typer.Option("--accept", help="Accept the proposal.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the proposal.")] = False,
-    note: Annotated[str, typer.Option(help="Why (kept in the journal and the insights DB).")] = "",
+    note: Annotated[
+        str, typer.Option(help="Why (kept in the journal and the insights DB; 2,000 characters).")
+    ] = "",
     force: Annotated[
         bool,
         typer.Option(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,7 +12,7 @@ from rea_cli.cli.common import console, err_console, handle_errors, workspace
 from rea_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 # duckdb and pyarrow are imported by the commands that use them, not when `rea` starts
 
@@ -24,6 +23,7 @@ app = typer.Typer(
 )
 
 FORMATS = ("table", "csv", "json", "parquet")
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
 
 
 @app.command("sql")
@@ -37,18 +37,27 @@ def sql_cmd(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file (parquet needs it).")
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Run one read-only SELECT and print the rows."""
+    """Run one read-only SELECT and print the rows (or write them to --output)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
         raise UsageError("parquet is binary: give --output FILE.parquet")
     if fmt == "table" and output is not None:
         raise UsageError("the table format is for the terminal: use --format csv, json or parquet")
+    from rea_cli.app.analysis import check_output, encode, save
     from rea_cli.app.analysis import query as run_query
 
-    table = run_query(workspace(ctx), query)
-    _emit(table, fmt, output)
+    ws = workspace(ctx)
+    target = check_output(ws, output, force=force) if output is not None else None
+    table = run_query(ws, query)
+    if target is not None:
+        save(table, fmt, target)
+    elif fmt == "table":
+        _print_rows(table.to_pylist(), table.column_names)
+    else:
+        typer.echo(encode(table, fmt).decode("utf-8"), nl=False)
 
 
 @app.command("effects")
@@ -98,12 +107,13 @@ def effects_cmd(
 def export_cmd(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Folder for the .parquet files.")],
+    force: ForceOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the files as JSON.")] = False,
 ) -> None:
     """Write every table and view to DIR/<name>.parquet."""
     from rea_cli.app.analysis import export
 
-    files = export(workspace(ctx), directory)
+    files = export(workspace(ctx), directory, force=force)
     if as_json:
         typer.echo(json.dumps([str(p) for p in files], indent=2))
         return
@@ -141,29 +151,6 @@ def path_cmd(ctx: typer.Context) -> None:
     typer.echo(str(ws.analyst_db_path))
     if not ws.analyst_db_path.exists():
         err_console.print("(not published yet: it appears after the first campaign step)")
-
-
-def _emit(table: pa.Table, fmt: str, output: Path | None) -> None:
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
-
-    if fmt == "parquet":
-        assert output is not None
-        pq.write_table(table, output)
-        return
-    if fmt == "table":
-        _print_rows(table.to_pylist(), table.column_names)
-        return
-    if fmt == "csv":
-        buffer = io.BytesIO()
-        pa_csv.write_csv(table, buffer)
-        text = buffer.getvalue().decode("utf-8")
-    else:
-        text = json.dumps(table.to_pylist(), indent=2, default=str) + "\n"
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
 
 
 def _print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError
 
 from rea_cli import __version__
 from rea_cli.cli import (
@@ -17,6 +19,8 @@ from rea_cli.cli import (
     schedule_cmds,
     watchdog_cmds,
 )
+from rea_cli.errors import ReaError
+from rea_cli.fsutil import secure_umask
 
 helpfmt.install()
 app = typer.Typer(
@@ -62,6 +66,7 @@ def root(
     ] = False,
 ) -> None:
     common.setup_logging(verbose)
+    secure_umask()  # nothing rea (or a trial it starts) writes is ever world-writable
     # resolved by each command that needs it (so `rea plan --help` works anywhere)
     ctx.obj = {"workspace": workspace}
 
@@ -76,4 +81,16 @@ doctor_cmds.register(app)
 
 
 def main() -> None:
-    app(prog_name="rea")  # also under `python -m rea_cli`: help and completion say `rea`
+    """The `rea` command. Parsing errors are one line too, like every other error."""
+    try:
+        # prog_name: also under `python -m rea_cli`, help and completion say `rea`
+        code = app(prog_name="rea", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        common.report_error(ReaError("aborted"))
+        sys.exit(1)
+    except typer.TyperException as exc:  # an unknown option, a missing argument, a bad value
+        sys.exit(common.usage_error(exc))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -817,6 +817,50 @@ RESULT_COLUMNS = (
 )
 
 
+# What the sync reads of a campaign folder (CampaignReader.collect): the folder digest below
+# covers exactly these, so "is the DB behind the folder" never misses a file the sync would read.
+TOP_FILES = ("campaign.json", "plan.json", "approval.json", "journal.jsonl")
+ATTEMPT_FILES = ("attempt.json", "result.json", "metrics.jsonl")
+
+
+def synced_files(campaign_dir: Path) -> list[str]:
+    """Relative paths of the files a sync of campaign_dir reads that exist now."""
+    base = os.path.join(campaign_dir, "")
+    out = [name for name in TOP_FILES if os.path.isfile(base + name)]
+    try:
+        trials = sorted(e.name for e in os.scandir(base + "trials") if e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for tid in trials:
+        if os.path.isfile(f"{base}trials/{tid}/spec.json"):
+            out.append(f"trials/{tid}/spec.json")
+        try:
+            names = [e.name for e in os.scandir(f"{base}trials/{tid}/attempts")]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for n in sorted((n for n in names if n.isdigit()), key=int):
+            for name in ATTEMPT_FILES:
+                rel = f"trials/{tid}/attempts/{n}/{name}"
+                if os.path.isfile(base + rel):
+                    out.append(rel)
+    return out
+
+
+def folder_digest(campaign_dir: Path) -> tuple[str, int]:
+    """A digest of the state of every file the sync reads (path, size, mtime, inode), and
+    their number. Equal digests: the sync would find nothing new."""
+    h = hashlib.sha256()
+    base = os.path.join(campaign_dir, "")
+    files = synced_files(campaign_dir)
+    for rel in files:
+        try:
+            st = os.stat(base + rel)
+        except FileNotFoundError:
+            continue
+        h.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ino}\n".encode())
+    return "sha256:" + h.hexdigest(), len(files)
+
+
 def collect_campaign(
     campaign_dir: Path, campaign_id: str, known: dict[str, FileState]
 ) -> Collected:

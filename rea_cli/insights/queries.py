@@ -6,6 +6,7 @@ no pytz).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +106,23 @@ def relation_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows if r[0] not in INTERNAL_TABLES]
 
 
-def export_parquet(db_path: Path, out_dir: Path, *, retries: int = 5) -> list[Path]:
-    """Write every analyst table and view to out_dir/<name>.parquet. Returns the files."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def export_parquet(
+    db_path: Path,
+    out_dir: Path,
+    *,
+    retries: int = 5,
+    check: Callable[[Path], object] | None = None,
+) -> list[Path]:
+    """Write every analyst table and view to out_dir/<name>.parquet. Returns the files.
+    `check` is called on every target before anything is written (it raises to refuse)."""
     written = []
     with connect(db_path, read_only=True, retries=retries) as con:
-        for name in relation_names(con):
+        names = relation_names(con)
+        for name in names:
+            if check is not None:
+                check(out_dir / f"{name}.parquet")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
             target = out_dir / f"{name}.parquet"
             tmp = out_dir / f".{name}.parquet.tmp"
             path_sql = str(tmp).replace("'", "''")

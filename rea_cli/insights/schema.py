@@ -512,12 +512,26 @@ def _v3_views() -> tuple[str, ...]:
     )
 
 
+# v4: the sync watermark: per campaign, the state of its folder (a digest of every file the
+# sync reads: path, size, mtime, inode) and the last journal seq this database reflects. The
+# analyst copy carries the table as of its publication, so "is the copy behind the files" is a
+# comparison of two digests, without reading any file.
+_V4 = (
+    """
+    CREATE TABLE sync_watermark (
+        campaign_id VARCHAR PRIMARY KEY, folder_digest VARCHAR NOT NULL, journal_seq BIGINT,
+        state VARCHAR, files INTEGER, synced_at TIMESTAMPTZ
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "full campaign index, file index, analyst views", _V2_TABLES + _V2_VIEWS),
     Migration(
         3, "hypothesis engine: device time, strategies, exact t, reserved", _V3_TABLES + _v3_views()
     ),
+    Migration(4, "sync watermark", _V4),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
@@ -530,4 +544,4 @@ VIEWS = (
     "budget_burn",
 )
 # Internal tables: bookkeeping of the sync, not analyst data.
-INTERNAL_TABLES = ("schema_version", "ingested_files")
+INTERNAL_TABLES = ("schema_version", "ingested_files", "sync_watermark")

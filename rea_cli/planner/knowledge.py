@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from rea_cli.errors import UsageError
 from rea_cli.paths import shipped_dir
@@ -52,6 +52,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _not_reserved(value: str) -> str:
+    if value == "baseline":
+        raise ValueError("'baseline' is the campaign's own baseline; give the entry another id")
+    return value
+
+
+_NotReserved = AfterValidator(_not_reserved)
+
+
 # ----------------------------------------------------------------------------- file format
 
 
@@ -70,7 +79,7 @@ class BoostEntry(_Strict):
 class StrategyEntry(_Strict):
     """One ``[[strategy]]`` of a knowledge file, as written."""
 
-    id: str = Field(pattern=_ID)
+    id: Annotated[str, _NotReserved] = Field(pattern=_ID)
     category: Category
     name: str = Field(min_length=1)
     rationale: str = Field(min_length=1)
@@ -89,7 +98,7 @@ class StrategyEntry(_Strict):
 class LegacyEntry(_Strict):
     """One ``[[hypothesis]]`` of a workspace's hypotheses.toml (docs/campaigns.md)."""
 
-    id: str = Field(pattern=_LEGACY_ID)
+    id: Annotated[str, _NotReserved] = Field(pattern=_LEGACY_ID)
     title: str
     rationale: str = ""
     delta: dict[str, Any] = Field(min_length=1)
@@ -703,9 +712,18 @@ def load_legacy(path: Path) -> tuple[list[Strategy], list[Dropped]]:
     if not path.is_file():
         return [], []
     raw = _read_toml(path, "hypotheses")
+    extra = sorted(set(raw) - {"hypothesis"})
+    if extra:
+        raise UsageError(
+            f"{path}: unknown top-level key '{extra[0]}'; write each hypothesis as a "
+            "[[hypothesis]] table"
+        )
+    items = raw.get("hypothesis", [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise UsageError(f"{path}: 'hypothesis' must be [[hypothesis]] tables; fix it")
     out: list[Strategy] = []
     dropped: list[Dropped] = []
-    for i, item in enumerate(raw.get("hypothesis", [])):
+    for i, item in enumerate(items):
         try:
             e = LegacyEntry.model_validate(item)
         except ValidationError as exc:

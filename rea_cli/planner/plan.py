@@ -23,6 +23,7 @@ from rea_cli.config import Settings
 from rea_cli.errors import UsageError
 from rea_cli.planner import cost as cost_model
 from rea_cli.planner.ranking import HistoryRow, RankNumbers
+from rea_cli.runbooks import Runbook
 
 BASELINE = "baseline"
 METRIC_DIRECTION = {"auc": "max", "ne": "min", "logloss": "min"}
@@ -104,6 +105,9 @@ class Plan(BaseModel):
     knowledge: list[dict[str, Any]] = Field(default_factory=list)  # raw entries, for re-ranking
     history: list[dict[str, Any]] = Field(default_factory=list)  # HistoryRow fields
     cost: dict[str, Any] = Field(default_factory=dict)  # the cost model used
+    # the runbooks the campaign diagnoses failures with, validated and bound with the plan
+    # (empty in plans written before they were: then the workspace's are read)
+    runbooks: list[Runbook] = Field(default_factory=list)
     engine: EngineSettings
     phases: list[PhasePlan]
 
@@ -198,6 +202,8 @@ def baseline_config(family: str, profile: str, metric: str) -> dict[str, Any]:
         raise UsageError(f"unknown model {family!r}; choose one of: {', '.join(FAMILIES)}")
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    if metric not in METRIC_DIRECTION:
+        raise UsageError(f"unknown metric {metric!r}; choose one of: {', '.join(METRIC_DIRECTION)}")
     return apply_delta(default_config(family), {**PROFILES[profile], "train.monitor": metric})
 
 
@@ -415,6 +421,7 @@ def build_plan(
     knowledge: list[dict[str, Any]],
     history: list[HistoryRow],
     cost: cost_model.CostModel,
+    runbooks: list[Runbook] | None = None,
 ) -> Plan:
     """Rank the pool, fit the engine to the budget, and describe every phase. Pure."""
     from rea_cli.planner.profile import traits as traits_of
@@ -497,6 +504,7 @@ def build_plan(
         knowledge=knowledge,
         history=[row.__dict__ for row in history],
         cost={"seconds_per_sample": cost.seconds_per_sample, "source": cost.source, "n": cost.n},
+        runbooks=list(runbooks or []),
         engine=engine,
         phases=phase_plans(engine, gpus=gpus, limit_min=limit, safety=cost.safety),
     )

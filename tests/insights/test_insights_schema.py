@@ -60,7 +60,7 @@ def test_upgrade_committed_v1_file_keeps_its_data(tmp_path: Path) -> None:
 
     assert init_db(db) == LATEST_VERSION
 
-    assert _versions(db) == [m.version for m in MIGRATIONS] == [1, 2, 3]
+    assert _versions(db) == [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
     con = duckdb.connect(str(db), read_only=True)
     try:
         # v3: job records carry fractional minutes (the local backend enforces seconds)

@@ -13,6 +13,7 @@ as new processes, like every other command).
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -37,6 +38,7 @@ POLL_S = 0.2
 # SIGTERM, then SIGKILL this much later (time limit). The trainer stops on SIGTERM at once;
 # the grace is reserved in the budget for every task, so it is kept short.
 KILL_GRACE_S = 5.0
+DISK_FULL_WAIT_S = 5.0
 
 
 @dataclass
@@ -61,29 +63,60 @@ def main(argv: list[str] | None = None) -> None:
 def run(store: JobStore, array_id: int) -> None:
     spec = store.read_spec(array_id)
     me = procs.identity(os.getpid())
-    store.update(spec.job_ids, lambda r: r.replace(runner=me))
     commands = dict(zip(spec.job_ids, spec.commands, strict=True))
     running: dict[str, _Running] = {}
     forker = TrialForker()
+    claimed = False
     while True:
-        _reap(store, running)
-        current = [r for r in (store.read(j) for j in spec.job_ids) if r is not None]
-        if not running and all(r.state.is_terminal for r in current):
-            return
-        _enforce_time_limit(store, spec, running)
-        if _dependencies_met(store, spec):
-            for record in records.next_to_start(current, len(running), spec.parallelism):
-                command = commands[record.job_id]
-                forker.prepare(command.argv, command.workdir, _task_env(record, command))
-                slot = try_slot(store.slots_dir, spec.max_parallel) if spec.max_parallel else None
-                if spec.max_parallel and slot is None:
-                    break  # the machine is full; try again next poll
-                proc = _start(store, array_id, record.job_id, command, forker)
-                if proc is not None:
-                    running[record.job_id] = _Running(proc, slot)
-                elif slot is not None:
-                    slot.close()
+        # A full disk must not kill the runner (its jobs would end NODE_FAIL and burn retries):
+        # every record is written whole or not at all, so each step is simply tried again.
+        try:
+            if not claimed:
+                store.update(spec.job_ids, lambda r: r.replace(runner=me))
+                claimed = True
+            if _poll_once(store, array_id, spec, commands, running, forker):
+                return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            logger.warning("disk full (%s); trying again in %.0fs", exc, DISK_FULL_WAIT_S)
+            time.sleep(DISK_FULL_WAIT_S)
+            continue
         time.sleep(POLL_S)
+
+
+def _poll_once(
+    store: JobStore,
+    array_id: int,
+    spec: ArraySpec,
+    commands: dict[str, TaskCommand],
+    running: dict[str, _Running],
+    forker: TrialForker,
+) -> bool:
+    """Reap, enforce time limits, start what may start. True when every job has ended."""
+    _reap(store, running)
+    current = [r for r in (store.read(j) for j in spec.job_ids) if r is not None]
+    if not running and all(r.state.is_terminal for r in current):
+        return True
+    _enforce_time_limit(store, spec, running)
+    if _dependencies_met(store, spec):
+        for record in records.next_to_start(current, len(running), spec.parallelism):
+            command = commands[record.job_id]
+            forker.prepare(command.argv, command.workdir, _task_env(record, command))
+            slot = try_slot(store.slots_dir, spec.max_parallel) if spec.max_parallel else None
+            if spec.max_parallel and slot is None:
+                break  # the machine is full; try again next poll
+            try:
+                proc = _start(store, array_id, record.job_id, command, forker)
+            except BaseException:
+                if slot is not None:
+                    slot.close()
+                raise
+            if proc is not None:
+                running[record.job_id] = _Running(proc, slot)
+            elif slot is not None:
+                slot.close()
+    return False
 
 
 def _dependencies_met(store: JobStore, spec: ArraySpec) -> bool:
@@ -104,11 +137,25 @@ def _start(
         try:
             proc = _spawn(record, command, forker)
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # not the job's fault: it stays PENDING, the runner tries again
             logger.warning("job %s could not start: %s", job_id, exc)
             store.write(records.failed_to_start(record, str(exc), records.now_iso()))
             return None
-        store.write(records.started(record, procs.identity(proc.pid), records.now_iso()))
+        try:
+            store.write(records.started(record, procs.identity(proc.pid), records.now_iso()))
+        except OSError:
+            # unrecorded, it would be started twice: stop it, the job stays PENDING
+            procs.signal_group(procs.identity(proc.pid), signal.SIGKILL)
+            _wait_gone(proc)
+            raise
         return proc
+
+
+def _wait_gone(proc: TaskProcess, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _task_env(record: JobRecord, command: TaskCommand) -> dict[str, str]:
