@@ -380,11 +380,15 @@ def test_render_shows_the_throttle_sbatch_gets_when_parallelism_exceeds_the_task
 
 
 def test_states_one_squeue_and_one_sacct_call_for_many_tasks(tmp_path: Path) -> None:
+    """One call each for every task; sacct is asked again only while it lags on a job the
+    controller says FAILED (it may have been killed at its memory limit: only sacct says)."""
+    answers = iter([fixture("sacct_right_after_end.txt"), fixture("sacct_mixed.txt")])
+
     def answer(argv: tuple[str, ...]) -> CommandResult | None:
         if argv[0] == "squeue":
             return ok(argv, fixture("squeue_ended.txt"))
         if argv[0] == "sacct":
-            return ok(argv, fixture("sacct_right_after_end.txt"))  # lagging: partial
+            return ok(argv, next(answers))  # lagging (24_1 not there yet), then settled
         return None
 
     runner = FakeRunner(answer)
@@ -399,8 +403,26 @@ def test_states_one_squeue_and_one_sacct_call_for_many_tasks(tmp_path: Path) -> 
         "25": JobState.COMPLETED,
     }
     assert states["24_1"].exit_code == 3 and states["24_1"].gpus == 1
-    assert runner.calls["squeue"] == 1 and runner.calls["sacct"] == 1
+    assert runner.calls["squeue"] == 1 and runner.calls["sacct"] == 2
     assert runner.commands("squeue")[0][-3] == "24,25"
+    assert runner.commands("sacct")[1][runner.commands("sacct")[1].index("-j") + 1] == "24"
+
+
+def test_a_cgroup_oom_kill_reads_as_out_of_memory(tmp_path: Path) -> None:
+    def answer(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[0] == "squeue":
+            return ok(argv, fixture("squeue_oom_ended.txt"))
+        if argv[0] == "sacct":
+            assert "-X" not in argv  # the step lines are what says OUT_OF_MEMORY
+            return ok(argv, fixture("sacct_oom_step_early.txt"))
+        return None
+
+    runner = FakeRunner(answer)
+
+    info = scheduler(tmp_path, runner).states(["412_0"])["412_0"]
+
+    assert info.state is JobState.OUT_OF_MEMORY and runner.calls["sacct"] == 1
+    assert info.reason == "step 412.0 was killed at its memory limit of 200M (OUT_OF_MEMORY)"
 
 
 def test_states_of_purged_jobs_come_from_sacct(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from rea_cli.errors import SchedulerError, UsageError
 from rea_cli.executor.scheduler import (
     ArrayRequest,
     JobInfo,
+    JobState,
     Resources,
     SubmissionRequest,
     WakeupRequest,
@@ -47,6 +48,10 @@ from rea_cli.executor.slurm.wakeup import render_wakeup_script
 logger = logging.getLogger(__name__)
 
 FIND_WINDOW = "now-14days"  # how far back find() asks sacct
+# A job the controller says FAILED may have been killed at its memory limit, which only sacct's
+# step lines tell; right after the end sacct may not have them yet: ask again, briefly.
+SACCT_SETTLE_TRIES = 3
+SACCT_SETTLE_S = 1.0
 _IDS_PER_CALL = 500  # keep command lines short on huge phases
 _BENIGN = ("invalid job id", "already finished", "already completing", "not held", "completed")
 
@@ -382,7 +387,8 @@ class SlurmScheduler:
         """sacct when accounting exists; {} when it does not or does not answer (it lags)."""
         if not self.cluster().accounting:
             return {}
-        argv = ["sacct", "-X", "-D", "-P", "-n", *args, f"--format={parse.SACCT_FORMAT}"]
+        # -D: every run of a requeued job; no -X: step lines say OUT_OF_MEMORY
+        argv = ["sacct", "-D", "-P", "-n", *args, f"--format={parse.SACCT_FORMAT}"]
         result = self.runner.run(argv, check=False)
         if not result.ok:
             logger.warning("sacct failed (%s); using squeue only", result.error_line())
@@ -395,12 +401,18 @@ class SlurmScheduler:
         bases = unique_bases(job_ids)
         live = {r.job_id: r for r in self._squeue_records(bases)}
         need_sacct = any(
-            (r := parse.lookup(live, j)) is None or r.state.is_terminal for j in job_ids
+            (r := parse.lookup(live, j)) is None or r.state.is_terminal or r.restarts
+            for j in job_ids
         )
         accounted: dict[str, parse.SlurmRecord] = {}
         if need_sacct:
-            for group in _groups(bases):
-                accounted.update(self._sacct_records(["-j", ",".join(group)]))
+            accounted = self._sacct_of(bases)
+            for _ in range(SACCT_SETTLE_TRIES):
+                lagging = self._failed_not_accounted(job_ids, live, accounted)
+                if not lagging or not self.cluster().accounting:
+                    break
+                self.runner.pause(SACCT_SETTLE_S)
+                accounted.update(self._sacct_of(unique_bases(lagging)))
         out: dict[str, JobInfo] = {}
         for job_id in job_ids:
             record = parse.merge_records(
@@ -408,6 +420,28 @@ class SlurmScheduler:
             )
             out[job_id] = record.to_job_info() if record else parse.unknown(job_id)
         return out
+
+    def _sacct_of(self, bases: Sequence[str]) -> dict[str, parse.SlurmRecord]:
+        accounted: dict[str, parse.SlurmRecord] = {}
+        for group in _groups(list(bases)):
+            accounted.update(self._sacct_records(["-j", ",".join(group)]))
+        return accounted
+
+    @staticmethod
+    def _failed_not_accounted(
+        job_ids: Sequence[str],
+        live: dict[str, parse.SlurmRecord],
+        accounted: dict[str, parse.SlurmRecord],
+    ) -> list[str]:
+        """Jobs the controller says FAILED whose end sacct does not know yet."""
+        lagging = []
+        for job_id in job_ids:
+            now, acc = parse.lookup(live, job_id), parse.lookup(accounted, job_id)
+            if now is None or now.state is not JobState.FAILED:
+                continue
+            if acc is None or not acc.state.is_terminal or acc.ended_at is None:
+                lagging.append(job_id)
+        return lagging
 
     def find(self, name_prefix: str) -> list[JobInfo]:
         result = self.runner.run(
