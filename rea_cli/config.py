@@ -37,6 +37,9 @@ class SlurmSettings(_Section):
     gpus_per_trial: int = Field(1, ge=0)
     cpus_per_trial: int = Field(4, ge=1)
     mem_gb: float | None = Field(16.0, gt=0)
+    max_mem_gb: float | None = Field(
+        None, gt=0, description="the most memory a retry after an out-of-memory kill asks for"
+    )
     time_limit_min: int = Field(60, ge=1)
     array_parallelism: int = Field(16, ge=1)
     extra_sbatch: dict[str, str] = Field(default_factory=dict)
@@ -170,6 +173,9 @@ time_limit_min = 30
 gpus_per_trial = 1
 cpus_per_trial = 4
 mem_gb = 16.0
+# A trial killed at its memory limit is retried with twice the memory, up to what a node of the
+# partition offers or this cap; then with a smaller batch.
+# max_mem_gb = 64.0
 time_limit_min = 60
 # Array tasks of one phase running at once.
 array_parallelism = 16

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from rea_cli import budget
-from rea_cli.app.resume import resume_campaign
+from rea_cli.app.resume import launch_pending, resume_campaign
 from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import Campaign, JobRecord, Round
 from rea_cli.campaign.state import CampaignState, RoundStatus
@@ -34,6 +34,7 @@ from rea_cli.executor.scheduler import (
     JobState,
     Scheduler,
     campaign_job_prefix,
+    never_starts,
     workspace_tag,
 )
 from rea_cli.workspace import Workspace
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 Action = Literal["none", "resumed", "paused", "skipped-busy", "error"]
 ANOTHER_TICK = "another tick is running"
+BUSY = "campaign lock held by another process"
 # A trial pending this many times its time limit (and at least STUCK_PENDING_MIN_S) is reported.
 STUCK_PENDING_FACTOR = 4
 STUCK_PENDING_MIN_S = 30 * 60
@@ -169,6 +171,12 @@ def decide(c: Campaign, infos: dict[str, JobInfo], now: datetime) -> Decision:
             spent,
             stuck,
         )
+    for jid in open_jobs(c):
+        info = infos.get(jid)
+        if info is not None and never_starts(info.state, info.reason):
+            # the resume step stops the campaign's jobs and pauses it with this reason
+            why = f"trial job {jid} can never start ({info.reason})"
+            return Decision("resume", why, spent, stuck)
     rnd = current_round(c)
     if rnd is None:
         return Decision("resume", "no round recorded (launch interrupted)", spent, stuck)
@@ -215,7 +223,12 @@ def tick(ws: Workspace, scheduler: Scheduler | None = None) -> TickReport:
         results = []
         for cid in list_campaigns(ws):
             try:
-                state = CampaignStore(ws, cid).load().state
+                store = CampaignStore(ws, cid)
+                state = store.load().state
+                if state is CampaignState.APPROVED and launch_pending(store):
+                    sched = sched or make_scheduler(ws)
+                    results.append(_finish_launch(ws, cid, sched))
+                    continue
                 if state not in (CampaignState.RUNNING, CampaignState.PAUSED):
                     continue
                 if state is CampaignState.RUNNING and sched is None:
@@ -228,6 +241,20 @@ def tick(ws: Workspace, scheduler: Scheduler | None = None) -> TickReport:
         acted = sum(r.action in ("resumed", "paused") for r in results)
         message = f"{n} campaign(s) checked, {acted} acted on" if n else "no running campaign"
         return TickReport(True, message, results)
+
+
+def _finish_launch(ws: Workspace, cid: str, sched: Scheduler) -> CampaignTick:
+    """`rea launch` was killed before the campaign turned RUNNING: the resume step finishes
+    it (idempotent, under the campaign lock)."""
+    why = "launch interrupted before the campaign turned RUNNING"
+    try:
+        outcome = resume_campaign(ws, cid, sched)
+    except LockedError:
+        return CampaignTick(
+            cid, "APPROVED", "skipped-busy", "campaign lock held by another process"
+        )
+    state = CampaignStore(ws, cid).load().state.value
+    return CampaignTick(cid, state, "resumed", f"{why}; {outcome.action} ({outcome.detail})")
 
 
 def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> CampaignTick:

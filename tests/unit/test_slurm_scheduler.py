@@ -66,6 +66,8 @@ class FakeRunner(SlurmRunner):
             return ok(argv, text)
         if argv[:3] == ("scontrol", "show", "partition"):
             return ok(argv, fixture("scontrol_show_partition.txt"))
+        if argv[:3] == ("scontrol", "show", "node"):
+            return ok(argv, fixture("scontrol_show_node.txt"))
         if argv[:4] == ("sacctmgr", "-n", "-P", "show") and argv[4] == "assoc":
             return ok(argv, "proj||normal\nroot||normal\n")
         if argv[:4] == ("sacctmgr", "-n", "-P", "show") and argv[4] == "qos":
@@ -185,7 +187,60 @@ def test_known_account_and_qos_pass_and_validation_is_cached(tmp_path: Path) -> 
     submit(s, tmp_path, account="proj", qos="high")
 
     assert runner.calls["sbatch"] == 2
-    assert runner.calls["scontrol"] == 2 and runner.calls["sacctmgr"] == 2
+    # config, partitions, nodes: read once
+    assert runner.calls["scontrol"] == 3 and runner.calls["sacctmgr"] == 2
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        (
+            {"cpus_per_task": 4},
+            "4 CPUs per trial, but the nodes of partition 'debug' have at most 2: "
+            "lower [slurm] cpus_per_trial in rea.toml",
+        ),
+        (
+            {"mem_gb": 64.0},
+            "64 GB of memory per trial, but the nodes of partition 'debug' offer at most "
+            "21.2 GB: lower [slurm] mem_gb in rea.toml",
+        ),
+        (
+            {"gpus_per_task": 3},
+            "3 GPUs per trial, but the nodes of partition 'debug' have at most 2: "
+            "lower [slurm] gpus_per_trial in rea.toml",
+        ),
+    ],
+)
+def test_resources_no_node_has_are_refused_naming_the_key(
+    tmp_path: Path, resources: dict[str, Any], message: str
+) -> None:
+    """Asked of the 2-CPU, 2-GPU node of the local cluster (scontrol show node, captured)."""
+    runner = FakeRunner()
+
+    with pytest.raises(UsageError) as error:
+        submit(scheduler(tmp_path, runner), tmp_path, **resources)
+
+    assert str(error.value) == message
+    assert runner.calls["sbatch"] == 0
+
+
+def test_capacity_within_the_partition_limits(tmp_path: Path) -> None:
+    partition = (
+        "PartitionName=small Default=YES MaxTime=UNLIMITED State=UP MaxCPUsPerNode=1 "
+        "MaxMemPerNode=4096\n"
+    )
+    node = "NodeName=vm CPUTot=2 RealMemory=21694 Gres=gpu:2 Partitions=small State=IDLE\n"
+
+    def answer(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[1:3] == ("show", "partition"):
+            return ok(argv, partition)
+        return ok(argv, node) if argv[1:3] == ("show", "node") else None
+
+    s = scheduler(tmp_path, FakeRunner(answer))
+
+    assert s.max_mem_gb(Resources()) == 4.0
+    with pytest.raises(UsageError, match="have at most 1: lower \\[slurm\\] cpus_per_trial"):
+        submit(s, tmp_path, cpus_per_task=2)
 
 
 def test_no_accounting_skips_account_checks_and_sacct(tmp_path: Path) -> None:

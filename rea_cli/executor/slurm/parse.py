@@ -367,26 +367,111 @@ class Partition:
     default: bool
     max_time_min: float | None  # None = unlimited
     state: str
+    max_mem_per_node_mb: float | None = None  # None = unlimited
+    max_mem_per_cpu_mb: float | None = None
+    max_cpus_per_node: int | None = None
+
+
+def _fields(line: str) -> dict[str, str]:
+    """`Key=Value Key=Value ...` of one `scontrol show ... -o` line (words without = skipped)."""
+    return dict(
+        item.split("=", 1) for item in line.split() if "=" in item and not item.startswith("=")
+    )
+
+
+def _limit(text: str | None) -> float | None:
+    """A numeric limit; UNLIMITED, 0 and anything unreadable -> None (no limit)."""
+    value = _number(text or "")
+    return value if value > 0 else None
 
 
 def parse_partitions(text: str) -> dict[str, Partition]:
     """`scontrol show partition -o` (one line per partition) -> {name: Partition}."""
     partitions = {}
     for line in text.splitlines():
-        fields = dict(
-            item.split("=", 1) for item in line.split() if "=" in item and not item.startswith("=")
-        )
+        fields = _fields(line)
         name = fields.get("PartitionName")
         if not name:
             continue
         max_time = parse_duration(fields.get("MaxTime", "UNLIMITED"))
+        cpus = _limit(fields.get("MaxCPUsPerNode"))
         partitions[name] = Partition(
             name=name,
             default=fields.get("Default") == "YES",
             max_time_min=None if max_time is None else max_time / 60.0,
             state=fields.get("State", "UP"),
+            max_mem_per_node_mb=_limit(fields.get("MaxMemPerNode")),
+            max_mem_per_cpu_mb=_limit(fields.get("MaxMemPerCPU")),
+            max_cpus_per_node=None if cpus is None else int(cpus),
         )
     return partitions
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    cpus: int
+    mem_mb: float  # RealMemory: what jobs may be given
+    gpus: int
+    partitions: tuple[str, ...]
+
+
+def gpus_from_gres(gres: str) -> int:
+    """GPUs of a node's Gres ("gpu:2", "gpu:a100:4(S:0-1),gpu:v100:1"; "(null)" -> 0)."""
+    total = 0
+    for item in re.split(r",(?![^(]*\))", gres):
+        parts = item.split("(", 1)[0].split(":")
+        if parts[0] == "gpu" and len(parts) > 1 and parts[-1].isdigit():
+            total += int(parts[-1])
+    return total
+
+
+def parse_nodes(text: str) -> list[Node]:
+    """`scontrol show node -o` (one line per node) -> nodes with what a task may get there."""
+    nodes = []
+    for line in text.splitlines():
+        fields = _fields(line)
+        name = fields.get("NodeName")
+        if not name:
+            continue
+        cpus = fields.get("CPUEfctv") or fields.get("CPUTot") or "0"
+        nodes.append(
+            Node(
+                name=name,
+                cpus=int(cpus) if cpus.isdigit() else 0,
+                mem_mb=_number(fields.get("RealMemory", "0")),
+                gpus=gpus_from_gres(fields.get("Gres", "")),
+                partitions=tuple(p for p in fields.get("Partitions", "").split(",") if p),
+            )
+        )
+    return nodes
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The most one task can be given in a partition: its largest node, within its limits.
+    Each figure is a maximum over the nodes, not a node that has all three at once."""
+
+    partition: str
+    cpus: int
+    mem_gb: float
+    gpus: int
+
+
+def capacity(partition: Partition, nodes: list[Node]) -> Capacity | None:
+    """What the partition's nodes offer one task; None when no node of it is listed."""
+    mine = [n for n in nodes if partition.name in n.partitions]
+    if not mine:
+        return None
+    cpus = max(n.cpus for n in mine)
+    if partition.max_cpus_per_node is not None:
+        cpus = min(cpus, partition.max_cpus_per_node)
+    mem_mb = max(n.mem_mb for n in mine)
+    if partition.max_mem_per_node_mb is not None:
+        mem_mb = min(mem_mb, partition.max_mem_per_node_mb)
+    if partition.max_mem_per_cpu_mb is not None:
+        mem_mb = min(mem_mb, partition.max_mem_per_cpu_mb * cpus)
+    return Capacity(partition.name, cpus, mem_mb / 1024.0, max(n.gpus for n in mine))
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class ClusterInfo:
 
     config: dict[str, str]
     partitions: dict[str, parse.Partition] | None = None
+    nodes: list[parse.Node] | None = None
     associations: list[parse.Association] | None = None  # None: unreadable
     qos: dict[str, int | None] | None = None  # None: unreadable
     read: set[str] = field(default_factory=set)
@@ -125,6 +126,26 @@ class SlurmScheduler:
             info.partitions = parse.parse_partitions(result.stdout)
         return info.partitions
 
+    def _nodes(self) -> list[parse.Node]:
+        info = self.cluster()
+        if info.nodes is None:
+            result = self.runner.run(["scontrol", "show", "node", "-o"], check=False)
+            info.nodes = parse.parse_nodes(result.stdout) if result.ok else []
+        return info.nodes
+
+    def capacity(self, partition: str | None = None) -> parse.Capacity | None:
+        """The most one task can be given in `partition` (default: the cluster's default
+        partition); None when Slurm lists no node for it."""
+        partitions = self._partitions()
+        name = partition or next((p.name for p in partitions.values() if p.default), "")
+        part = partitions.get(name)
+        return parse.capacity(part, self._nodes()) if part else None
+
+    def max_mem_gb(self, resources: Resources) -> float | None:
+        """The most memory a task like `resources` can ask for in its partition."""
+        cap = self.capacity(resources.partition)
+        return None if cap is None else cap.mem_gb
+
     def _limits(self) -> ClusterInfo:
         """Associations and QOS of the user from sacctmgr, when accounting exists and answers."""
         info = self.cluster()
@@ -176,6 +197,7 @@ class SlurmScheduler:
                 f"time limit {resources.time_limit_min} min exceeds partition {name!r} MaxTime "
                 f"of {part.max_time_min:.0f} min: lower [slurm] time_limit_min in rea.toml"
             )
+        self._check_capacity(resources)
         info = self._limits()
         if resources.account and info.associations is not None:
             accounts = sorted({a.account for a in info.associations})
@@ -190,6 +212,29 @@ class SlurmScheduler:
                 "fix [slurm] qos in rea.toml"
             )
         self._validated.add(repr(resources))
+
+    def _check_capacity(self, resources: Resources) -> None:
+        """A task asking for more CPUs, memory or GPUs than any node of its partition has
+        would pend forever (reason PartitionConfig): refuse it, naming the rea.toml key."""
+        cap = self.capacity(resources.partition)
+        if cap is None:
+            return
+        where = f"partition {cap.partition!r}"
+        if resources.cpus_per_task > cap.cpus:
+            raise UsageError(
+                f"{resources.cpus_per_task} CPUs per trial, but the nodes of {where} have at "
+                f"most {cap.cpus}: lower [slurm] cpus_per_trial in rea.toml"
+            )
+        if resources.mem_gb is not None and resources.mem_gb > cap.mem_gb:
+            raise UsageError(
+                f"{resources.mem_gb:g} GB of memory per trial, but the nodes of {where} offer "
+                f"at most {cap.mem_gb:.1f} GB: lower [slurm] mem_gb in rea.toml"
+            )
+        if resources.gpus_per_task > cap.gpus:
+            raise UsageError(
+                f"{resources.gpus_per_task} GPUs per trial, but the nodes of {where} have at "
+                f"most {cap.gpus}: lower [slurm] gpus_per_trial in rea.toml"
+            )
 
     def enforced_limit_min(self, time_limit_min: float) -> float:
         """Minutes a task with this limit may really run: whole minutes, plus the overrun."""
