@@ -148,8 +148,11 @@ def _section_model(loc: list[str]) -> type[BaseModel] | None:
     return model
 
 
-def default_toml(backend: str) -> str:
-    """The commented rea.toml written by `rea init`."""
+def default_toml(
+    backend: str, *, cpus_per_trial: int = 4, mem_gb: float = 16.0, gpus_per_trial: int = 1
+) -> str:
+    """The commented rea.toml written by `rea init` (per-trial resources: what fits the
+    cluster `rea init` found, else these defaults)."""
     return f"""\
 # rea workspace settings. Every key is optional; shown values are the defaults.
 # Docs: README.md and docs/ in the rea repository.
@@ -170,9 +173,9 @@ time_limit_min = 30
 # account = "my-account"
 # qos = "normal"
 # constraint = "a100"
-gpus_per_trial = 1
-cpus_per_trial = 4
-mem_gb = 16.0
+gpus_per_trial = {gpus_per_trial}
+cpus_per_trial = {cpus_per_trial}
+mem_gb = {float(mem_gb)!r}
 # A trial killed at its memory limit is retried with twice the memory, up to what a node of the
 # partition offers or this cap; then with a smaller batch.
 # max_mem_gb = 64.0

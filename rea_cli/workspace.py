@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from rea_cli.config import CONFIG_NAME, Settings, default_toml, load_settings
 from rea_cli.errors import UsageError
@@ -79,8 +80,11 @@ def default_backend() -> str:
     return "slurm" if shutil.which("sbatch") else "local"
 
 
-def init_workspace(root: Path, *, backend: str | None = None) -> Workspace:
-    """Create rea.toml (commented defaults), campaigns/ and .rea/. Refuses to overwrite."""
+def init_workspace(
+    root: Path, *, backend: str | None = None, slurm_defaults: dict[str, Any] | None = None
+) -> Workspace:
+    """Create rea.toml (commented defaults; `slurm_defaults`: per-trial resources that fit
+    the cluster), campaigns/ and .rea/. Refuses to overwrite."""
     root = root.expanduser().resolve()
     config = root / CONFIG_NAME
     if config.exists():
@@ -92,7 +96,7 @@ def init_workspace(root: Path, *, backend: str | None = None) -> Workspace:
     (root / "campaigns").mkdir(exist_ok=True)
     (root / ".rea").mkdir(exist_ok=True)
     tmp = config.with_suffix(".toml.tmp")
-    tmp.write_text(default_toml(chosen), encoding="utf-8")
+    tmp.write_text(default_toml(chosen, **(slurm_defaults or {})), encoding="utf-8")
     os.replace(tmp, config)
     ws = Workspace(root)
     from rea_cli.insights import init_db  # duckdb: imported only here, not by every command

@@ -5,6 +5,7 @@ Each parses, calls one core function, prints. No logic here.
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,13 +36,18 @@ def init(
     ] = None,
 ) -> None:
     """Create a workspace: rea.toml with commented defaults, campaigns/, the insights DB."""
-    from rea_cli.workspace import init_workspace
+    from rea_cli.app.setup import init as init_workspace
 
-    ws = init_workspace(directory, backend=backend)
-    console.print(f"workspace ready at {ws.root} (backend: {ws.settings.backend})")
+    done = init_workspace(directory, backend=backend)
+    ws = done.workspace
+    console.print(f"workspace ready at {escape(str(ws.root))} (backend: {ws.settings.backend})")
+    if done.note:
+        console.print(done.note, highlight=False, markup=False)
     console.print(
-        f"next: rea --workspace {ws.root} plan --model dcn_v2 "
-        "--dataset movielens-100k --budget 4gpu-h"
+        f"next: rea --workspace {shlex.quote(str(ws.root))} plan --model dcn_v2 "
+        "--dataset movielens-100k --budget 4gpu-h",
+        highlight=False,
+        markup=False,
     )
 
 
@@ -189,8 +195,13 @@ def launch(
     if dry_run:
         _print_dry_run(make_dry_run(ws, campaign))
         return
+    from rea_cli.app.status import watchdog_hint
+
     launch_campaign(ws, campaign)
     console.print(f"launched {campaign}: phase validation submitted; rea is not running now.")
+    hint = watchdog_hint(ws)
+    if hint:
+        console.print(hint, highlight=False, markup=False)
     if follow:
         _watch(ctx, campaign)
     else:
@@ -218,7 +229,7 @@ def resume(ctx: typer.Context, campaign: CampaignArg) -> None:
     from rea_cli.app.resume import resume_campaign
 
     outcome = resume_campaign(workspace(ctx), campaign)
-    console.print(f"{campaign}: {outcome.action}: {outcome.detail}", highlight=False)
+    console.print(f"{campaign}: {outcome.action}: {outcome.detail}", highlight=False, markup=False)
 
 
 @handle_errors
@@ -238,7 +249,7 @@ def status(
         if as_json:
             print_json([r.dump() for r in rows])
             return
-        table = Table(title=f"Campaigns in {ws.root}")
+        table = Table(title=f"Campaigns in {escape(str(ws.root))}")
         for col in ("id", "state", "phase", "model", "dataset", "GPU-h spent/approved"):
             table.add_column(col)
         for r in rows:
@@ -253,13 +264,16 @@ def status(
             )
         console.print(table)
         return
-    from rea_cli.app.status import live_summary
+    from rea_cli.app.status import live_summary, watchdog_hint
 
     s = live_summary(ws, campaign)
     if as_json:
         print_json(s.dump())
         return
     _print_summary(s)
+    hint = watchdog_hint(ws) if s.state == "RUNNING" else None
+    if hint:
+        console.print(hint, highlight=False, markup=False)
 
 
 def _print_summary(s: Any) -> None:
@@ -372,7 +386,7 @@ def review(
     console.print(f"{campaign}: {c.state.value}")
     if accept:
         path = ws.campaign_dir(campaign) / ACCEPTED_CONFIG
-        console.print(f"accepted model config written to {path}")
+        console.print(f"accepted model config written to {path}", markup=False)
 
 
 @handle_errors
@@ -389,4 +403,4 @@ def report(
         print_json(data)
         return
     console.print(Markdown(text))
-    console.print(f"\nreport written to {path}")
+    console.print(f"\nreport written to {path}", markup=False)

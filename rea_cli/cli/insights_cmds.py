@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from rea_cli.cli.common import console, err_console, handle_errors, workspace
@@ -146,7 +147,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    return escape(str(value))  # cells hold user text (titles, paths): never markup
 
 
 def _rich_table(rows: list[dict[str, Any]], columns: list[str]) -> Table:
