@@ -31,7 +31,8 @@ def slurm_down_reason() -> str | None:
     if ping.returncode != 0 or "UP" not in ping.stdout:
         said = (ping.stdout + ping.stderr).strip().splitlines() or ["no answer"]
         return f"Slurm is down: {said[0]} (make slurm-up)"
-    if not any(s.strip() in ("idle", "mixed", "allocated") for s in sinfo.stdout.splitlines()):
+    usable = ("idle", "mixed", "allocated", "completing", "planned")  # completing: a job ends
+    if not any(s.strip() in usable for s in sinfo.stdout.splitlines()):
         return f"no usable Slurm node: sinfo says {sinfo.stdout.strip()!r} (make slurm-up)"
     return None
 
