@@ -88,6 +88,8 @@ def _events(ws: Path, cid: str) -> list[dict[str, Any]]:
 
 
 def _stop(ws: Path, cid: str) -> None:
+    if not (ws / "campaigns" / cid / "campaign.json").exists():
+        return
     if campaign_doc(ws, cid)["state"] in ("RUNNING", "PAUSED", "APPROVED"):
         run_rea(ws, "cancel", cid)
 
@@ -290,9 +292,10 @@ def test_one_campaign_id_in_two_workspaces(tmp_path: Path) -> None:
     start_campaign(one, cid, profile="tiny")
     try:
         # held, as an interrupted submission of the same round would leave them
-        pending = [j[0] for j in _queued(_prefix(one, cid)) if j[2] == "PENDING"]
-        for job in pending:
-            subprocess.run(["scontrol", "hold", job], capture_output=True, check=False)
+        trials = [j for j in _queued(_prefix(one, cid)) if not j[1].endswith(".wake")]
+        for job in [j[0] for j in trials if j[2] == "PENDING"]:
+            # uhold: a user hold (JobHeldUser), as rea's own held submissions have
+            subprocess.run(["scontrol", "uhold", job], capture_output=True, check=False)
         mine = [j[0] for j in _queued(_prefix(one, cid)) if j[3] == "JobHeldUser"]
         assert mine, _queued(_prefix(one, cid))
         start_campaign(two, cid, profile="tiny")
