@@ -36,7 +36,7 @@ from rea_cli.executor.scheduler import (
     job_name,
     workspace_tag,
 )
-from rea_cli.executor.slurm import SlurmScheduler, parse
+from rea_cli.executor.slurm import SlurmScheduler
 from tests.conftest import campaign_doc, make_workspace, run_rea, start_campaign, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -315,20 +315,33 @@ def test_one_campaign_id_in_two_workspaces(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- 5. resources that never run
 
 
+def _largest_node() -> tuple[int, float, int]:
+    """CPUs, memory (GB) and GPUs of the default partition's largest node, as sinfo says."""
+    out = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%c|%m|%G|%P"], capture_output=True, text=True, check=True
+    )
+    nodes = [x.split("|") for x in out.stdout.splitlines() if x.count("|") == 3]
+    mine = [n for n in nodes if n[3].endswith("*")] or nodes
+    cpus = max(int(n[0]) for n in mine)
+    mem_gb = max(float(n[1]) for n in mine) / 1024
+    gres = [[g.split("(")[0].split(":") for g in n[2].split(",")] for n in mine]
+    gpus = max(sum(int(g[-1]) for g in node if g[0] == "gpu") for node in gres)
+    return cpus, mem_gb, gpus
+
+
 def test_init_writes_per_trial_resources_that_fit_the_cluster(tmp_path: Path) -> None:
     done = run_rea(None, "init", str(tmp_path / "ws"), "--backend", "slurm")
     assert done.returncode == 0, done.stderr
     slurm = tomllib.loads((tmp_path / "ws" / "rea.toml").read_text())["slurm"]
-    cap = SlurmScheduler(tmp_path / "state").capacity()
-    assert cap is not None
-    assert slurm["cpus_per_trial"] == min(4, cap.cpus)
-    assert slurm["mem_gb"] <= min(16.0, cap.mem_gb)
-    assert slurm["gpus_per_trial"] == min(1, cap.gpus)
-    assert f"partition '{cap.partition}'" in " ".join(done.stdout.split())
+    cpus, mem_gb, gpus = _largest_node()
+    assert slurm["cpus_per_trial"] == min(4, cpus)
+    assert slurm["mem_gb"] <= min(16.0, mem_gb)
+    assert slurm["gpus_per_trial"] == min(1, gpus)
+    assert "per-trial resources fit partition" in " ".join(done.stdout.split())
 
 
 def test_resources_no_node_has_are_refused_before_anything_is_submitted(tmp_path: Path) -> None:
-    cpus = parse.parse_nodes(_scontrol("show", "node", "-o"))[0].cpus
+    cpus = _largest_node()[0]
     extra = settings().replace("cpus_per_trial = 1", f"cpus_per_trial = {cpus + 2}")
     ws = make_workspace(tmp_path / "ws", backend="slurm", extra=extra)
     cid = _cid("big")
@@ -345,10 +358,6 @@ def test_resources_no_node_has_are_refused_before_anything_is_submitted(tmp_path
     assert json.loads(tick.stdout)["campaigns"] == []
 
 
-def _scontrol(*args: str) -> str:
-    return subprocess.run(["scontrol", *args], capture_output=True, text=True, check=True).stdout
-
-
 def test_a_trial_that_can_never_start_pauses_the_campaign(tmp_path: Path) -> None:
     """A pending task whose request no node satisfies (as after a change of the partition)
     waits forever with reason PartitionConfig, and so would its wake-up: tick pauses it."""
@@ -359,7 +368,7 @@ def test_a_trial_that_can_never_start_pauses_the_campaign(tmp_path: Path) -> Non
     try:
         (rnd,) = campaign_doc(ws, cid)["phases"]["validation"]["rounds"]
         last = rnd["array_job_ids"][-1]
-        cpus = parse.parse_nodes(_scontrol("show", "node", "-o"))[0].cpus
+        cpus = _largest_node()[0]
         subprocess.run(
             ["scontrol", "update", f"jobid={last}", f"NumCPUs={cpus + 2}"],
             capture_output=True,
