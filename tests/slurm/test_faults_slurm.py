@@ -376,9 +376,11 @@ def test_a_trial_that_can_never_start_pauses_the_campaign(tmp_path: Path) -> Non
         )
 
         def blocked() -> bool:
-            return any(j[0] == last and j[3] == "PartitionConfig" for j in _queued(prefix))
+            # while a sibling runs Slurm says JobArrayTaskLimit; once alone, PartitionConfig
+            trials = [j for j in _queued(prefix) if not j[1].endswith(".wake")]
+            return [(j[0], j[3]) for j in trials] == [(last, "PartitionConfig")]
 
-        wait_for(blocked, 120, "the task to pend with reason PartitionConfig")
+        wait_for(blocked, 300, "the task to pend alone with reason PartitionConfig")
         tick = run_rea(ws, "tick", "--json", timeout=300)
         assert tick.returncode == 0, tick.stderr
         (entry,) = json.loads(tick.stdout)["campaigns"]
