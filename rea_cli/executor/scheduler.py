@@ -48,10 +48,6 @@ class JobState(enum.StrEnum):
         longer knows cannot run any more, and must neither stay reserved nor be waited for."""
         return self in _TERMINAL or self is JobState.UNKNOWN
 
-    @property
-    def is_success(self) -> bool:
-        return self is JobState.COMPLETED
-
 
 _TERMINAL = frozenset(
     {
