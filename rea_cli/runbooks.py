@@ -9,6 +9,7 @@ trial is given up with the reasons: the hypothesis is excluded rather than retri
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ CHANGEABLE = frozenset(
     {MEM_KEY, "train.batch_size", "train.eval_batch_size", "train.grad_clip_norm"}
 )
 Change = dict[str, str | int | float]
+_FACTOR = re.compile(r"x\d+(\.\d*)?")  # "x0.5": times the current value
 
 
 class Match(BaseModel):
@@ -109,6 +111,13 @@ def _load_file(path: Path) -> list[Runbook]:
                 f"runbook {path} ({book.id}): cannot change {', '.join(sorted(bad))}; "
                 f"allowed: {', '.join(sorted(CHANGEABLE))}"
             )
+        for change in (book.change, *book.alternatives):
+            for key, rule in change.items():
+                if isinstance(rule, str) and not _FACTOR.fullmatch(rule):
+                    raise UsageError(
+                        f"runbook {path} ({book.id}): {key} = {rule!r}; give a number or a "
+                        'factor such as "x0.5"'
+                    )
         books.append(book)
     return books
 
