@@ -104,7 +104,9 @@ class TrialSpec(_Contract):
 
 
 class AttemptStart(_Contract):
-    """attempt.json: written by the trial when an attempt starts."""
+    """attempt.json: written by the trial when an attempt starts, and again once its data,
+    model and optimizer are set up, before the first batch (so a run killed at its memory
+    limit still tells what no batch size changes)."""
 
     attempt: int
     trial_id: str
@@ -112,6 +114,11 @@ class AttemptStart(_Contract):
     host: str | None = None
     pid: int | None = None
     started_at: str | None = None
+    # set when the trainer is ready to train: parameters, where they live, and the process's
+    # peak resident memory (host) so far
+    n_params: int | None = None
+    device: str | None = None
+    ready_memory_mb: float | None = None
 
 
 class FailureRecord(_Contract):

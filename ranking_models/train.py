@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import secrets
 import signal
 import socket
@@ -138,7 +139,7 @@ class AttemptRecorder:
         self.host = socket.gethostname()
         self.started_at = now_iso()
         self.t0 = time.monotonic()
-        start = AttemptStart(
+        self.start = AttemptStart(
             attempt=attempt,
             trial_id=spec.trial_id,
             job_id=self.job_id,
@@ -146,8 +147,16 @@ class AttemptRecorder:
             pid=os.getpid(),
             started_at=self.started_at,
         )
-        write_json_atomic(folder / "attempt.json", start.model_dump(mode="json"))
+        write_json_atomic(folder / "attempt.json", self.start.model_dump(mode="json"))
         self._metrics: TextIO = open(folder / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+
+    def ready(self, n_params: int, device: str) -> None:
+        """attempt.json again, with the footprint no batch size changes (host memory)."""
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+        self.start = self.start.model_copy(
+            update={"n_params": n_params, "device": device, "ready_memory_mb": round(rss_mb, 1)}
+        )
+        write_json_atomic(self.folder / "attempt.json", self.start.model_dump(mode="json"))
 
     def emit(self, event: dict[str, Any]) -> None:
         self._metrics.write(json.dumps(event) + "\n")
@@ -311,6 +320,7 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
             config, data, spec.seed, recorder.emit, spec.checkpoint_dir, device, prune=spec.prune
         )
         common["n_params"] = trainer.n_params
+        recorder.ready(trainer.n_params, str(device))
         outcome = trainer.run()
     except DataError as exc:
         log.error("%s", exc)

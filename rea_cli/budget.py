@@ -104,8 +104,3 @@ def measured_spend_hours(campaign: Campaign, infos: dict[str, JobInfo], now: dat
     """GPU-hours measured so far: ended jobs from their records, live jobs from the scheduler."""
     jobs = [j for t in campaign.trials.values() for j in t.jobs]
     return sum(job_gpu_seconds(j, infos.get(j.job_id), now) for j in jobs) / 3600.0
-
-
-def job_state_of(info: JobInfo | None, recorded: JobState) -> JobState:
-    """The state to record from a scheduler answer (None: keep what was recorded)."""
-    return recorded if info is None else info.state

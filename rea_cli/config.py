@@ -56,6 +56,12 @@ class SlurmSettings(_Section):
     gpus_per_trial: int = Field(1, ge=0, le=64, description="0 (CPU only) counts as 1 device")
     cpus_per_trial: int = Field(4, ge=1, le=4096)
     mem_gb: float | None = Field(16.0, gt=0, le=1e6)
+    max_mem_gb: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        description="the most memory a retry after an out-of-memory kill asks for",
+    )
     time_limit_min: int = Field(60, ge=1, le=MAX_TIME_LIMIT_MIN)
     array_parallelism: int = Field(16, ge=1, le=100_000)
     extra_sbatch: dict[Line, Line] = Field(default_factory=dict)
@@ -193,8 +199,16 @@ def _section_model(loc: list[str]) -> type[BaseModel] | None:
     return model
 
 
-def default_toml(backend: str, shared: bool = False) -> str:
-    """The commented rea.toml written by `rea init`."""
+def default_toml(
+    backend: str,
+    shared: bool = False,
+    *,
+    cpus_per_trial: int = 4,
+    mem_gb: float = 16.0,
+    gpus_per_trial: int = 1,
+) -> str:
+    """The commented rea.toml written by `rea init` (per-trial resources: what fits the
+    cluster `rea init` found, else these defaults)."""
     return f"""\
 # rea workspace settings. Every key is optional; shown values are the defaults.
 # Docs: README.md and docs/ in the rea repository.
@@ -218,9 +232,12 @@ time_limit_min = 30
 # account = "my-account"
 # qos = "normal"
 # constraint = "a100"
-gpus_per_trial = 1
-cpus_per_trial = 4
-mem_gb = 16.0
+gpus_per_trial = {gpus_per_trial}
+cpus_per_trial = {cpus_per_trial}
+mem_gb = {float(mem_gb)!r}
+# A trial killed at its memory limit is retried with twice the memory, up to what a node of the
+# partition offers or this cap; then with a smaller batch.
+# max_mem_gb = 64.0
 time_limit_min = 60
 # Array tasks of one phase running at once.
 array_parallelism = 16

@@ -147,6 +147,25 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or ["no message"])[0]
 
 
+def tick_installed(ws: Workspace) -> bool:
+    """Whether the user's crontab or scrontab holds this workspace's tick entry (False when
+    neither can be read: then nothing is known to run `rea tick`)."""
+    begin, _ = _markers(ws.root)
+    tools: list[CronTool] = ["crontab"]
+    if ws.settings.backend == "slurm":
+        tools.append("scrontab")
+    for tool in tools:
+        if shutil.which(tool) is None:
+            continue
+        try:
+            table = read_table(tool)
+        except (SchedulerError, UsageError):
+            continue
+        if begin in table.splitlines():
+            return True
+    return False
+
+
 def workspace_cron_block(ws: Workspace, every_min: int = 5, tool: CronTool = "crontab") -> str:
     """This workspace's block, with this Python and this PATH."""
     return cron_block(

@@ -9,6 +9,7 @@ import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from rea_cli.config import CONFIG_NAME, Settings, default_toml, load_settings
 from rea_cli.errors import UsageError
@@ -91,9 +92,15 @@ def default_backend() -> str:
 
 
 def init_workspace(
-    root: Path, *, backend: str | None = None, shared: bool = False, group: str | None = None
+    root: Path,
+    *,
+    backend: str | None = None,
+    shared: bool = False,
+    group: str | None = None,
+    slurm_defaults: dict[str, Any] | None = None,
 ) -> Workspace:
-    """Create rea.toml (commented defaults), campaigns/ and .rea/. Refuses to overwrite.
+    """Create rea.toml (commented defaults; `slurm_defaults`: per-trial resources that fit
+    the cluster), campaigns/ and .rea/. Refuses to overwrite.
 
     shared: a workspace for a group (docs/security.md): its folders setgid and group-writable
     (owned by `group` when given), and rea runs with umask 002 there."""
@@ -116,7 +123,7 @@ def init_workspace(
     if shared:
         for folder in folders:
             _share(folder, gid)
-    write_text_atomic(config, default_toml(chosen, shared))
+    write_text_atomic(config, default_toml(chosen, shared, **(slurm_defaults or {})))
     from rea_cli.insights import init_db  # duckdb: imported only here, not by every command
 
     init_db(ws.db_path, storage_version=ws.settings.insights.storage_version)

@@ -14,7 +14,13 @@ from typing import Any
 from rea_cli import budget
 from rea_cli.app.approval import ApprovalBroken, verify_approval, write_approval
 from rea_cli.app.planning import ACCEPTED_CONFIG
-from rea_cli.app.resume import advance, apply_info, load_plan, low_disk
+from rea_cli.app.resume import (
+    LAUNCH_INTENT,
+    apply_info,
+    load_plan,
+    low_disk,
+    start_campaign,
+)
 from rea_cli.app.sync import sync_insights
 from rea_cli.app.trials import round_plan
 from rea_cli.campaign.journal import now_iso
@@ -23,10 +29,9 @@ from rea_cli.campaign.state import CampaignState, TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import RefusedError, SchedulerError
 from rea_cli.executor import submission
-from rea_cli.executor.backends import make_scheduler, trial_resources, wakeup_resources
+from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (
     JobState,
-    Scheduler,
     SubmissionRequest,
     campaign_job_prefix,
     workspace_tag,
@@ -86,7 +91,11 @@ def approve_campaign(ws: Workspace, campaign_id: str, standing: str | None = Non
 
 
 def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
-    """Submit the first step and its wake-up, then return: the campaign goes on by itself."""
+    """Submit the first step and its wake-up, then return: the campaign goes on by itself.
+
+    The intent is journaled first: a launch killed before the campaign turns RUNNING is
+    finished by the next `rea resume` or `rea tick` (nothing is submitted before RUNNING).
+    """
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
@@ -94,28 +103,27 @@ def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
         low = low_disk(ws)
         if low:
             raise RefusedError(f"{low}, then launch {campaign_id} again; nothing was submitted")
+        store.event(LAUNCH_INTENT, by=current_user().name)
+        crash_point("launch_intent")
         sched = make_scheduler(ws)
-        _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
-        store.transition(c, CampaignState.RUNNING, by=current_user().name)
         try:
-            advance(store, plan, c, sched)
+            # a bad partition/account/time limit or resources no node has: nothing submitted
+            start_campaign(store, c, plan, sched, by=current_user().name)
         except SchedulerError as exc:
+            if c.state is not CampaignState.RUNNING:
+                raise SchedulerError(
+                    f"{exc}; the launch is recorded: `rea tick` (or `rea resume "
+                    f"{campaign_id}`) finishes it once the scheduler answers"
+                ) from None
             raise SchedulerError(
                 f"{exc}; the campaign is RUNNING with its first submission unfinished: "
                 f"`rea resume {campaign_id}` (or the next `rea tick`) finishes it, submitting "
                 "nothing twice"
             ) from None
     sync_insights(ws, store, publish=True)
+    if c.state is CampaignState.PAUSED:
+        raise RefusedError(f"campaign {campaign_id} paused at launch: {c.pause_reason}")
     return c
-
-
-def _check_resources(ws: Workspace, plan: Plan, sched: Scheduler) -> None:
-    validate = getattr(sched, "validate", None)  # backends that can check requests up front
-    if validate is None:
-        return
-    for p in plan.phases:
-        validate(trial_resources(ws.settings, p.time_limit_min, p.gpus_per_trial))
-    validate(wakeup_resources(ws.settings))
 
 
 @dataclass(frozen=True)
@@ -183,13 +191,15 @@ def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
             live = {jid for jid, i in sched.states(sorted(ids)).items() if not i.state.has_ended}
             sched.cancel(sorted(live))
             cancelled = live
-            final = sched.states(sorted(trial_jobs))
+            # jobs already ingested keep their record (its reason is the trainer's, the most
+            # specific); the others get their final state from the scheduler
+            open_jobs = [j for t in c.trials.values() for j in t.jobs if not j.has_ended]
+            final = sched.states([j.job_id for j in open_jobs])
+            for job in open_jobs:
+                apply_info(job, final.get(job.job_id))
+                if not job.has_ended:  # the scheduler has not caught up: it is cancelled
+                    job.state = JobState.CANCELLED
             for t in c.trials.values():
-                for job in t.jobs:
-                    info = final.get(job.job_id)
-                    apply_info(job, info)
-                    if not job.has_ended:  # the scheduler has not caught up: it is cancelled
-                        job.state = JobState.CANCELLED
                 if t.status in (TrialStatus.PENDING, TrialStatus.SUBMITTED):
                     t.set_status(TrialStatus.CANCELLED)
             budget.refresh(c)

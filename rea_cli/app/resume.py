@@ -43,12 +43,13 @@ from rea_cli.campaign.state import CampaignState, PhaseStatus, RoundStatus, Tria
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import ReaError, RefusedError, UsageError, is_disk_full, os_error
 from rea_cli.executor import submission
-from rea_cli.executor.backends import make_scheduler
+from rea_cli.executor.backends import make_scheduler, trial_resources, wakeup_resources
 from rea_cli.executor.scheduler import (
     JobInfo,
     JobState,
     Scheduler,
     campaign_job_prefix,
+    never_starts,
     workspace_tag,
 )
 from rea_cli.faults import crash_point
@@ -56,8 +57,15 @@ from rea_cli.fsutil import free_mb
 from rea_cli.planner import engine
 from rea_cli.planner.engine import TrialDef
 from rea_cli.planner.engine.common import lineage
-from rea_cli.planner.plan import Plan
-from rea_cli.runbooks import Failure, choose_action, diagnose, load_runbooks
+from rea_cli.planner.plan import Plan, gpus_per_trial, plan_hash
+from rea_cli.runbooks import (
+    MEM_KEY,
+    Failure,
+    Footprint,
+    choose_action,
+    diagnose,
+    load_runbooks,
+)
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -105,6 +113,12 @@ def resume_campaign(
 def _resume_locked(
     store: CampaignStore, campaign: Campaign, scheduler: Scheduler | None
 ) -> ResumeOutcome:
+    if campaign.state is CampaignState.APPROVED and launch_pending(store):
+        # `rea launch` was killed before the campaign turned RUNNING: finish it
+        sched = scheduler or make_scheduler(store.ws)
+        outcome = start_campaign(store, campaign, _bound_plan(store), sched, by="rea resume")
+        store.event("resume_done", action=outcome.action, detail=outcome.detail)
+        return outcome
     if campaign.state is CampaignState.PAUSED and campaign.pause_kind is not None:
         held = hold_reason(store, campaign)
         if held is not None:
@@ -174,6 +188,60 @@ def _pause(store: CampaignStore, c: Campaign, kind: PauseKind, why: str) -> Resu
     return ResumeOutcome("paused", c.pause_reason)
 
 
+# ---------------------------------------------------------------- launch
+
+LAUNCH_INTENT = "launch_intent"
+
+
+def launch_pending(store: CampaignStore) -> bool:
+    """`rea launch` journaled its intent and neither turned the campaign RUNNING nor was
+    refused since (it was killed, or Slurm did not answer)."""
+    for e in reversed(store.events()):
+        if e["event"] == LAUNCH_INTENT:
+            return True
+        if e["event"] in ("launch_refused", "state"):
+            return False
+    return False
+
+
+def check_resources(ws: Workspace, plan: Plan, sched: Scheduler) -> None:
+    """What every phase and the wake-ups would ask for, checked against the cluster before
+    anything is submitted (UsageError names the rea.toml key to change)."""
+    validate = getattr(sched, "validate", None)  # backends that can check requests up front
+    if validate is None:
+        return
+    for p in plan.phases:
+        validate(trial_resources(ws.settings, p.time_limit_min, p.gpus_per_trial))
+    validate(wakeup_resources(ws.settings))
+
+
+def start_campaign(
+    store: CampaignStore, c: Campaign, plan: Plan, sched: Scheduler, *, by: str
+) -> ResumeOutcome:
+    """APPROVED -> RUNNING, then the first step: what `rea launch` does once it journaled its
+    intent, and what a resume or tick does for a launch killed before that. A request the
+    cluster can never run is refused with nothing submitted (the intent is then withdrawn)."""
+    try:
+        check_resources(store.ws, plan, sched)
+    except UsageError as exc:
+        store.event("launch_refused", error=str(exc))
+        raise
+    store.transition(c, CampaignState.RUNNING, by=by)
+    return advance(store, plan, c, sched)
+
+
+def _bound_plan(store: CampaignStore) -> Plan:
+    """The plan, if it is still the one approved."""
+    approval = store.approval()
+    digest = plan_hash(store.read_plan_bytes())
+    if approval is None or digest != approval.plan_hash:
+        store.event("launch_refused", error="the plan changed after approval")
+        raise RefusedError(
+            f"{store.plan_path} is not the approved plan; restore it or plan a new campaign"
+        )
+    return load_plan(store)
+
+
 def _record_failure(store: CampaignStore, exc: Exception, sched: Scheduler) -> None:
     """Journal an unexpected error; after MAX_FAILED_RESUMES in a row the campaign is FAILED
     (a deterministic error would otherwise make every wake-up and tick fail the same way)."""
@@ -207,6 +275,9 @@ def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> Re
         store.save(c)
         crash_point("reconciled")
         waiting = [tid for tid, t in c.trials_of(current).items() if t.last_job_open]
+        blocked = _never_start(c, waiting)
+        if blocked:
+            return _pause_blocked(store, c, sched, blocked)
         if waiting:
             _ensure_wakeup(store, c, sched, current, rnd, waiting)
             return ResumeOutcome("waiting", f"{len(waiting)} trial(s) of {current} still running")
@@ -215,7 +286,7 @@ def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> Re
         store.save(c)
         crash_point("ingested")  # results reach DuckDB at the end of this step (or the next)
 
-        diagnose_failures(store, c, plan)
+        diagnose_failures(store, c, plan, sched)
         store.save(c)
         crash_point("diagnosed")
 
@@ -238,11 +309,14 @@ def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> Re
                 for tid, t in retries.items()
             ]
             overrides = {tid: t.overrides for tid, t in retries.items() if t.overrides}
-            rp = round_plan(store, plan, c, sched, current, defs, overrides, kind="retry")
-            try:
-                submission.submit_round(store, c, sched, rp)
-            except RefusedError as exc:
-                return _budget_pause(store, c, str(exc))
+            # one array, one --mem: the most any of its trials was given by a runbook
+            mem = max((t.mem_gb for t in retries.values() if t.mem_gb), default=None)
+            rp = round_plan(
+                store, plan, c, sched, current, defs, overrides, kind="retry", mem_gb=mem
+            )
+            refused = _submit(store, c, sched, rp)
+            if refused:
+                return refused
             return ResumeOutcome("submitted", f"retrying {len(defs)} trial(s) of {current}")
     return advance(store, plan, c, sched)
 
@@ -275,10 +349,9 @@ def advance(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> 
         store.save(c)
         crash_point("decided")
         rp = round_plan(store, plan, c, sched, step.phase, fitted, kind=step.kind)
-        try:
-            submission.submit_round(store, c, sched, rp)
-        except RefusedError as exc:
-            return _budget_pause(store, c, str(exc))
+        refused = _submit(store, c, sched, rp)
+        if refused:
+            return refused
         store.event("step", phase=step.phase, kind=step.kind, note=step.note, trials=len(fitted))
         return ResumeOutcome("submitted", f"{step.phase} ({step.kind}): {len(fitted)} trial(s)")
     raise RuntimeError(f"the engine decided {MAX_DECISIONS} steps without submitting any")
@@ -367,6 +440,25 @@ def _fit(
     return ordered[:low]
 
 
+def _submit(
+    store: CampaignStore, c: Campaign, sched: Scheduler, rp: submission.RoundPlan
+) -> ResumeOutcome | None:
+    """Submit a round; a refusal pauses the campaign (None: submitted)."""
+    try:
+        submission.submit_round(store, c, sched, rp)
+    except RefusedError as exc:
+        return _budget_pause(store, c, str(exc))
+    except UsageError as exc:
+        # the cluster can never run this request (rea.toml or the cluster changed since the
+        # launch): every wake-up and tick would fail the same way, so a human must look
+        reason = f"{exc}; then `rea cancel {c.campaign_id}` and plan again"
+        store.event("submission_refused", detail=str(exc))
+        c.pause_reason = reason
+        store.transition(c, CampaignState.PAUSED, reason=reason)
+        return ResumeOutcome("paused", reason)
+    return None
+
+
 def _budget_pause(store: CampaignStore, c: Campaign, reason: str) -> ResumeOutcome:
     store.event("budget_refused", detail=reason)
     c.pause_reason = reason
@@ -388,6 +480,51 @@ def reconcile(c: Campaign, sched: Scheduler, phase: str) -> None:
     for jid, job in open_jobs.items():
         apply_info(job, infos.get(jid))
     budget.refresh(c)
+
+
+def _never_start(c: Campaign, waiting: list[str]) -> list[tuple[str, JobRecord]]:
+    """Waiting trials whose job pends for a reason that can never clear."""
+    jobs = [(tid, c.trials[tid].jobs[-1]) for tid in waiting]
+    return [(tid, j) for tid, j in jobs if never_starts(j.state, j.reason)]
+
+
+def _pause_blocked(
+    store: CampaignStore, c: Campaign, sched: Scheduler, blocked: list[tuple[str, JobRecord]]
+) -> ResumeOutcome:
+    """Trials that can never start: stop the campaign's jobs (nothing would ever wake it up:
+    the wake-up waits for them) and pause it with the scheduler's reason."""
+    tid, job = blocked[0]
+    reason = (
+        f"trial {tid} (job {job.job_id}) can never start: the scheduler says {job.reason}; "
+        f"{_unblock_hint(job.reason or '')}, then `rea cancel {c.campaign_id}` and plan again"
+    )
+    prefix = campaign_job_prefix(workspace_tag(store.ws.root), store.campaign_id)
+    live = {j.job_id for j in sched.find(prefix) if not j.state.has_ended}
+    live |= {j.job_id for t in c.trials.values() for j in t.jobs if not j.has_ended}
+    live.discard(_current_job_id() or "")
+    sched.cancel(sorted(live))
+    open_jobs = [j for t in c.trials.values() for j in t.jobs if not j.has_ended]
+    final = sched.states([j.job_id for j in open_jobs])
+    for j in open_jobs:
+        apply_info(j, final.get(j.job_id))
+        if not j.has_ended:  # the scheduler has not caught up: it is cancelled
+            j.state = JobState.CANCELLED
+    budget.refresh(c)
+    store.event("never_starts", trial_id=tid, job_id=job.job_id, reason=job.reason)
+    c.pause_reason = reason
+    store.transition(c, CampaignState.PAUSED, reason=reason)
+    return ResumeOutcome("paused", reason)
+
+
+def _unblock_hint(reason: str) -> str:
+    if reason.startswith(("Partition", "BadConstraints")):
+        return (
+            "the request exceeds what its partition offers: lower [slurm] cpus_per_trial, "
+            "mem_gb or gpus_per_trial (or fix partition/constraint) in rea.toml"
+        )
+    if reason.startswith(("Invalid", "Account", "QOS", "Assoc")):
+        return "the account, QOS or their limits refuse it: fix [slurm] account/qos in rea.toml"
+    return "fix what it names"
 
 
 def apply_info(job: JobRecord, info: JobInfo | None) -> None:
@@ -560,7 +697,9 @@ def _remember(
 # ---------------------------------------------------------------- diagnose
 
 
-def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
+def diagnose_failures(
+    store: CampaignStore, c: Campaign, plan: Plan, sched: Scheduler | None = None
+) -> None:
     """Runbook diagnosis and action for every failed trial whose last job has none yet.
 
     Each diagnosis is journaled once: the event goes first and is skipped when an earlier,
@@ -585,8 +724,18 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
         )
         # an attempt the disk was too full for is the infrastructure's, not the hypothesis's
         counted = sum(1 for j in t.jobs if j.failure_kind != "disk_full")
+        footprint = (
+            _footprint(store, tid, t, job, sched)
+            if job.state is JobState.OUT_OF_MEMORY and sched is not None
+            else None
+        )
         decision = choose_action(
-            book, failure, attempts=counted, max_attempts=max_attempts, config=config
+            book,
+            failure,
+            attempts=counted,
+            max_attempts=max_attempts,
+            config=config,
+            footprint=footprint,
         )
         job.runbook, job.diagnosis, job.action = (
             decision.runbook_id,
@@ -594,8 +743,13 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
             decision.action,
         )
         t.diagnosis = decision.diagnosis
-        if decision.change:
-            t.overrides = {**t.overrides, **decision.change}
+        if decision.detail and decision.action == "give_up":
+            job.reason = decision.detail  # why it was not retried, the trainer's words first
+        change = dict(decision.change)
+        if MEM_KEY in change:
+            t.mem_gb = float(change.pop(MEM_KEY))
+        if change:
+            t.overrides = {**t.overrides, **change}
         if (tid, job.job_id) in journaled:
             continue
         store.event(
@@ -612,6 +766,35 @@ def diagnose_failures(store: CampaignStore, c: Campaign, plan: Plan) -> None:
             failure_kind=job.failure_kind,
         )
         crash_point("diagnosis_journaled")  # journaled, campaign not saved yet
+
+
+# Optimizer state and gradients a CPU trial adds once it trains: float32 Adam keeps two moments.
+TRAIN_STATE_FACTOR = 3
+
+
+def _footprint(
+    store: CampaignStore, tid: str, t: TrialRecord, job: JobRecord, sched: Scheduler
+) -> Footprint:
+    """What is known of the memory of a trial killed at its limit: the limit, the most one
+    task may get, and what its data and model need whatever the batch size."""
+    settings = store.ws.settings
+    mem = t.mem_gb or (settings.slurm.mem_gb if settings.backend == "slurm" else None)
+    caps = [settings.slurm.max_mem_gb] if settings.backend == "slurm" else []
+    caps.append(sched.max_mem_gb(trial_resources(settings, 1, gpus_per_trial(settings), mem)))
+    known = [c for c in caps if c is not None]
+    start: AttemptStart | None = None
+    folder = _attempt_for_job(attempt_dirs(store, tid), job.job_id)
+    if folder is not None:
+        try:
+            start = read_contract(folder / "attempt.json", AttemptStart)
+        except ContractError:
+            start = None
+    if start is None or start.ready_memory_mb is None:
+        return Footprint(mem, min(known) if known else None, before_ready=True)
+    fixed = start.ready_memory_mb
+    if start.device == "cpu" and start.n_params:
+        fixed += TRAIN_STATE_FACTOR * start.n_params * 4 / 2**20
+    return Footprint(mem, min(known) if known else None, fixed_mb=fixed)
 
 
 def _needs_retry(t: TrialRecord) -> bool:

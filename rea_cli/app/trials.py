@@ -84,6 +84,7 @@ def round_plan(
     trials: Sequence[TrialDef],
     overrides: dict[str, dict[str, Any]] | None = None,
     kind: str = "",
+    mem_gb: float | None = None,
 ) -> RoundPlan:
     """Specs and one time limit for the round (the longest expected trial, with the backend's
     safety margin and start-up allowance)."""
@@ -102,4 +103,5 @@ def round_plan(
         fidelity={t.trial_id: dict(t.fidelity) for t in trials},
         overrun_min=max(0.0, scheduler.enforced_limit_min(limit) - limit),
         kind=kind,
+        mem_gb=mem_gb,
     )

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from rea_cli import budget
-from rea_cli.app.resume import low_disk, resume_campaign
+from rea_cli.app.resume import launch_pending, low_disk, resume_campaign
 from rea_cli.app.schedules import ScheduleTick, tick_schedules
 from rea_cli.app.sync import catch_up_all
 from rea_cli.campaign.journal import now_iso
@@ -36,6 +36,7 @@ from rea_cli.executor.scheduler import (
     JobState,
     Scheduler,
     campaign_job_prefix,
+    never_starts,
     workspace_tag,
 )
 from rea_cli.fsutil import LOCK_MODE
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Action = Literal["none", "resumed", "paused", "skipped-busy", "error"]
 ANOTHER_TICK = "another tick is running"
+BUSY = "campaign lock held by another process"
 # A trial pending this many times its time limit (and at least STUCK_PENDING_MIN_S) is reported.
 STUCK_PENDING_FACTOR = 4
 STUCK_PENDING_MIN_S = 30 * 60
@@ -175,6 +177,12 @@ def decide(c: Campaign, infos: dict[str, JobInfo], now: datetime) -> Decision:
             spent,
             stuck,
         )
+    for jid in open_jobs(c):
+        info = infos.get(jid)
+        if info is not None and never_starts(info.state, info.reason):
+            # the resume step stops the campaign's jobs and pauses it with this reason
+            why = f"trial job {jid} can never start ({info.reason})"
+            return Decision("resume", why, spent, stuck)
     rnd = current_round(c)
     if rnd is None:
         return Decision("resume", "no round recorded (launch interrupted)", spent, stuck)
@@ -229,7 +237,12 @@ def tick(
         for cid in list_campaigns(ws):
             # each campaign on its own: a broken one is its own error line, the next goes on
             try:
-                c = CampaignStore(ws, cid).load()
+                store = CampaignStore(ws, cid)
+                c = store.load()
+                if c.state is CampaignState.APPROVED and launch_pending(store):
+                    sched = sched or make_scheduler(ws)
+                    results.append(_finish_launch(ws, cid, sched))
+                    continue
                 if c.state not in (CampaignState.RUNNING, CampaignState.PAUSED):
                     continue
                 if sched is None and (c.state is CampaignState.RUNNING or c.pause_kind):
@@ -260,6 +273,20 @@ def tick(
 def _line(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, ReaError) else f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())
+
+
+def _finish_launch(ws: Workspace, cid: str, sched: Scheduler) -> CampaignTick:
+    """`rea launch` was killed before the campaign turned RUNNING: the resume step finishes
+    it (idempotent, under the campaign lock)."""
+    why = "launch interrupted before the campaign turned RUNNING"
+    try:
+        outcome = resume_campaign(ws, cid, sched)
+    except LockedError:
+        return CampaignTick(
+            cid, "APPROVED", "skipped-busy", "campaign lock held by another process"
+        )
+    state = CampaignStore(ws, cid).load().state.value
+    return CampaignTick(cid, state, "resumed", f"{why}; {outcome.action} ({outcome.detail})")
 
 
 def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> CampaignTick:

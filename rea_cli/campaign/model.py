@@ -101,6 +101,7 @@ class TrialRecord(_Doc):
     jobs: list[JobRecord] = Field(default_factory=list)
     diagnosis: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)  # runbook changes (retry_with)
+    mem_gb: float | None = None  # memory per task raised by a runbook (resources.mem_gb)
     metric_value: float | None = None  # valid metric at the best epoch of the last success
     test_value: float | None = None  # test metric of the same weights
     attempts: int = 0  # attempt folders seen on disk
@@ -131,6 +132,7 @@ class Round(_Doc):
     time_limit_min: float = 0  # per task, as planned for this round
     overrun_min: float = 0  # what the scheduler lets a task run past it (reserved too)
     gpus: int = 0  # per task
+    mem_gb: float | None = None  # per task, when a runbook raised it (else the settings')
     array_job_ids: list[str] = Field(default_factory=list)
     wakeup_job_id: str | None = None
     submitted_at: str | None = None

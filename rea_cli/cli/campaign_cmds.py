@@ -43,18 +43,22 @@ def init(
     ] = None,
 ) -> None:
     """Create a workspace: rea.toml with commented defaults, campaigns/, the insights DB."""
-    from rea_cli.workspace import init_workspace
+    from rea_cli.app.setup import init as init_workspace
 
-    ws = init_workspace(directory, backend=backend, shared=shared, group=group)
+    done = init_workspace(directory, backend=backend, shared=shared, group=group)
+    ws = done.workspace
     kind = ", shared with its group" if shared else ""
     console.print(
         f"workspace ready at {escape(str(ws.root))} (backend: {ws.settings.backend}{kind})",
         highlight=False,
     )
+    if done.note:
+        console.print(done.note, highlight=False, markup=False)
     console.print(
-        f"next: rea --workspace {escape(shlex.quote(str(ws.root)))} plan --model dcn_v2 "
+        f"next: rea --workspace {shlex.quote(str(ws.root))} plan --model dcn_v2 "
         "--dataset movielens-100k --budget 4gpu-h",
         highlight=False,
+        markup=False,
     )
 
 
@@ -216,7 +220,13 @@ def launch(
     if as_json:
         print_json({"campaign_id": campaign, "state": c.state.value, "launched": True})
         return
+    from rea_cli.app.status import watchdog_hint
+
+    launch_campaign(ws, campaign)
     console.print(f"launched {campaign}: phase validation submitted; rea is not running now.")
+    hint = watchdog_hint(ws)
+    if hint:
+        console.print(hint, highlight=False, markup=False)
     if follow:
         _watch(ctx, campaign)
     else:
@@ -258,7 +268,7 @@ def resume(ctx: typer.Context, campaign: CampaignArg) -> None:
     from rea_cli.app.resume import resume_campaign
 
     outcome = resume_campaign(workspace(ctx), campaign)
-    console.print(f"{campaign}: {outcome.action}: {outcome.detail}", highlight=False)
+    console.print(f"{campaign}: {outcome.action}: {outcome.detail}", highlight=False, markup=False)
 
 
 @handle_errors
@@ -294,13 +304,16 @@ def status(
         columns = ["id", "state", "phase", "model/data", "GPU-h used"]
         print_rows(console, listed, columns, title=f"Campaigns in {ws.root}")
         return
-    from rea_cli.app.status import live_summary
+    from rea_cli.app.status import live_summary, watchdog_hint
 
     s = live_summary(ws, campaign)
     if as_json:
         print_json(s.dump())
         return
     _print_summary(s)
+    hint = watchdog_hint(ws) if s.state == "RUNNING" else None
+    if hint:
+        console.print(hint, highlight=False, markup=False)
 
 
 def _print_summary(s: Any) -> None:
@@ -408,7 +421,7 @@ def review(
     console.print(f"{campaign}: {c.state.value}")
     if accept:
         path = ws.campaign_dir(campaign) / ACCEPTED_CONFIG
-        console.print(f"accepted model config written to {path}")
+        console.print(f"accepted model config written to {path}", markup=False)
 
 
 @handle_errors

@@ -44,12 +44,17 @@ def render(
     text_rows = [[cell(r.get(c)) for c in columns] for r in rows]
     if fits(text_rows, columns, width):
         table = Table(
-            title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, show_lines=False
+            title=Text(title) if title else None,
+            caption=caption,
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            show_lines=False,
         )
         for c in columns:
-            table.add_column(c, no_wrap=True, overflow="fold")
+            table.add_column(Text(c), no_wrap=True, overflow="fold")
         for row in text_rows:
-            table.add_row(*row)
+            # cells hold user text (titles, paths, SQL results): plain text, never markup
+            table.add_row(*(Text(value) for value in row))
         return table
     return vertical(text_rows, columns, title=title, caption=caption)
 
@@ -65,7 +70,7 @@ def vertical(
     key_width = max((len(c) for c in columns), default=1)
     parts: list[RenderableType] = []
     if title:
-        parts.append(Text(title, style="bold"))
+        parts.append(Text(title, style="bold"))  # Text: a title with [brackets] is not markup
     for n, row in enumerate(rows, 1):
         parts.append(Text(f"-[ row {n} ]" + "-" * 20, style="dim"))
         grid = Table.grid(padding=(0, 1))
@@ -73,7 +78,7 @@ def vertical(
         grid.add_column(no_wrap=True, width=1)
         grid.add_column(overflow="fold")
         for c, value in zip(columns, row, strict=True):
-            grid.add_row(c, "|", value)
+            grid.add_row(Text(c), "|", Text(value))
         parts.append(grid)
     if caption:
         parts.append(Text(caption, style="dim"))

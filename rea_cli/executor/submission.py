@@ -57,6 +57,7 @@ class RoundPlan:
     fidelity: dict[str, dict[str, object]]  # trial id -> fidelity delta (kept on the record)
     overrun_min: float = 0.0  # what the scheduler lets a task run past its limit
     kind: str = ""  # what the round is for (probe, rung, batch, confirmation, retry, ...)
+    mem_gb: float | None = None  # memory per task raised by a runbook (None: the settings')
 
     @property
     def reserved_gpu_hours(self) -> float:
@@ -85,7 +86,7 @@ def build_request(
     array = ArrayRequest(
         job_name=job_name(tag, store.campaign_id, phase, rnd.round),
         tasks=tasks,
-        resources=backends.trial_resources(settings, rnd.time_limit_min, rnd.gpus),
+        resources=backends.trial_resources(settings, rnd.time_limit_min, rnd.gpus, rnd.mem_gb),
         parallelism=backends.parallelism(settings),
         workdir=store.phase_dir(phase),
         hold=hold,
@@ -113,6 +114,7 @@ def next_round(campaign: Campaign, plan: RoundPlan) -> Round:
         time_limit_min=plan.time_limit_min,
         overrun_min=plan.overrun_min,
         gpus=plan.gpus_per_trial,
+        mem_gb=plan.mem_gb,
     )
 
 

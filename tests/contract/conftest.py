@@ -1,12 +1,12 @@
 """One Scheduler contract suite, run against every backend (local and slurm).
 
 The slurm parameter is skipped, with the reason shown by `pytest -ra`, when the cluster does
-not answer `scontrol ping` or when rea_cli.executor.slurm.SlurmScheduler is not importable.
+not answer `scontrol ping`. When it answers, a backend that does not import is a failure, never a
+skip: a broken import must not pass as "no cluster here".
 """
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import subprocess
 import uuid
@@ -37,13 +37,9 @@ def _make_slurm(state_dir: Path) -> Scheduler:
     down = _slurm_unavailable()
     if down:
         pytest.skip(down)
-    try:
-        module = importlib.import_module("rea_cli.executor.slurm")
-        cls = module.SlurmScheduler
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"rea_cli.executor.slurm.SlurmScheduler is not importable yet: {exc}")
-    scheduler: Scheduler = cls(state_dir)
-    return scheduler
+    from rea_cli.executor.slurm import SlurmScheduler
+
+    return SlurmScheduler(state_dir)
 
 
 def _make_local(state_dir: Path) -> Scheduler:

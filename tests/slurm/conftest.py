@@ -32,7 +32,7 @@ def slurm_down_reason() -> str | None:
         said = (ping.stdout + ping.stderr).strip().splitlines() or ["no answer"]
         return f"Slurm is down: {said[0]} (make slurm-up)"
     # "completing": the node is ending a previous test's jobs, and takes new ones right after
-    usable = ("idle", "mixed", "allocated", "completing")
+    usable = ("idle", "mixed", "allocated", "completing", "planned")
     if not any(s.strip() in usable for s in sinfo.stdout.splitlines()):
         return f"no usable Slurm node: sinfo says {sinfo.stdout.strip()!r} (make slurm-up)"
     return None

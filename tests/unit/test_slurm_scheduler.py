@@ -66,6 +66,8 @@ class FakeRunner(SlurmRunner):
             return ok(argv, text)
         if argv[:3] == ("scontrol", "show", "partition"):
             return ok(argv, fixture("scontrol_show_partition.txt"))
+        if argv[:3] == ("scontrol", "show", "node"):
+            return ok(argv, fixture("scontrol_show_node.txt"))
         if argv[:4] == ("sacctmgr", "-n", "-P", "show") and argv[4] == "assoc":
             return ok(argv, "proj||normal\nroot||normal\n")
         if argv[:4] == ("sacctmgr", "-n", "-P", "show") and argv[4] == "qos":
@@ -185,7 +187,60 @@ def test_known_account_and_qos_pass_and_validation_is_cached(tmp_path: Path) -> 
     submit(s, tmp_path, account="proj", qos="high")
 
     assert runner.calls["sbatch"] == 2
-    assert runner.calls["scontrol"] == 2 and runner.calls["sacctmgr"] == 2
+    # config, partitions, nodes: read once
+    assert runner.calls["scontrol"] == 3 and runner.calls["sacctmgr"] == 2
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        (
+            {"cpus_per_task": 4},
+            "4 CPUs per trial, but the nodes of partition 'debug' have at most 2: "
+            "lower [slurm] cpus_per_trial in rea.toml",
+        ),
+        (
+            {"mem_gb": 64.0},
+            "64 GB of memory per trial, but the nodes of partition 'debug' offer at most "
+            "21.2 GB: lower [slurm] mem_gb in rea.toml",
+        ),
+        (
+            {"gpus_per_task": 3},
+            "3 GPUs per trial, but the nodes of partition 'debug' have at most 2: "
+            "lower [slurm] gpus_per_trial in rea.toml",
+        ),
+    ],
+)
+def test_resources_no_node_has_are_refused_naming_the_key(
+    tmp_path: Path, resources: dict[str, Any], message: str
+) -> None:
+    """Asked of the 2-CPU, 2-GPU node of the local cluster (scontrol show node, captured)."""
+    runner = FakeRunner()
+
+    with pytest.raises(UsageError) as error:
+        submit(scheduler(tmp_path, runner), tmp_path, **resources)
+
+    assert str(error.value) == message
+    assert runner.calls["sbatch"] == 0
+
+
+def test_capacity_within_the_partition_limits(tmp_path: Path) -> None:
+    partition = (
+        "PartitionName=small Default=YES MaxTime=UNLIMITED State=UP MaxCPUsPerNode=1 "
+        "MaxMemPerNode=4096\n"
+    )
+    node = "NodeName=vm CPUTot=2 RealMemory=21694 Gres=gpu:2 Partitions=small State=IDLE\n"
+
+    def answer(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[1:3] == ("show", "partition"):
+            return ok(argv, partition)
+        return ok(argv, node) if argv[1:3] == ("show", "node") else None
+
+    s = scheduler(tmp_path, FakeRunner(answer))
+
+    assert s.max_mem_gb(Resources()) == 4.0
+    with pytest.raises(UsageError, match="have at most 1: lower \\[slurm\\] cpus_per_trial"):
+        submit(s, tmp_path, cpus_per_task=2)
 
 
 def test_no_accounting_skips_account_checks_and_sacct(tmp_path: Path) -> None:
@@ -380,11 +435,15 @@ def test_render_shows_the_throttle_sbatch_gets_when_parallelism_exceeds_the_task
 
 
 def test_states_one_squeue_and_one_sacct_call_for_many_tasks(tmp_path: Path) -> None:
+    """One call each for every task; sacct is asked again only while it lags on a job the
+    controller says FAILED (it may have been killed at its memory limit: only sacct says)."""
+    answers = iter([fixture("sacct_right_after_end.txt"), fixture("sacct_mixed.txt")])
+
     def answer(argv: tuple[str, ...]) -> CommandResult | None:
         if argv[0] == "squeue":
             return ok(argv, fixture("squeue_ended.txt"))
         if argv[0] == "sacct":
-            return ok(argv, fixture("sacct_right_after_end.txt"))  # lagging: partial
+            return ok(argv, next(answers))  # lagging (24_1 not there yet), then settled
         return None
 
     runner = FakeRunner(answer)
@@ -399,8 +458,26 @@ def test_states_one_squeue_and_one_sacct_call_for_many_tasks(tmp_path: Path) -> 
         "25": JobState.COMPLETED,
     }
     assert states["24_1"].exit_code == 3 and states["24_1"].gpus == 1
-    assert runner.calls["squeue"] == 1 and runner.calls["sacct"] == 1
+    assert runner.calls["squeue"] == 1 and runner.calls["sacct"] == 2
     assert runner.commands("squeue")[0][-3] == "24,25"
+    assert runner.commands("sacct")[1][runner.commands("sacct")[1].index("-j") + 1] == "24"
+
+
+def test_a_cgroup_oom_kill_reads_as_out_of_memory(tmp_path: Path) -> None:
+    def answer(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[0] == "squeue":
+            return ok(argv, fixture("squeue_oom_ended.txt"))
+        if argv[0] == "sacct":
+            assert "-X" not in argv  # the step lines are what says OUT_OF_MEMORY
+            return ok(argv, fixture("sacct_oom_step_early.txt"))
+        return None
+
+    runner = FakeRunner(answer)
+
+    info = scheduler(tmp_path, runner).states(["412_0"])["412_0"]
+
+    assert info.state is JobState.OUT_OF_MEMORY and runner.calls["sacct"] == 1
+    assert info.reason == "step 412.0 was killed at its memory limit of 200M (OUT_OF_MEMORY)"
 
 
 def test_states_of_purged_jobs_come_from_sacct(tmp_path: Path) -> None:

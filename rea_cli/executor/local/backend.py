@@ -26,6 +26,7 @@ from rea_cli.executor.scheduler import (
     ArrayRequest,
     JobInfo,
     JobState,
+    Resources,
     SubmissionRequest,
     WakeupRequest,
 )
@@ -138,6 +139,10 @@ class LocalScheduler:
         if not time_limit_min:
             return 0.0
         return time_limit_min + (KILL_GRACE_S + 4 * POLL_S + 1.0) / 60.0
+
+    def max_mem_gb(self, resources: Resources) -> float | None:
+        """Local tasks get no memory limit of their own."""
+        return None
 
     def release(self, job_ids: Sequence[str]) -> None:
         self.store.update(job_ids, records.release)
