@@ -222,7 +222,6 @@ def launch(
         return
     from rea_cli.app.status import watchdog_hint
 
-    launch_campaign(ws, campaign)
     console.print(f"launched {campaign}: phase validation submitted; rea is not running now.")
     hint = watchdog_hint(ws)
     if hint:

@@ -190,7 +190,7 @@ def test_data_changed_after_approval_pauses_with_the_trainers_message(workspace:
     summary = json.loads(status.stdout)
     # the trainer's own words: which file changed and how
     paused = summary["pause_reason"]
-    assert "clicks.csv" in paused and "->" in paused and "rejected its data" in paused
+    assert "clicks.csv" in paused and "->" in paused and "fingerprint" in paused
     reasons = [r for p in summary["phases"].values() for r in p["reasons"]]
     assert reasons and all("clicks.csv" in r for r in reasons)
     text = " ".join(run_rea(ws, "status", "bd").stdout.split())
