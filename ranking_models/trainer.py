@@ -12,8 +12,8 @@ import logging
 import math
 import os
 import resource
+import secrets
 import statistics
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -529,15 +529,17 @@ class Trainer:
             "best_state": None if self.best_epoch == self.epoch - 1 else self.best_state,
             "recent_losses": list(self.recent_losses),
         }
-        fd, tmp = tempfile.mkstemp(dir=self.checkpoint_dir, prefix=".tmp-", suffix=".pt")
+        # 0666 minus the umask: a retry run by a teammate's rea (shared workspace) reads it
+        tmp = self.checkpoint_dir / f".tmp-{os.getpid()}-{secrets.token_hex(4)}.pt"
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
             with os.fdopen(fd, "wb") as fh:
                 torch.save(state, fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.checkpoint_dir / CHECKPOINT_NAME)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def _read_checkpoint(self) -> dict[str, Any] | None:

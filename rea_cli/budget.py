@@ -38,9 +38,15 @@ class BudgetCheck:
         )
 
 
+def devices(gpus: int) -> int:
+    """Devices a task is charged for: its GPUs, or one device (a CPU-only task still uses the
+    allocation, and a zero here would let the guard accept any amount of work)."""
+    return max(gpus, 1)
+
+
 def reservation_hours(n_tasks: int, time_limit_min: float, gpus: int) -> float:
-    """Worst case of n tasks: each runs to its (effective) time limit on its GPUs."""
-    return n_tasks * time_limit_min / 60.0 * gpus
+    """Worst case of n tasks: each runs to its (effective) time limit on its devices."""
+    return n_tasks * time_limit_min / 60.0 * devices(gpus)
 
 
 def effective_limit_min(time_limit_min: float, overrun_min: float) -> float:
@@ -50,7 +56,7 @@ def effective_limit_min(time_limit_min: float, overrun_min: float) -> float:
 
 
 def job_reserved_hours(job: JobRecord) -> float:
-    return 0.0 if job.has_ended else job.time_limit_min / 60.0 * job.gpus
+    return 0.0 if job.has_ended else job.time_limit_min / 60.0 * devices(job.gpus)
 
 
 def reserved_hours(campaign: Campaign) -> float:
@@ -91,15 +97,10 @@ def job_gpu_seconds(job: JobRecord, info: JobInfo | None, now: datetime) -> floa
         live = max(0.0, ((info.ended_at or now) - info.started_at).total_seconds())
     else:
         live = 0.0
-    return max(job.gpu_seconds, live * (info.gpus or job.gpus))
+    return max(job.gpu_seconds, live * devices(info.gpus or job.gpus))
 
 
 def measured_spend_hours(campaign: Campaign, infos: dict[str, JobInfo], now: datetime) -> float:
     """GPU-hours measured so far: ended jobs from their records, live jobs from the scheduler."""
     jobs = [j for t in campaign.trials.values() for j in t.jobs]
     return sum(job_gpu_seconds(j, infos.get(j.job_id), now) for j in jobs) / 3600.0
-
-
-def job_state_of(info: JobInfo | None, recorded: JobState) -> JobState:
-    """The state to record from a scheduler answer (None: keep what was recorded)."""
-    return recorded if info is None else info.state

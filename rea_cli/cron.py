@@ -74,6 +74,13 @@ def cron_block(
                 lines.append(f"#SCRON --{key}={value}")
     command = tick_command(ws_root, python, path).replace("%", r"\%")  # cron: % is a newline
     lines.append(f"{schedule(every_min)} {command}")
+    for line in lines:
+        # a crontab is line-based: quoting cannot stop a newline from starting a new entry
+        if not line.isprintable():
+            raise UsageError(
+                f"refusing to write a crontab line with a newline or control character "
+                f"({line[:60]!r}...); rename the workspace folder, or fix PATH / the settings"
+            )
     return "\n".join([*lines, end]) + "\n"
 
 
@@ -138,6 +145,25 @@ def _run_tool(tool: CronTool, args: list[str]) -> subprocess.CompletedProcess[st
 
 def _first_line(text: str) -> str:
     return (text.strip().splitlines() or ["no message"])[0]
+
+
+def tick_installed(ws: Workspace) -> bool:
+    """Whether the user's crontab or scrontab holds this workspace's tick entry (False when
+    neither can be read: then nothing is known to run `rea tick`)."""
+    begin, _ = _markers(ws.root)
+    tools: list[CronTool] = ["crontab"]
+    if ws.settings.backend == "slurm":
+        tools.append("scrontab")
+    for tool in tools:
+        if shutil.which(tool) is None:
+            continue
+        try:
+            table = read_table(tool)
+        except (SchedulerError, UsageError):
+            continue
+        if begin in table.splitlines():
+            return True
+    return False
 
 
 def workspace_cron_block(ws: Workspace, every_min: int = 5, tool: CronTool = "crontab") -> str:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from rea_cli.config import CONFIG_NAME, Settings, default_toml, load_settings
 from rea_cli.errors import UsageError
+from rea_cli.fsutil import secure_umask, write_text_atomic
 
 ENV_VAR = "REA_WORKSPACE"
 
@@ -17,6 +21,14 @@ ENV_VAR = "REA_WORKSPACE"
 @dataclass(frozen=True)
 class Workspace:
     root: Path
+
+    def __post_init__(self) -> None:
+        # the root reaches crontab lines, sbatch scripts and shell commands: one printable line
+        if not str(self.root).isprintable():
+            raise UsageError(
+                f"workspace path {str(self.root)!r} contains a newline or control character; "
+                "rename the folder (such a path could add lines to crontabs and job scripts)"
+            )
 
     @property
     def config_path(self) -> Path:
@@ -79,23 +91,56 @@ def default_backend() -> str:
     return "slurm" if shutil.which("sbatch") else "local"
 
 
-def init_workspace(root: Path, *, backend: str | None = None) -> Workspace:
-    """Create rea.toml (commented defaults), campaigns/ and .rea/. Refuses to overwrite."""
-    root = root.expanduser().resolve()
-    config = root / CONFIG_NAME
+def init_workspace(
+    root: Path,
+    *,
+    backend: str | None = None,
+    shared: bool = False,
+    group: str | None = None,
+    slurm_defaults: dict[str, Any] | None = None,
+) -> Workspace:
+    """Create rea.toml (commented defaults; `slurm_defaults`: per-trial resources that fit
+    the cluster), campaigns/ and .rea/. Refuses to overwrite.
+
+    shared: a workspace for a group (docs/security.md): its folders setgid and group-writable
+    (owned by `group` when given), and rea runs with umask 002 there."""
+    ws = Workspace(root.expanduser().resolve())
+    config = ws.config_path
     if config.exists():
         raise UsageError(f"{config} already exists; this folder is already a rea workspace")
     chosen = backend or default_backend()
     if chosen not in ("local", "slurm"):
         raise UsageError(f"unknown backend {chosen!r}; use 'local' or 'slurm'")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "campaigns").mkdir(exist_ok=True)
-    (root / ".rea").mkdir(exist_ok=True)
-    tmp = config.with_suffix(".toml.tmp")
-    tmp.write_text(default_toml(chosen), encoding="utf-8")
-    os.replace(tmp, config)
-    ws = Workspace(root)
+    if group is not None and not shared:
+        raise UsageError("--group is for a shared workspace; add --shared")
+    gid = _group_id(group) if group is not None else None
+    if shared:
+        secure_umask(shared=True)
+    ws.root.mkdir(parents=True, exist_ok=True)
+    folders = (ws.root, ws.campaigns_dir, ws.state_dir)
+    for folder in folders[1:]:
+        folder.mkdir(exist_ok=True)
+    if shared:
+        for folder in folders:
+            _share(folder, gid)
+    write_text_atomic(config, default_toml(chosen, shared, **(slurm_defaults or {})))
     from rea_cli.insights import init_db  # duckdb: imported only here, not by every command
 
     init_db(ws.db_path, storage_version=ws.settings.insights.storage_version)
     return ws
+
+
+def _group_id(name: str) -> int:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise UsageError(f"unknown group {name!r}; list yours with `id -Gn`") from None
+
+
+def _share(folder: Path, gid: int | None) -> None:
+    """Group-owned (by gid when given), group-writable and setgid, so that what is created in
+    it belongs to the group too."""
+    if gid is not None:
+        os.chown(folder, -1, gid)
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    os.chmod(folder, (mode | 0o070 | stat.S_ISGID) & ~0o002)

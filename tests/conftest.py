@@ -16,13 +16,14 @@ TINY_SETTINGS = """
 max_parallel = 2
 
 [planner]
+# small enough for a test: two hypotheses screened, short searches; a generous gate so that
+# winners (and hence a combination) are likely whatever the numbers
 max_hypotheses = 2
-# every hypothesis that trained passes validation: all three phases run, whatever the numbers
-validation_min_gain = -1.0
-validation_seeds = 1
-combination_top_k = 2
-combination_seeds = 1
-exploitation_seeds = 2
+validation_seeds = 2
+significance = 0.9
+exploitation_batch = 2
+stall_batches = 1
+confirmation_seeds = 5
 """
 
 

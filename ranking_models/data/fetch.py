@@ -1,6 +1,7 @@
-"""Fetch MovieLens-100k into the dataset cache.
+"""Fetch MovieLens-100k (or MovieLens-1M) into the dataset cache.
 
     python -m ranking_models.data.fetch movielens-100k
+    python -m ranking_models.data.fetch movielens-1m     # see ranking_models/data/movielens_1m.py
 
 
 MovieLens-100k ships inside the recbole 1.2.1 wheel; we download that wheel (no dependencies,
@@ -16,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+from ranking_models.data.movielens_1m import fetch_movielens_1m
 from ranking_models.data.registry import FETCH_COMMAND, data_dir
 from ranking_models.errors import DataError
 
@@ -85,19 +88,25 @@ def _extract(wheel: Path, target: Path) -> None:
         ) from None
 
 
+FETCHERS: dict[str, Callable[[bool], Path]] = {
+    "movielens-100k": fetch_movielens,
+    "movielens-1m": fetch_movielens_1m,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ranking_models.data.fetch", description=__doc__
     )
-    parser.add_argument("dataset", choices=["movielens-100k"])
+    parser.add_argument("dataset", choices=list(FETCHERS))
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
-        path = fetch_movielens(quiet=args.quiet)
+        path = FETCHERS[args.dataset](args.quiet)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"movielens-100k ready in {path}")
+    print(f"{args.dataset} ready in {path}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Raw table -> model-ready arrays: deterministic split, vocabularies, numeric transforms, cache.
+"""Raw table -> model-ready arrays: deterministic split, vocabularies, numeric transforms,
+the trial config's ``features`` section, and the processed-data cache.
 
 - Split: a permutation from ``split_seed``; test, valid, then train take ``test_fraction``,
   ``valid_fraction`` and the rest. The train split keeps that random order, so a
@@ -6,9 +7,15 @@
 - Vocabularies are built on the train split only: values seen fewer than ``min_frequency``
   times, and values never seen, map to the out-of-vocabulary index 0.
 - Numerical columns: optional sign-safe log1p, missing values -> train mean, standardised with
-  train mean/std.
-- The processed arrays are cached under ``$REA_DATA_DIR/processed/`` keyed by the sha256 of the
-  source files' contents, the spec and PROCESSING_VERSION.
+  train mean/std. The raw values are kept too, for the features section's transforms.
+- The features section (``ranking_models.data.features``) is applied on top of that base.
+
+Cache (under ``$REA_DATA_DIR/processed/``, sources read from files only; generated data is
+not cached): the base is a folder ``<name>-<key>/`` of .npy files + meta.json keyed by the
+source files' content digest, the spec and PROCESSING_VERSION; the derived arrays of a
+non-default features section are a folder ``<name>-<key>-f<fkey>/`` keyed by the base key,
+the canonical JSON of the section and FEATURES_VERSION. Entries are written atomically and
+read as memory maps; a corrupt entry is rebuilt, never fatal.
 """
 
 from __future__ import annotations
@@ -16,77 +23,99 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from ranking_models.config import FeatureConfig
+from ranking_models.data import features as feats
+from ranking_models.data.arrays import SPLITS, BaseData, BaseSplit, ProcessedData, Split
 from ranking_models.data.registry import data_dir, validate_data_spec
 from ranking_models.data.sources import LOADERS, RawTable, source_digest
-from ranking_models.errors import DataError
+from ranking_models.data.store import CorruptEntry, discard_entry, read_entry, write_entry
+from ranking_models.errors import ConfigError, DataError, describe_pydantic_error
+
+__all__ = [
+    "SPLITS",
+    "BaseData",
+    "ProcessedData",
+    "Split",
+    "encode_categorical",
+    "load_base",
+    "load_data",
+    "process",
+    "transform_numerical",
+]
 
 log = logging.getLogger(__name__)
 
-PROCESSING_VERSION = 1
-SPLITS = ("train", "valid", "test")
+# 2: a folder of memory-mapped .npy files with the raw numerical values (was one .npz)
+PROCESSING_VERSION = 2
 
 
-@dataclass
-class Split:
-    """One split as arrays: x_cat int64 [n, F] (0 = OOV), x_num float32 [n, D], y float32 [n]."""
-
-    x_cat: np.ndarray
-    x_num: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
+def processed_dir() -> Path:
+    return data_dir() / "processed"
 
 
-@dataclass
-class ProcessedData:
-    """A dataset ready for training; ``vocab_sizes`` include the OOV index 0."""
-
-    name: str
-    cat_names: list[str]
-    vocab_sizes: list[int]
-    num_names: list[str]
-    train: Split
-    valid: Split
-    test: Split
-    fingerprint: str
-
-    @property
-    def background_ctr(self) -> float:
-        """Positive rate of the whole train split (the NE denominator's CTR)."""
-        return float(self.train.y.mean())
-
-    def split(self, name: str) -> Split:
-        return {"train": self.train, "valid": self.valid, "test": self.test}[name]
-
-
-def load_data(spec: dict[str, Any], use_cache: bool = True) -> ProcessedData:
-    """Validate a data spec, then load it processed (from the cache when possible)."""
+def load_data(
+    spec: dict[str, Any],
+    features: FeatureConfig | dict[str, Any] | None = None,
+    use_cache: bool = True,
+) -> ProcessedData:
+    """Validate a data spec, then load it processed with the features section applied (from
+    the cache when possible). None or the default section gives the data spec's arrays."""
     spec = validate_data_spec(spec)
-    digest = source_digest(spec)
-    key_src = json.dumps({"spec": spec, "source": digest, "v": PROCESSING_VERSION}, sort_keys=True)
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:20]
-    cache_path = data_dir() / "processed" / f"{spec['name']}-{key}.npz"
-    if use_cache and digest is not None and cache_path.is_file():
+    section = feature_config(features)
+    base = load_base(spec, use_cache)
+    if feats.is_default(section):
+        return base.processed()
+    return _load_derived(base, section, use_cache and base.cached)
+
+
+def feature_config(features: FeatureConfig | dict[str, Any] | None) -> FeatureConfig:
+    if isinstance(features, FeatureConfig):
+        return features
+    try:
+        return FeatureConfig.model_validate(features or {})
+    except ValidationError as exc:
+        valid = {"": list(FeatureConfig.model_fields)}
+        raise ConfigError(describe_pydantic_error(exc, "invalid config features", valid)) from None
+
+
+def base_key(spec: dict[str, Any], digest: str | None) -> str:
+    src = json.dumps({"spec": spec, "source": digest, "v": PROCESSING_VERSION}, sort_keys=True)
+    return hashlib.sha256(src.encode()).hexdigest()[:20]
+
+
+def load_base(spec: dict[str, Any], use_cache: bool = True) -> BaseData:
+    """The data spec's processing of a validated spec (from the cache when possible)."""
+    digest = source_digest(spec, use_cache)
+    key = base_key(spec, digest)
+    path = processed_dir() / f"{spec['name']}-{key}"
+    cached = use_cache and digest is not None
+    if cached:
         try:
-            return _read_cache(cache_path)
-        except Exception as exc:  # a corrupt cache file is rebuilt, never fatal
-            log.warning("ignoring unreadable processed-data cache %s: %s", cache_path, exc)
+            return _read_base(path, key)
+        except FileNotFoundError:
+            pass
+        except CorruptEntry as exc:
+            log.warning("rebuilding the unreadable processed-data cache %s: %s", path, exc)
+            discard_entry(path)
     raw = LOADERS[spec["name"]](spec)
-    data = process(raw, spec, name=spec["name"], fingerprint=key)
-    if use_cache and digest is not None:
-        _write_cache(cache_path, data)
-    return data
+    base = process_base(raw, spec, name=spec["name"], key=key)
+    if cached:
+        base.cached = write_entry(path, _base_arrays(base), _base_meta(base))
+    return base
 
 
 def process(raw: RawTable, spec: dict[str, Any], name: str, fingerprint: str) -> ProcessedData:
+    """The data spec's processing of a raw table, as the trainer takes it."""
+    return process_base(raw, spec, name, fingerprint).processed()
+
+
+def process_base(raw: RawTable, spec: dict[str, Any], name: str, key: str) -> BaseData:
     n = len(raw)
     n_test = round(n * spec["test_fraction"])
     n_valid = round(n * spec["valid_fraction"])
@@ -114,19 +143,29 @@ def process(raw: RawTable, spec: dict[str, Any], name: str, fingerprint: str) ->
     x_num = (
         np.stack(num_cols, axis=1).astype(np.float32) if num_cols else np.zeros((n, 0), np.float32)
     )
+    raw_num = (
+        np.stack([np.asarray(c, np.float64) for c in raw.numerical.values()], axis=1)
+        if raw.numerical
+        else np.zeros((n, 0), np.float64)
+    )
     splits = {
-        k: Split(np.ascontiguousarray(x_cat[idx]), np.ascontiguousarray(x_num[idx]), raw.label[idx])
+        k: BaseSplit(
+            np.ascontiguousarray(x_cat[idx]),
+            np.ascontiguousarray(x_num[idx]),
+            raw.label[idx],
+            np.ascontiguousarray(raw_num[idx]),
+        )
         for k, idx in parts.items()
     }
-    return ProcessedData(
+    return BaseData(
         name=name,
         cat_names=list(raw.categorical),
         vocab_sizes=vocab_sizes,
         num_names=list(raw.numerical),
-        fingerprint=fingerprint,
-        train=splits["train"],
-        valid=splits["valid"],
-        test=splits["test"],
+        log1p=[c for c in raw.numerical if c in raw.log1p],
+        min_frequency=spec["min_frequency"],
+        key=key,
+        splits=splits,
     )
 
 
@@ -144,42 +183,102 @@ def encode_categorical(
 
 
 def transform_numerical(col: np.ndarray, train_idx: np.ndarray, log1p: bool) -> np.ndarray:
-    x = np.asarray(col, dtype=np.float64)
-    if log1p:
-        x = np.sign(x) * np.log1p(np.abs(x))
-    train = x[train_idx]
-    finite = train[np.isfinite(train)]
-    mean = float(finite.mean()) if finite.size else 0.0
-    std = float(finite.std()) if finite.size else 1.0
-    x = np.where(np.isfinite(x), x, mean)
-    return (x - mean) / (std if std > 1e-12 else 1.0)
+    """Optional sign-safe log1p, missing -> train mean, standardised with train mean/std."""
+    mean, std = feats.fit_standardiser(np.asarray(col, np.float64)[train_idx], log1p)
+    return feats.apply_standardiser(col, log1p, mean, std)
 
 
-def _write_cache(path: Any, data: ProcessedData) -> None:
-    meta = {
-        "name": data.name,
-        "cat_names": data.cat_names,
-        "vocab_sizes": data.vocab_sizes,
-        "num_names": data.num_names,
-        "fingerprint": data.fingerprint,
+# ---------------------------------------------------------------- cache entries
+
+
+def _base_meta(base: BaseData) -> dict[str, Any]:
+    return {
+        "name": base.name,
+        "cat_names": base.cat_names,
+        "vocab_sizes": base.vocab_sizes,
+        "num_names": base.num_names,
+        "log1p": base.log1p,
+        "min_frequency": base.min_frequency,
+        "key": base.key,
     }
-    arrays = {"meta": np.array(json.dumps(meta))}
+
+
+def _base_arrays(base: BaseData) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
     for s in SPLITS:
-        split = data.split(s)
-        arrays |= {f"{s}_x_cat": split.x_cat, f"{s}_x_num": split.x_num, f"{s}_y": split.y}
+        split = base.splits[s]
+        out |= {
+            f"{s}_x_cat": split.x_cat,
+            f"{s}_x_num": split.x_num,
+            f"{s}_y": split.y,
+            f"{s}_raw_num": split.raw_num,
+        }
+    return out
+
+
+def _read_base(path: Path, key: str) -> BaseData:
+    meta, arrays = read_entry(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only cache only costs speed
-        log.warning("could not write processed-data cache %s: %s", path, exc)
+        if meta["key"] != key:
+            raise CorruptEntry(f"meta.json is for key {meta['key']}, not {key}")
+        splits = {
+            s: BaseSplit(
+                arrays[f"{s}_x_cat"], arrays[f"{s}_x_num"], arrays[f"{s}_y"], arrays[f"{s}_raw_num"]
+            )
+            for s in SPLITS
+        }
+        base = BaseData(**meta, splits=splits)
+    except (KeyError, TypeError) as exc:
+        raise CorruptEntry(f"meta.json or the arrays are incomplete: {exc!r}") from None
+    _check_shapes(base.splits, len(base.cat_names), len(base.num_names))
+    base.cached = True
+    return base
 
 
-def _read_cache(path: Any) -> ProcessedData:
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        splits = {s: Split(z[f"{s}_x_cat"], z[f"{s}_x_num"], z[f"{s}_y"]) for s in SPLITS}
-    return ProcessedData(**meta, train=splits["train"], valid=splits["valid"], test=splits["test"])
+def _check_shapes(splits: dict[str, Any], n_cat: int, n_num: int) -> None:
+    for s, split in splits.items():
+        n = len(split.y)
+        if split.x_cat.shape != (n, n_cat) or split.x_num.shape != (n, n_num):
+            raise CorruptEntry(f"the {s} arrays do not match meta.json")
+        if isinstance(split, BaseSplit) and split.raw_num.shape != (n, n_num):
+            raise CorruptEntry(f"the {s} raw numerical values do not match meta.json")
+
+
+def features_key(base: BaseData, section: FeatureConfig) -> str:
+    src = json.dumps(
+        {
+            "base": base.key,
+            "features": section.model_dump(mode="json"),
+            "v": feats.FEATURES_VERSION,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(src.encode()).hexdigest()[:20]
+
+
+def _load_derived(base: BaseData, section: FeatureConfig, use_cache: bool) -> ProcessedData:
+    fkey = features_key(base, section)
+    key = f"{base.key}-f{fkey}"
+    path = processed_dir() / f"{base.name}-{key}"
+    if use_cache:
+        try:
+            meta, arrays = read_entry(path)
+            data = feats.assemble(base, meta, arrays, key)
+            _check_shapes(
+                {"train": data.train, "valid": data.valid, "test": data.test},
+                len(data.cat_names),
+                len(data.num_names),
+            )
+            return data
+        except FileNotFoundError:
+            pass
+        except (CorruptEntry, KeyError, TypeError) as exc:
+            log.warning("rebuilding the unreadable derived-feature cache %s: %s", path, exc)
+            discard_entry(path)
+    derived = feats.derive(base, section)
+    meta, arrays = derived.meta(), derived.arrays()
+    if derived.crosses:
+        log.info("feature crosses: %s", ", ".join(f"{a} x {b}" for a, b in derived.crosses))
+    if use_cache:
+        write_entry(path, arrays, {**meta, "key": key})
+    return feats.assemble(base, meta, arrays, key)

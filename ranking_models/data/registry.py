@@ -3,7 +3,9 @@
 Specs (``split_seed``, ``valid_fraction``, ``test_fraction`` and ``min_frequency`` are common):
 
     {"name": "synthetic", "n_rows": 20000, "positive_rate": 0.25, "seed": 0}
+    {"name": "synthetic", "effects": ["nonmonotone_numeric", "cross", "slow_interaction"]}
     {"name": "movielens-100k"}
+    {"name": "movielens-1m"}                    # python -m ranking_models.data.fetch movielens-1m
     {"name": "byo", "path": "schema.toml"}      # or .yaml: data file + columns, see docs/models.md
     {"name": "criteo", "path": "day_0.tsv"}     # label, I1..I13, C1..C26, tab-separated
 """
@@ -15,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ranking_models.errors import DataError, describe_pydantic_error, join_names
 
@@ -28,7 +30,7 @@ __all__ = [
     "validate_data_spec",
 ]
 
-DATASETS: tuple[str, ...] = ("synthetic", "movielens-100k", "byo", "criteo")
+DATASETS: tuple[str, ...] = ("synthetic", "movielens-100k", "byo", "criteo", "movielens-1m")
 FETCH_COMMAND = "python -m ranking_models.data.fetch movielens-100k"
 
 
@@ -36,6 +38,11 @@ def data_dir() -> Path:
     """The dataset cache root: $REA_DATA_DIR, else ~/.cache/rea/datasets."""
     env = os.environ.get("REA_DATA_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "rea" / "datasets"
+
+
+# Planted effects of the synthetic generator, in the order they are applied.
+EFFECTS: tuple[str, ...] = ("nonmonotone_numeric", "cross", "slow_interaction")
+Effect = Literal["nonmonotone_numeric", "cross", "slow_interaction"]
 
 
 class _Strict(BaseModel):
@@ -57,10 +64,22 @@ class SyntheticSpec(_Common):
     n_categorical: int = Field(8, ge=1, le=200)
     n_numerical: int = Field(4, ge=0, le=200)
     vocab_size: int = Field(1000, ge=2, le=10_000_000)
+    # Planted signal the default config cannot reach (see sources.synthetic); [] = the plain data.
+    effects: list[Effect] = Field(default_factory=list)
+
+    @field_validator("effects")
+    @classmethod
+    def _canonical_effects(cls, value: list[Effect]) -> list[Effect]:
+        # One order, no repeats: the same effects give the same data (and cache key).
+        return [e for e in EFFECTS if e in value]
 
 
 class MovieLensSpec(_Common):
     name: Literal["movielens-100k"]
+
+
+class MovieLens1MSpec(_Common):
+    name: Literal["movielens-1m"]
 
 
 class ByoSpec(_Common):
@@ -75,7 +94,8 @@ class CriteoSpec(_Common):
 
 
 DataSpec = Annotated[
-    SyntheticSpec | MovieLensSpec | ByoSpec | CriteoSpec, Field(discriminator="name")
+    SyntheticSpec | MovieLensSpec | ByoSpec | CriteoSpec | MovieLens1MSpec,
+    Field(discriminator="name"),
 ]
 
 
@@ -112,7 +132,13 @@ class ByoSchema(_Strict):
 
 def _fields() -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {"_tags": list(DATASETS)}
-    classes: tuple[type[BaseModel], ...] = (SyntheticSpec, MovieLensSpec, ByoSpec, CriteoSpec)
+    classes: tuple[type[BaseModel], ...] = (
+        SyntheticSpec,
+        MovieLensSpec,
+        ByoSpec,
+        CriteoSpec,
+        MovieLens1MSpec,
+    )
     for name, cls in zip(DATASETS, classes, strict=True):
         fields[f"data.{name}"] = list(cls.model_fields)
     return fields

@@ -6,13 +6,14 @@ Processing (split, vocabularies, numeric transforms) is the same for all sources
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ranking_models.data.digests import files_sha256
 from ranking_models.data.registry import FETCH_COMMAND, load_byo_schema
 from ranking_models.errors import DataError, join_names
 
@@ -28,16 +29,6 @@ class RawTable:
 
     def __len__(self) -> int:
         return len(self.label)
-
-
-def file_digest(*paths: Path) -> str:
-    """sha256 over the contents of the files (the processed-data cache key uses it)."""
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- synthetic
@@ -73,14 +64,95 @@ def synthetic(spec: dict[str, Any]) -> RawTable:
         logit += (u[cats[f]] * v[cats[f + 1]]).sum(1)
     if n_num:
         logit += nums[:, 0] * rng.normal(0.0, 0.7, vocab)[cats[0]]
+    categorical = {f"c{i}": c.astype(np.int64) for i, c in enumerate(cats)}
+    numerical = {f"n{i}": nums[:, i].copy() for i in range(n_num)}
+    for effect in spec.get("effects", []):
+        # Each effect draws from its own stream: the base data and the label draw stay the same.
+        effect_rng = np.random.default_rng([spec["seed"], _EFFECT_STREAMS[effect]])
+        logit += _EFFECTS[effect](effect_rng, n, categorical, numerical)
     bias = _solve_bias(logit, spec["positive_rate"])
     prob = 1.0 / (1.0 + np.exp(-(logit + bias)))
     label = (rng.random(n) < prob).astype(np.float32)
-    return RawTable(
-        label=label,
-        categorical={f"c{i}": c.astype(np.int64) for i, c in enumerate(cats)},
-        numerical={f"n{i}": nums[:, i].copy() for i in range(n_num)},
-    )
+    return RawTable(label=label, categorical=categorical, numerical=numerical)
+
+
+def _add(columns: dict[str, np.ndarray], prefix: str, values: np.ndarray) -> str:
+    name = f"{prefix}{len(columns)}"
+    columns[name] = values
+    return name
+
+
+def _nonmonotone_numeric(
+    rng: np.random.Generator, n: int, cat: dict[str, np.ndarray], num: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Two lognormal columns whose logit effect oscillates over their quantiles.
+
+    Standardised, the bulk of a lognormal sits in a sliver next to its long tail, and the
+    effect goes up and down there: a monotone or smooth function of the value cannot follow
+    it, quantile buckets can.
+    """
+    from scipy.special import ndtr
+
+    logit = np.zeros(n)
+    for _ in range(2):
+        z = rng.standard_normal(n)
+        _add(num, "n", np.exp(NONMONOTONE_SIGMA * z))
+        phase = rng.uniform(0.0, 2.0 * np.pi)
+        logit += NONMONOTONE_AMPLITUDE * np.sin(NONMONOTONE_WAVES * np.pi * ndtr(z) + phase)
+    return logit
+
+
+def _cross(
+    rng: np.random.Generator, n: int, cat: dict[str, np.ndarray], num: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Two mid-cardinality fields with a random full-rank joint effect and no main effects."""
+    k = CROSS_VALUES
+    a, b = rng.integers(0, k, n), rng.integers(0, k, n)
+    table = rng.normal(0.0, CROSS_SCALE, (k, k))
+    table -= table.mean(axis=0, keepdims=True)  # double centring: the pair alone carries it
+    table -= table.mean(axis=1, keepdims=True)
+    _add(cat, "c", a.astype(np.int64))
+    _add(cat, "c", b.astype(np.int64))
+    return table[a, b]
+
+
+def _slow_interaction(
+    rng: np.random.Generator, n: int, cat: dict[str, np.ndarray], num: dict[str, np.ndarray]
+) -> np.ndarray:
+    """A three-way interaction: each value of a fresh field sets the sign and size of the
+    product of two fresh numerical columns.
+
+    Nothing of it shows in any one or two of the columns, and a model only finds it through a
+    product of three small learned factors, which grows slowly from their small initial
+    values: the default epochs leave most of it unlearnt, more epochs learn it.
+    """
+    codes = rng.integers(0, SLOW_VALUES, n)
+    x1, x2 = rng.standard_normal(n), rng.standard_normal(n)
+    slope = rng.normal(0.0, SLOW_SCALE, SLOW_VALUES)
+    _add(cat, "c", codes.astype(np.int64))
+    _add(num, "n", x1)
+    _add(num, "n", x2)
+    return slope[codes] * x1 * x2
+
+
+# Strengths of the planted effects (checked with the trainer: docs/models.md).
+NONMONOTONE_SIGMA = 2.5
+NONMONOTONE_AMPLITUDE = 1.0
+NONMONOTONE_WAVES = 3.0
+CROSS_VALUES = 32
+CROSS_SCALE = 1.0
+SLOW_VALUES = 50
+SLOW_SCALE = 1.5
+
+_EffectFn = Callable[
+    [np.random.Generator, int, dict[str, np.ndarray], dict[str, np.ndarray]], np.ndarray
+]
+_EFFECTS: dict[str, _EffectFn] = {
+    "nonmonotone_numeric": _nonmonotone_numeric,
+    "cross": _cross,
+    "slow_interaction": _slow_interaction,
+}
+_EFFECT_STREAMS = {"nonmonotone_numeric": 101, "cross": 102, "slow_interaction": 103}
 
 
 def _solve_bias(logit: np.ndarray, rate: float) -> float:
@@ -166,7 +238,7 @@ def byo(spec: dict[str, Any]) -> RawTable:
     if missing:
         raise DataError(
             f"{data_path}: missing column(s) {join_names(missing)} named in the schema; "
-            f"the file has: {join_names(table.column_names)}"
+            f"the file has: {join_names(table.column_names)}{_delimiter_hint(table, fmt)}"
         )
     if table.num_rows == 0:
         raise DataError(f"{data_path}: the file has no rows")
@@ -176,12 +248,28 @@ def byo(spec: dict[str, Any]) -> RawTable:
     if schema.label_threshold is not None:
         label = (label >= schema.label_threshold).astype(np.float64)
     _check_binary(label, schema.label, data_path, hint="; set label_threshold in the schema")
+    numerical = {c: _numeric_column(table, c, data_path) for c in schema.numerical}
+    for name, values in numerical.items():
+        if not np.isfinite(values).any():
+            raise DataError(
+                f"{data_path}: numerical column '{name}' has no value (all missing or not "
+                "finite); fill it, or remove it from `numerical` in the schema"
+            )
     return RawTable(
         label=label.astype(np.float32),
         categorical={c: _string_column(table, c) for c in schema.categorical},
-        numerical={c: _numeric_column(table, c, data_path) for c in schema.numerical},
+        numerical=numerical,
         log1p=list(schema.log1p),
     )
+
+
+def _delimiter_hint(table: Any, fmt: str) -> str:
+    """A CSV read with the wrong delimiter has one column whose name holds the others."""
+    if fmt != "csv" or table.num_columns != 1:
+        return ""
+    header = table.column_names[0]
+    found = next((d for d in (";", "\t", "|", ",") if d in header), None)
+    return f" (one column: set delimiter = {found!r} in the schema)" if found else ""
 
 
 def _read_table(path: Path, fmt: str, delimiter: str) -> Any:
@@ -270,18 +358,40 @@ def criteo(spec: dict[str, Any]) -> RawTable:
     )
 
 
-def source_digest(spec: dict[str, Any]) -> str | None:
-    """Content digest of a spec's source files; None for generated data (not cached)."""
+def source_files(spec: dict[str, Any]) -> list[Path] | None:
+    """The files a validated spec reads; None for generated data."""
     name = spec["name"]
     if name == "movielens-100k":
-        return file_digest(*movielens_files())
+        return movielens_files()
     if name == "byo":
         schema_path = Path(spec["path"])
         _, data_path = load_byo_schema(schema_path)
-        return file_digest(schema_path, data_path)
+        return [schema_path, data_path]
     if name == "criteo":
-        return file_digest(Path(spec["path"]))
+        return [Path(spec["path"])]
+    if name == "movielens-1m":
+        from ranking_models.data.movielens_1m import movielens_1m_files
+
+        return list(movielens_1m_files())
     return None
 
 
-LOADERS = {"synthetic": synthetic, "movielens-100k": movielens_100k, "byo": byo, "criteo": criteo}
+def source_digest(spec: dict[str, Any], use_cache: bool = True) -> str | None:
+    """Content digest of a spec's source files (cached by file stat); None for generated data."""
+    files = source_files(spec)
+    return None if files is None else files_sha256(files, use_cache)
+
+
+def movielens_1m(spec: dict[str, Any]) -> RawTable:
+    from ranking_models.data.movielens_1m import load_movielens_1m
+
+    return load_movielens_1m(spec)
+
+
+LOADERS = {
+    "synthetic": synthetic,
+    "movielens-100k": movielens_100k,
+    "byo": byo,
+    "criteo": criteo,
+    "movielens-1m": movielens_1m,
+}

@@ -6,134 +6,45 @@ RefusedError (exit 1), bad input UsageError (exit 2); nothing is half-written on
 
 from __future__ import annotations
 
-import getpass
+import json
 import logging
-import re
-import secrets
-import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from rea_cli import budget
-from rea_cli.app.resume import apply_info, load_plan
+from rea_cli.app.approval import ApprovalBroken, verify_approval, write_approval
+from rea_cli.app.planning import ACCEPTED_CONFIG
+from rea_cli.app.resume import (
+    LAUNCH_INTENT,
+    apply_info,
+    load_plan,
+    low_disk,
+    start_campaign,
+)
 from rea_cli.app.sync import sync_insights
 from rea_cli.app.trials import round_plan
 from rea_cli.campaign.journal import now_iso
-from rea_cli.campaign.model import Approval, Budget, Campaign, Review
+from rea_cli.campaign.model import Campaign, Review
 from rea_cli.campaign.state import CampaignState, TrialStatus
 from rea_cli.campaign.store import CampaignStore
-from rea_cli.errors import RefusedError, SchedulerError, UsageError
+from rea_cli.errors import RefusedError, SchedulerError
 from rea_cli.executor import submission
-from rea_cli.executor.backends import make_scheduler, trial_resources
+from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (
     JobState,
-    Scheduler,
     SubmissionRequest,
     campaign_job_prefix,
     workspace_tag,
 )
-from rea_cli.fsutil import write_json_atomic
-from rea_cli.planner import gates
-from rea_cli.planner.catalog import load_workspace_catalog
-from rea_cli.planner.plan import Plan, build_plan, plan_hash
+from rea_cli.faults import crash_point
+from rea_cli.fsutil import write_text_atomic
+from rea_cli.identity import current_user
+from rea_cli.planner import engine
+from rea_cli.planner.plan import Plan, plan_hash
+from rea_cli.text import check_user_text
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
-def current_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return "unknown"
-
-
-def new_campaign_id() -> str:
-    return f"c{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(2)}"
-
-
-def plan_campaign(
-    ws: Workspace,
-    *,
-    model: str,
-    dataset: str,
-    budget_gpu_hours: float,
-    goal: str = "",
-    metric: str | None = None,
-    profile: str = "standard",
-    campaign_id: str | None = None,
-) -> tuple[Campaign, Plan]:
-    """Propose hypotheses and a three-phase plan; the campaign starts PLANNED."""
-    cid = campaign_id or new_campaign_id()
-    if not _ID.fullmatch(cid):
-        raise UsageError(
-            f"invalid campaign id {cid!r}; use letters, digits, '-' and '_' (at most 64)"
-        )
-    store = CampaignStore(ws, cid)
-    if store.dir.exists():
-        raise UsageError(f"campaign {cid} already exists; choose another --id")
-    created = now_iso()
-    plan = build_plan(
-        campaign_id=cid,
-        created_at=created,
-        goal=goal,
-        family=model,
-        dataset=dataset,
-        budget_gpu_hours=budget_gpu_hours,
-        settings=ws.settings,
-        profile_name=profile,
-        metric=metric,
-        history=_history(ws, model, dataset),
-        extra_catalog=load_workspace_catalog(ws.root / "hypotheses.toml"),
-    )
-    campaign = Campaign(
-        campaign_id=cid,
-        created_at=created,
-        created_by=current_user(),
-        goal=plan.goal,
-        model_family=model,
-        dataset=dataset,
-        metric=plan.metric,
-        direction=plan.direction,
-        backend=plan.backend,
-        plan_hash="",
-        budget=Budget(approved_gpu_hours=budget_gpu_hours),
-        hypotheses=dict(plan.hypotheses),
-    )
-    store.dir.mkdir(parents=True)
-    try:
-        write_json_atomic(store.plan_path, plan.dump())
-        campaign.plan_hash = plan_hash(store.plan_path.read_bytes())
-        store.event("planned", plan_hash=campaign.plan_hash, by=campaign.created_by)
-        store.save(campaign)  # campaign.json last: until it exists there is no campaign
-    except BaseException:
-        shutil.rmtree(store.dir, ignore_errors=True)
-        raise
-    sync_insights(ws, store, publish=True)
-    return campaign, plan
-
-
-def _history(ws: Workspace, model: str, dataset: str) -> dict[str, float] | None:
-    """Mean past gain per hypothesis on this model family and data set (insights DB)."""
-    if not ws.analyst_db_path.exists() and not ws.db_path.exists():
-        return None
-    from rea_cli.insights import hypothesis_effects, readable_db
-
-    try:
-        # the analyst copy when published: reading it never locks the agent's writable file
-        source = readable_db(ws.db_path, ws.analyst_db_path)
-        rows = hypothesis_effects(source, model_family=model, dataset=dataset)
-    except Exception as exc:  # history is advisory: never block planning on it
-        log.warning("insights history unavailable (%s); planning from the catalog only", exc)
-        return None
-    out = {}
-    for row in rows:
-        hid, gain = row.get("hypothesis_id"), row.get("mean_gain")
-        if isinstance(hid, str) and isinstance(gain, int | float):
-            out[hid] = float(gain)
-    return out or None
 
 
 def load(ws: Workspace, campaign_id: str) -> tuple[CampaignStore, Campaign]:
@@ -141,8 +52,10 @@ def load(ws: Workspace, campaign_id: str) -> tuple[CampaignStore, Campaign]:
     return store, store.load()
 
 
-def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None) -> Campaign:
-    """Human checkpoint 1: bind the approval to the plan's hash and the budget."""
+def approve_campaign(ws: Workspace, campaign_id: str, standing: str | None = None) -> Campaign:
+    """Human checkpoint 1: bind the approval to the plan's hash and the budget. The approver
+    is the OS user running this (never an environment variable), checked against [approval];
+    `standing`: a scheduled run covered by its schedule's standing approval (see schedules)."""
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
@@ -159,49 +72,58 @@ def approve_campaign(ws: Workspace, campaign_id: str, *, user: str | None = None
                 "plan a new campaign instead of editing the plan file"
             )
         load_plan(store)  # a plan that no longer parses is refused here, not at launch
-        approval = Approval(
-            campaign_id=campaign_id,
-            by=user or current_user(),
-            at=now_iso(),
-            plan_hash=digest,
-            approved_gpu_hours=c.budget.approved_gpu_hours,
-        )
-        write_json_atomic(store.approval_path, approval.model_dump(mode="json"))
+        policy = ws.settings.approval
+        try:
+            approval = write_approval(store, c, policy, standing)
+        except FileExistsError:
+            # an approval interrupted after its record was written: finish it if it holds
+            try:
+                approval = verify_approval(store, c, policy)
+            except ApprovalBroken as exc:
+                raise RefusedError(
+                    f"{exc} ({store.approval_path} was left by an interrupted approval: "
+                    "remove it and approve again)"
+                ) from None
+        crash_point("approval_written")
         store.transition(c, CampaignState.APPROVED, **approval.model_dump(mode="json"))
     sync_insights(ws, store, publish=True)
     return c
 
 
 def launch_campaign(ws: Workspace, campaign_id: str) -> Campaign:
-    """Submit phase 1 and its wake-up, then return: the campaign goes on by itself."""
+    """Submit the first step and its wake-up, then return: the campaign goes on by itself.
+
+    The intent is journaled first: a launch killed before the campaign turns RUNNING is
+    finished by the next `rea resume` or `rea tick` (nothing is submitted before RUNNING).
+    """
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
         plan = _approved_plan(store, c)
+        low = low_disk(ws)
+        if low:
+            raise RefusedError(f"{low}, then launch {campaign_id} again; nothing was submitted")
+        store.event(LAUNCH_INTENT, by=current_user().name)
+        crash_point("launch_intent")
         sched = make_scheduler(ws)
-        _check_resources(ws, plan, sched)  # a bad partition/account/time limit: nothing written
-        store.transition(c, CampaignState.RUNNING, by=current_user())
-        first = gates.first_phase(plan)
         try:
-            submission.submit_round(
-                store, c, sched, round_plan(store, plan, c, sched, first.phase, first.trials)
-            )
+            # a bad partition/account/time limit or resources no node has: nothing submitted
+            start_campaign(store, c, plan, sched, by=current_user().name)
         except SchedulerError as exc:
+            if c.state is not CampaignState.RUNNING:
+                raise SchedulerError(
+                    f"{exc}; the launch is recorded: `rea tick` (or `rea resume "
+                    f"{campaign_id}`) finishes it once the scheduler answers"
+                ) from None
             raise SchedulerError(
                 f"{exc}; the campaign is RUNNING with its first submission unfinished: "
                 f"`rea resume {campaign_id}` (or the next `rea tick`) finishes it, submitting "
                 "nothing twice"
             ) from None
     sync_insights(ws, store, publish=True)
+    if c.state is CampaignState.PAUSED:
+        raise RefusedError(f"campaign {campaign_id} paused at launch: {c.pause_reason}")
     return c
-
-
-def _check_resources(ws: Workspace, plan: Plan, sched: Scheduler) -> None:
-    validate = getattr(sched, "validate", None)  # backends that can check requests up front
-    if validate is None:
-        return
-    for p in plan.phases:
-        validate(trial_resources(ws.settings, p.time_limit_min, p.gpus_per_trial))
 
 
 @dataclass(frozen=True)
@@ -220,15 +142,17 @@ def dry_run(ws: Workspace, campaign_id: str) -> DryRun:
     c = store.load()
     plan = _approved_plan(store, c, dry=True)
     sched = make_scheduler(ws)
-    first = gates.first_phase(plan)
-    rp = round_plan(store, plan, c, sched, first.phase, first.trials)
-    request = submission.build_request(store, first.phase, submission.next_round(c, rp))
-    pp = plan.phase(first.phase)
+    step = engine.next_step(plan, c, None, now_iso())
+    if not isinstance(step, engine.Step):
+        raise RefusedError(f"campaign {campaign_id} has nothing to run")
+    rp = round_plan(store, plan, c, sched, step.phase, step.trials, kind=step.kind)
+    request = submission.build_request(store, step.phase, submission.next_round(c, rp))
+    te = plan.engine.te_gpu_hours
     return DryRun(
         request=request,
         rendered=sched.render(request),
         reserved_gpu_hours=rp.reserved_gpu_hours,
-        estimated_gpu_hours=pp.estimated_gpu_hours * len(first.trials) / max(pp.max_trials, 1),
+        estimated_gpu_hours=sum(t.cost for t in step.trials) * te,
     )
 
 
@@ -240,14 +164,8 @@ def _approved_plan(store: CampaignStore, c: Campaign, dry: bool = False) -> Plan
                 f"campaign {cid} is not approved; approve it with `rea approve {cid}`"
             )
         raise RefusedError(f"campaign {cid} is {c.state.value}, it can be launched only once")
-    digest = plan_hash(store.read_plan_bytes())
-    approval = store.approval()
-    bound = approval.plan_hash if approval else c.plan_hash
-    if digest != bound:
-        raise RefusedError(
-            f"{store.plan_path} was edited after approval ({digest[:19]} != {str(bound)[:19]}); "
-            "restore the approved plan or plan a new campaign with `rea plan`"
-        )
+    if c.state is CampaignState.APPROVED:
+        verify_approval(store, c, store.ws.settings.approval)
     return load_plan(store)
 
 
@@ -273,13 +191,15 @@ def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
             live = {jid for jid, i in sched.states(sorted(ids)).items() if not i.state.has_ended}
             sched.cancel(sorted(live))
             cancelled = live
-            final = sched.states(sorted(trial_jobs))
+            # jobs already ingested keep their record (its reason is the trainer's, the most
+            # specific); the others get their final state from the scheduler
+            open_jobs = [j for t in c.trials.values() for j in t.jobs if not j.has_ended]
+            final = sched.states([j.job_id for j in open_jobs])
+            for job in open_jobs:
+                apply_info(job, final.get(job.job_id))
+                if not job.has_ended:  # the scheduler has not caught up: it is cancelled
+                    job.state = JobState.CANCELLED
             for t in c.trials.values():
-                for job in t.jobs:
-                    info = final.get(job.job_id)
-                    apply_info(job, info)
-                    if not job.has_ended:  # the scheduler has not caught up: it is cancelled
-                        job.state = JobState.CANCELLED
                 if t.status in (TrialStatus.PENDING, TrialStatus.SUBMITTED):
                     t.set_status(TrialStatus.CANCELLED)
             budget.refresh(c)
@@ -288,10 +208,31 @@ def cancel_campaign(ws: Workspace, campaign_id: str) -> tuple[Campaign, int]:
     return c, len(cancelled)
 
 
+def acceptance_doubts(c: Campaign) -> list[str]:
+    """Why accepting this proposal's change deserves a second look (empty: none). Keeping the
+    baseline changes nothing, so accepting it raises no doubt."""
+    p = c.proposal
+    if p is None or p.keeps_baseline:
+        return []
+    doubts = []
+    if not p.significant:
+        doubts.append("its gain on valid is not significant (the 95% CI reaches zero)")
+    if p.test_gain is not None and p.test_gain < 0:
+        doubts.append(f"its gain on the test split is negative ({p.test_gain:+.3g})")
+    return doubts
+
+
 def review_campaign(
-    ws: Workspace, campaign_id: str, *, accept: bool, note: str = "", user: str | None = None
+    ws: Workspace,
+    campaign_id: str,
+    *,
+    accept: bool,
+    note: str = "",
+    force: bool = False,
 ) -> Campaign:
-    """Human checkpoint 2: accept or reject the proposal."""
+    """Human checkpoint 2: accept or reject the proposal. Accepting a change that is not
+    significant or loses on the test split needs `force`."""
+    check_user_text("--note", note)
     store = CampaignStore(ws, campaign_id)
     with store.lock(wait_s=5):
         c = store.load()
@@ -300,22 +241,28 @@ def review_campaign(
                 f"campaign {campaign_id} is {c.state.value}; only a campaign AWAITING_REVIEW "
                 "can be reviewed"
             )
+        doubts = acceptance_doubts(c) if accept else []
+        if doubts and not force:
+            raise RefusedError(
+                f"not accepted: {' and '.join(doubts)}; look at `rea report {campaign_id}`, "
+                f"then accept with --force if you still want this change, or --reject"
+            )
         c.review = Review(
             decision="accepted" if accept else "rejected",
-            by=user or current_user(),
+            by=current_user().name,
             at=now_iso(),
             note=note,
         )
         if accept:
             # the accepted model config, ready to use: baseline + the proposal's change
-            write_json_atomic(store.dir / ACCEPTED_CONFIG, accepted_config(store, c))
+            # indented: people read it and diff it
+            text = json.dumps(accepted_config(store, c), indent=2, sort_keys=True) + "\n"
+            write_text_atomic(store.dir / ACCEPTED_CONFIG, text)
         target = CampaignState.ACCEPTED if accept else CampaignState.REJECTED
-        store.transition(c, target, review=c.review.model_dump())
+        extra = {"forced": doubts} if doubts else {}
+        store.transition(c, target, review=c.review.model_dump(), **extra)
     sync_insights(ws, store, publish=True)
     return c
-
-
-ACCEPTED_CONFIG = "accepted-config.json"
 
 
 def accepted_config(store: CampaignStore, c: Campaign) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The campaign report (markdown): plan, phases, trials, failures and the proposal."""
+"""The campaign report: report.md (text) and report.html (the same with plots), written side
+by side in the campaign folder."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from rea_cli.app.status import summary
 from rea_cli.campaign.model import PHASES, Campaign
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.fsutil import write_text_atomic
+from rea_cli.numfmt import gain_with_ci, proposal_line
+from rea_cli.planner.plan import Plan
 from rea_cli.workspace import Workspace
 
 
-def render(c: Campaign) -> str:
+def render(c: Campaign, with_trials: bool = True) -> str:
+    """report.md; without `with_trials`, the same less the per-trial tables (for a terminal, where
+    their ids would not fit)."""
     lines = [
         f"# Campaign {c.campaign_id}",
         "",
@@ -25,11 +30,12 @@ def render(c: Campaign) -> str:
     ]
     if c.proposal:
         p = c.proposal
-        lines += ["## Proposal", "", p.summary, ""]
+        lines += ["## Proposal", "", proposal_line(p), ""]
         if p.delta:
             lines += ["Config change:", ""] + [f"- `{k} = {v}`" for k, v in p.delta.items()] + [""]
         if p.test_gain is not None:
-            lines += [f"Test-split gain: {p.test_gain:+.4f}", ""]
+            test = gain_with_ci(p.test_gain, p.test_ci_low, p.test_ci_high)
+            lines += [f"Test-split gain: {test}", ""]
     if c.review:
         lines += [
             f"Review: **{c.review.decision}** by {c.review.by} at {c.review.at}. {c.review.note}",
@@ -37,13 +43,13 @@ def render(c: Campaign) -> str:
         ]
     for phase in PHASES:
         rec = c.phases.get(phase)
-        trials = c.trials_of(phase)
+        trials, show_trials = c.trials_of(phase), with_trials
         if rec is None and not trials:
             continue
         lines += [f"## {phase.capitalize()} ({rec.status if rec else 'pending'})", ""]
         if rec and rec.gate:
             lines += [f"Gate: {rec.gate.detail}", ""]
-        if trials:
+        if trials and show_trials:
             lines += [
                 f"| trial | hypothesis | seed | status | {c.metric} | attempts | diagnosis |",
                 "|---|---|---|---|---|---|---|",
@@ -63,9 +69,22 @@ def render(c: Campaign) -> str:
 
 
 def write_report(ws: Workspace, campaign_id: str) -> tuple[Path, str, dict[str, Any]]:
+    """Write report.md and report.html; return the markdown's path, the report's text for a
+    terminal (without the per-trial tables), and the summary (with both paths) as data."""
     store = CampaignStore(ws, campaign_id)
     c = store.load()
-    text = render(c)
     path = store.dir / "report.md"
-    write_text_atomic(path, text)
-    return path, text, {"report": str(path), **summary(c).dump()}
+    write_text_atomic(path, render(c))
+    html_path = write_html(store, c)
+    data = {"report": str(path), "html": str(html_path), **summary(c).dump()}
+    return path, render(c, with_trials=False), data
+
+
+def write_html(store: CampaignStore, c: Campaign) -> Path:
+    """report.html: plots drawn by matplotlib, imported only here."""
+    from rea_cli.report import data, html
+
+    plan = Plan.model_validate_json(store.read_plan_bytes()) if store.plan_path.exists() else None
+    path = store.dir / "report.html"
+    write_text_atomic(path, html.render(data.build(c, plan)))
+    return path

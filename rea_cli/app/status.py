@@ -115,3 +115,17 @@ def live_summary(ws: Workspace, campaign_id: str) -> CampaignSummary:
                     ok = t.jobs[-1].state is JobState.COMPLETED
                     t.status = TrialStatus.SUCCEEDED if ok else TrialStatus.FAILED
     return summary(c)
+
+
+def watchdog_hint(ws: Workspace) -> str | None:
+    """What to tell a user whose workspace has no `rea tick` entry (None when it has one):
+    a lost wake-up (cancelled, purged, a controller outage) is recovered only by a tick."""
+    from rea_cli.cron import tick_installed
+
+    if tick_installed(ws):
+        return None
+    return (
+        "nothing runs `rea tick` for this workspace: if a wake-up job is lost (cancelled, "
+        "purged, the controller down) the campaign stalls until one runs; install it with "
+        "`rea cron install --apply` (every 5 min) or run `rea tick` by hand"
+    )

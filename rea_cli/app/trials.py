@@ -1,26 +1,32 @@
-"""From the planner's trial definitions to what a round submits: specs and a RoundPlan."""
+"""From the engine's trial definitions to what a round submits: specs, time limits, a RoundPlan."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ranking_models.contracts import TrialSpec
-from rea_cli.campaign.model import Campaign
+from rea_cli.campaign.model import Campaign, Hypothesis
+from rea_cli.campaign.state import TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.executor.scheduler import Scheduler
 from rea_cli.executor.submission import RoundPlan
-from rea_cli.planner.gates import TrialDef
-from rea_cli.planner.plan import Plan
+from rea_cli.planner import cost as cost_model
+from rea_cli.planner.engine import TrialDef
+from rea_cli.planner.plan import Plan, gpus_per_trial, limit_policy
+
+
+def hypothesis(plan: Plan, campaign: Campaign, hypothesis_id: str) -> Hypothesis:
+    return campaign.hypotheses.get(hypothesis_id) or plan.hypotheses[hypothesis_id]
 
 
 def trial_config(
-    plan: Plan, campaign: Campaign, trial: TrialDef, overrides: dict[str, Any]
+    plan: Plan, campaign: Campaign, trial: TrialDef, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The trial's whole config: baseline + the hypothesis's delta + fidelity + overrides."""
     from ranking_models.config import apply_delta
 
-    hyp = campaign.hypotheses.get(trial.hypothesis_id) or plan.hypotheses[trial.hypothesis_id]
-    config = apply_delta(plan.baseline, hyp.delta)
+    config = apply_delta(plan.baseline, hypothesis(plan, campaign, trial.hypothesis_id).delta)
     config = apply_delta(config, trial.fidelity)
     return apply_delta(config, overrides) if overrides else config
 
@@ -39,11 +45,34 @@ def trial_spec(
         hypothesis_id=trial.hypothesis_id,
         phase=phase,
         seed=trial.seed,
-        config=trial_config(plan, campaign, trial, overrides or {}),
+        config=trial_config(plan, campaign, trial, overrides),
         data=plan.data,
-        checkpoint_dir=str(store.trial_dir(trial.trial_id) / "checkpoint"),
+        # trials of one lineage (a hypothesis and seed) continue each other's checkpoints
+        checkpoint_dir=str(store.dir / "checkpoints" / trial.lineage),
         attempts_dir=str(store.attempts_dir(trial.trial_id)),
+        prune=trial.prune,
+        data_fingerprint=plan.data_fingerprint,
     )
+
+
+def learned_cost(plan: Plan, campaign: Campaign) -> cost_model.CostModel:
+    """Seconds per sample measured on this campaign's finished trials, else the plan's."""
+    measured = [
+        (t.device_time_s, t.samples_seen)
+        for t in campaign.trials.values()
+        if t.status is TrialStatus.SUCCEEDED and t.reused_from is None and t.samples_seen
+    ]
+    if measured:
+        return cost_model.learned(plan.model_family, measured, "measured")
+    return plan.cost_model()
+
+
+def expected_seconds(plan: Plan, campaign: Campaign, trial: TrialDef) -> float:
+    """Expected device seconds of a trial (its cost multiplier x one full baseline trial)."""
+    n_train = int(plan.data_profile.get("n_train") or plan.data_profile.get("n_rows") or 0)
+    epochs = int(plan.baseline["train"]["epochs"])
+    full = cost_model.trial_seconds(learned_cost(plan, campaign), n_train, epochs)
+    return full * max(trial.cost, 0.05)
 
 
 def round_plan(
@@ -52,11 +81,17 @@ def round_plan(
     campaign: Campaign,
     scheduler: Scheduler,
     phase: str,
-    trials: list[TrialDef],
+    trials: Sequence[TrialDef],
     overrides: dict[str, dict[str, Any]] | None = None,
+    kind: str = "",
+    mem_gb: float | None = None,
 ) -> RoundPlan:
-    pp = plan.phase(phase)
-    limit = pp.time_limit_min
+    """Specs and one time limit for the round (the longest expected trial, with the backend's
+    safety margin and start-up allowance)."""
+    settings = store.ws.settings
+    cost = learned_cost(plan, campaign)
+    longest = max((expected_seconds(plan, campaign, t) for t in trials), default=0.0)
+    limit = cost_model.time_limit_min(longest, cost, limit_policy(settings))
     return RoundPlan(
         phase=phase,
         specs=[
@@ -64,7 +99,9 @@ def round_plan(
             for t in trials
         ],
         time_limit_min=limit,
-        gpus_per_trial=pp.gpus_per_trial,
+        gpus_per_trial=gpus_per_trial(settings),
         fidelity={t.trial_id: dict(t.fidelity) for t in trials},
         overrun_min=max(0.0, scheduler.enforced_limit_min(limit) - limit),
+        kind=kind,
+        mem_gb=mem_gb,
     )

@@ -22,26 +22,31 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from rea_cli import budget
-from rea_cli.app.resume import resume_campaign
+from rea_cli.app.resume import launch_pending, low_disk, resume_campaign
+from rea_cli.app.schedules import ScheduleTick, tick_schedules
+from rea_cli.app.sync import catch_up_all
 from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import Campaign, JobRecord, Round
 from rea_cli.campaign.state import CampaignState, RoundStatus
 from rea_cli.campaign.store import CampaignStore, list_campaigns
-from rea_cli.errors import LockedError, ReaError
+from rea_cli.errors import LockedError, ReaError, os_error
 from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (
     JobInfo,
     JobState,
     Scheduler,
     campaign_job_prefix,
+    never_starts,
     workspace_tag,
 )
+from rea_cli.fsutil import LOCK_MODE
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 Action = Literal["none", "resumed", "paused", "skipped-busy", "error"]
 ANOTHER_TICK = "another tick is running"
+BUSY = "campaign lock held by another process"
 # A trial pending this many times its time limit (and at least STUCK_PENDING_MIN_S) is reported.
 STUCK_PENDING_FACTOR = 4
 STUCK_PENDING_MIN_S = 30 * 60
@@ -68,15 +73,18 @@ class TickReport:
     ran: bool  # False when another tick held the lock
     message: str
     campaigns: list[CampaignTick] = field(default_factory=list)
+    synced: list[str] = field(default_factory=list)  # campaigns whose insights caught up
     at: str = field(default_factory=now_iso)
+    schedules: list[ScheduleTick] = field(default_factory=list)  # recurring campaigns
 
     @property
     def acted(self) -> list[CampaignTick]:
         return [c for c in self.campaigns if c.action in ("resumed", "paused")]
 
     @property
-    def errors(self) -> list[CampaignTick]:
-        return [c for c in self.campaigns if c.action == "error"]
+    def errors(self) -> list[CampaignTick | ScheduleTick]:
+        ticks: list[CampaignTick | ScheduleTick] = [*self.campaigns, *self.schedules]
+        return [c for c in ticks if c.action == "error"]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,6 +177,12 @@ def decide(c: Campaign, infos: dict[str, JobInfo], now: datetime) -> Decision:
             spent,
             stuck,
         )
+    for jid in open_jobs(c):
+        info = infos.get(jid)
+        if info is not None and never_starts(info.state, info.reason):
+            # the resume step stops the campaign's jobs and pauses it with this reason
+            why = f"trial job {jid} can never start ({info.reason})"
+            return Decision("resume", why, spent, stuck)
     rnd = current_round(c)
     if rnd is None:
         return Decision("resume", "no round recorded (launch interrupted)", spent, stuck)
@@ -194,7 +208,11 @@ def decide(c: Campaign, infos: dict[str, JobInfo], now: datetime) -> Decision:
 def tick_lock(ws: Workspace) -> Iterator[bool]:
     """Non-blocking workspace lock: yields False when another tick holds it."""
     ws.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(ws.state_dir / "tick.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    path = ws.state_dir / "tick.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, LOCK_MODE)
+    except PermissionError:  # flock needs no write access (a teammate's lock file)
+        fd = os.open(path, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -206,28 +224,69 @@ def tick_lock(ws: Workspace) -> Iterator[bool]:
         os.close(fd)
 
 
-def tick(ws: Workspace, scheduler: Scheduler | None = None) -> TickReport:
-    """Check every campaign of the workspace once; resume or pause those that need it."""
+def tick(
+    ws: Workspace, scheduler: Scheduler | None = None, now: datetime | None = None
+) -> TickReport:
+    """Check every campaign of the workspace once; resume or pause those that need it; then
+    start the recurring campaigns that are due (`now`: the schedules' clock, see clock.py)."""
     with tick_lock(ws) as mine:
         if not mine:
             return TickReport(False, ANOTHER_TICK)
         sched = scheduler
         results = []
         for cid in list_campaigns(ws):
+            # each campaign on its own: a broken one is its own error line, the next goes on
             try:
-                state = CampaignStore(ws, cid).load().state
-                if state not in (CampaignState.RUNNING, CampaignState.PAUSED):
+                store = CampaignStore(ws, cid)
+                c = store.load()
+                if c.state is CampaignState.APPROVED and launch_pending(store):
+                    sched = sched or make_scheduler(ws)
+                    results.append(_finish_launch(ws, cid, sched))
                     continue
-                if state is CampaignState.RUNNING and sched is None:
+                if c.state not in (CampaignState.RUNNING, CampaignState.PAUSED):
+                    continue
+                if sched is None and (c.state is CampaignState.RUNNING or c.pause_kind):
                     sched = make_scheduler(ws)
                 results.append(_tick_campaign(ws, cid, sched))
-            except ReaError as exc:
-                log.warning("tick: campaign %s: %s", cid, exc)
-                results.append(CampaignTick(cid, "?", "error", str(exc)))
+            except Exception as exc:
+                error = os_error(exc) if isinstance(exc, OSError) else exc
+                if not isinstance(error, ReaError):
+                    log.debug("tick: campaign %s", cid, exc_info=True)
+                log.warning("tick: campaign %s: %s", cid, error)
+                results.append(CampaignTick(cid, "?", "error", _line(error)))
+        # whatever a missed sync left behind (a kill -9, a full disk, a DB held by a reader,
+        # a pause nobody synced): the DB and the analyst copy catch up with the folders
+        synced = catch_up_all(ws)
         n = len(results)
         acted = sum(r.action in ("resumed", "paused") for r in results)
         message = f"{n} campaign(s) checked, {acted} acted on" if n else "no running campaign"
-        return TickReport(True, message, results)
+        if synced:
+            message += f"; insights caught up with {', '.join(synced)}"
+        # after the campaigns: a run that has just ended no longer blocks its schedule's next
+        runs = tick_schedules(ws, now or datetime.now(UTC))
+        started = sum(r.action == "started" for r in runs)
+        if runs:
+            message += f"; {len(runs)} schedule(s), {started} run(s) started"
+        return TickReport(True, message, results, synced=synced, schedules=runs)
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, ReaError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def _finish_launch(ws: Workspace, cid: str, sched: Scheduler) -> CampaignTick:
+    """`rea launch` was killed before the campaign turned RUNNING: the resume step finishes
+    it (idempotent, under the campaign lock)."""
+    why = "launch interrupted before the campaign turned RUNNING"
+    try:
+        outcome = resume_campaign(ws, cid, sched)
+    except LockedError:
+        return CampaignTick(
+            cid, "APPROVED", "skipped-busy", "campaign lock held by another process"
+        )
+    state = CampaignStore(ws, cid).load().state.value
+    return CampaignTick(cid, state, "resumed", f"{why}; {outcome.action} ({outcome.detail})")
 
 
 def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> CampaignTick:
@@ -235,14 +294,20 @@ def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> Campaign
     try:
         with store.lock(wait_s=0):
             c = store.load()
-            if c.state is CampaignState.PAUSED:
+            if c.state is CampaignState.PAUSED and c.pause_kind is None:
                 why = c.pause_reason or "no reason recorded"
                 return CampaignTick(cid, c.state.value, "none", "paused", [f"paused: {why}"])
-            if c.state is not CampaignState.RUNNING or sched is None:
+            if c.state is CampaignState.PAUSED:  # a pause that lifts once its cause is gone
+                decision = Decision("resume", f"paused ({c.pause_kind}): check its cause")
+            elif c.state is not CampaignState.RUNNING or sched is None:
                 return CampaignTick(cid, c.state.value, "none", f"campaign is {c.state.value}")
-            infos = sched.states(jobs_to_query(c))
-            decision = decide(c, infos, datetime.now(UTC))
-            if decision.action == "pause":
+            elif low_disk(ws):  # the resume step pauses it, saying so (a full disk is not
+                # the campaign's fault: nothing is diagnosed or retried while it lasts)
+                decision = Decision("resume", "the workspace's disk is nearly full")
+            else:
+                infos = sched.states(jobs_to_query(c))
+                decision = decide(c, infos, datetime.now(UTC))
+            if decision.action == "pause" and sched is not None:
                 pause_over_budget(store, c, sched, decision)
                 return CampaignTick(cid, c.state.value, "paused", decision.reason, decision.stuck)
     except LockedError:
@@ -257,12 +322,15 @@ def _tick_campaign(ws: Workspace, cid: str, sched: Scheduler | None) -> Campaign
         return CampaignTick(
             cid, c.state.value, "skipped-busy", "campaign lock held by another process"
         )
+    after = store.load()
+    if c.state is CampaignState.PAUSED and after.state is CampaignState.PAUSED:
+        return CampaignTick(cid, after.state.value, "none", "paused", [outcome.detail])
     store.event("watchdog_resumed", reason=decision.reason, outcome=outcome.action)
-    state = store.load().state.value
+    state = after.state.value
     return CampaignTick(
         cid,
         state,
-        "resumed",
+        "paused" if outcome.action == "paused" else "resumed",
         f"{decision.reason}; resume: {outcome.action} ({outcome.detail})",
         decision.stuck,
     )

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ranking_models.contracts import PruneRule
 from rea_cli.campaign.state import (
     PHASE_TRANSITIONS,
     ROUND_TRANSITIONS,
@@ -46,8 +47,17 @@ class Hypothesis(_Doc):
     parents: list[str] = Field(default_factory=list)
     model_family: str = ""
     strategy: str | None = None  # the knowledge-base strategy it instantiates, if any
+    level: str = ""
+    category: str = ""
     trigger: str = ""  # the observation of the baseline's profile that proposed it
     reference: str = ""
+    cost: float = 1.0  # expected trial cost relative to the baseline's
+    prior_mean: float = 0.0  # expected relative gain (knowledge base, boosted by the profile)
+    prior_sd: float = 0.0
+    # the search ranges of its keys for exploitation: key -> {kind, low, high, log, choices}
+    search: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    study: str = ""  # a search point: the study that asked it, and its number there
+    number: int | None = None
 
 
 class JobRecord(_Doc):
@@ -73,6 +83,15 @@ class JobRecord(_Doc):
         return self.state.has_ended
 
 
+class CurvePoint(_Doc):
+    """One epoch of a trial's learning curve, as the engine compares curves."""
+
+    epoch: int
+    value: float | None  # the campaign metric on the valid split after this epoch
+    train_loss: float | None = None
+    valid_loss: float | None = None
+
+
 class TrialRecord(_Doc):
     phase: str
     hypothesis_id: str
@@ -82,9 +101,19 @@ class TrialRecord(_Doc):
     jobs: list[JobRecord] = Field(default_factory=list)
     diagnosis: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)  # runbook changes (retry_with)
-    metric_value: float | None = None  # validation metric of the last succeeded attempt
-    test_value: float | None = None
+    mem_gb: float | None = None  # memory per task raised by a runbook (resources.mem_gb)
+    metric_value: float | None = None  # valid metric at the best epoch of the last success
+    test_value: float | None = None  # test metric of the same weights
     attempts: int = 0  # attempt folders seen on disk
+    # from the last succeeded attempt's result.json (read once, at ingest)
+    curve: list[CurvePoint] = Field(default_factory=list)
+    best_epoch: int | None = None
+    stopped: str | None = None
+    device_time_s: float = 0.0  # the trainer's own time, summed over this trial's attempts
+    samples_seen: int = 0
+    reused_from: str | None = None  # "<campaign>/<trial>" whose identical result was reused
+    key: str | None = None  # the trial's identity (config, data, seed) for reuse
+    prune: PruneRule | None = None  # the rule its spec carries (kept for retries)
 
     def set_status(self, target: TrialStatus) -> None:
         self.status = checked(TRIAL_TRANSITIONS, "trial", self.status, target)
@@ -97,11 +126,13 @@ class TrialRecord(_Doc):
 
 class Round(_Doc):
     round: int
+    kind: str = ""  # probe | rung | final | step | batch | confirmation | retry
     trial_ids: list[str]
     status: RoundStatus = RoundStatus.SUBMITTING
     time_limit_min: float = 0  # per task, as planned for this round
     overrun_min: float = 0  # what the scheduler lets a task run past it (reserved too)
     gpus: int = 0  # per task
+    mem_gb: float | None = None  # per task, when a runbook raised it (else the settings')
     array_job_ids: list[str] = Field(default_factory=list)
     wakeup_job_id: str | None = None
     submitted_at: str | None = None
@@ -125,6 +156,7 @@ class PhaseRecord(_Doc):
     status: PhaseStatus = PhaseStatus.PENDING
     rounds: list[Round] = Field(default_factory=list)
     gate: Gate | None = None
+    selected: list[str] | None = None  # validation: the hypotheses screened, once decided
 
     def set_status(self, target: PhaseStatus) -> None:
         self.status = checked(PHASE_TRANSITIONS, "phase", self.status, target)
@@ -145,6 +177,7 @@ class Proposal(_Doc):
     test_ci_low: float | None = None
     test_ci_high: float | None = None
     significant: bool = False
+    candidate: str | None = None  # the configuration confirmed (or not): shown either way
     summary: str = ""
     created_at: str = ""
 
@@ -161,13 +194,21 @@ class Review(_Doc):
 
 
 class Approval(_Doc):
-    """approval.json: written once by `rea approve`; binds the plan's hash and the budget."""
+    """approval.json: written once by `rea approve`; binds the plan's hash and the budget.
+
+    by/uid: the approver as the OS knows them (the file's owner must be that uid); planner: the
+    owner of plan.json; approvers and approver_not_planner: the policy it was approved under."""
 
     campaign_id: str
     by: str
+    uid: int | None = None  # None in records written before the uid was recorded
     at: str
     plan_hash: str
     approved_gpu_hours: float
+    planner: str = ""
+    approvers: list[str] = Field(default_factory=list)
+    approver_not_planner: bool = False
+    standing: str | None = None  # a scheduled run: the standing approval that covers it
 
 
 class Campaign(_Doc):
@@ -191,6 +232,9 @@ class Campaign(_Doc):
     proposal: Proposal | None = None
     review: Review | None = None
     pause_reason: str | None = None
+    # a pause rea lifts by itself once its cause is gone (resume and tick check it)
+    pause_kind: Literal["approval", "disk_full"] | None = None
+    traits: str = ""  # the data's traits (plan profile), for the insights history
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 

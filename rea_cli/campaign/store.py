@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,14 +22,27 @@ from rea_cli.campaign.journal import append_event, read_events
 from rea_cli.campaign.model import Approval, Campaign
 from rea_cli.campaign.state import CampaignState, check_transition
 from rea_cli.errors import LockedError, UsageError
-from rea_cli.fsutil import read_json, write_json_atomic
+from rea_cli.fsutil import LOCK_MODE, read_json, write_json_atomic
 from rea_cli.workspace import Workspace
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_campaign_id(campaign_id: str) -> str:
+    """A campaign id is a folder name: refused before anything touches the disk."""
+    if not _ID.fullmatch(campaign_id):
+        shown = campaign_id if len(campaign_id) <= 80 else campaign_id[:80] + "..."
+        raise UsageError(
+            f"invalid campaign id {shown!r}; use letters, digits, '-' and '_' (at most 64), "
+            "starting with a letter or digit"
+        )
+    return campaign_id
 
 
 class CampaignStore:
     def __init__(self, ws: Workspace, campaign_id: str) -> None:
         self.ws = ws
-        self.campaign_id = campaign_id
+        self.campaign_id = check_campaign_id(campaign_id)
         self.dir = ws.campaign_dir(campaign_id)
 
     # ---------------------------------------------------------------- paths
@@ -69,20 +83,23 @@ class CampaignStore:
         return self.campaign_path.is_file()
 
     def load(self) -> Campaign:
+        self._check_exists()
+        try:
+            data = json.loads(self.campaign_path.read_bytes().decode("utf-8"))
+            return Campaign.model_validate(data)
+        except (ValueError, ValidationError) as exc:  # not JSON, not UTF-8, not the model
+            first = str(exc).splitlines()[0]
+            raise UsageError(
+                f"{self.campaign_path} is corrupt ({first}); restore it from a backup, or "
+                f"remove the folder {self.dir} to drop the campaign"
+            ) from None
+
+    def _check_exists(self) -> None:
         if not self.exists():
             raise UsageError(
                 f"unknown campaign {self.campaign_id!r} in {self.ws.root}; "
                 "list campaigns with `rea status`"
             )
-        try:
-            data = json.loads(self.campaign_path.read_text(encoding="utf-8"))
-            return Campaign.model_validate(data)
-        except (json.JSONDecodeError, ValidationError) as exc:
-            first = str(exc).splitlines()[0]
-            raise UsageError(
-                f"{self.campaign_path} is corrupt ({first}); restore it from the journal or "
-                "cancel the campaign"
-            ) from None
 
     def save(self, campaign: Campaign) -> None:
         write_json_atomic(self.campaign_path, campaign.dump())
@@ -123,9 +140,15 @@ class CampaignStore:
     # ---------------------------------------------------------------- lock
     @contextmanager
     def lock(self, wait_s: float = 0.0) -> Iterator[None]:
-        """Exclusive lock on the campaign (flock; released by the kernel if we die)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Exclusive lock on an existing campaign (flock; released by the kernel if we die).
+
+        flock needs no write access: a teammate in a shared workspace can lock a campaign whose
+        lock file someone else created."""
+        self._check_exists()
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, LOCK_MODE)
+        except PermissionError:
+            fd = os.open(self.lock_path, os.O_RDONLY)
         deadline = time.monotonic() + wait_s
         try:
             while True:
@@ -139,12 +162,20 @@ class CampaignStore:
                             f"{self.lock_path}); try again in a moment"
                         ) from None
                     time.sleep(0.1)
+            # whoever holds the lock is about to write: a damaged journal is refused now,
+            # before anything is written, not halfway through
+            self.events()
             yield
         finally:
             os.close(fd)
 
 
 def list_campaigns(ws: Workspace) -> list[str]:
+    """Ids of the campaign folders (a folder rea cannot have made is not a campaign)."""
     if not ws.campaigns_dir.is_dir():
         return []
-    return sorted(p.name for p in ws.campaigns_dir.iterdir() if (p / "campaign.json").is_file())
+    return sorted(
+        p.name
+        for p in ws.campaigns_dir.iterdir()
+        if _ID.fullmatch(p.name) and (p / "campaign.json").is_file()
+    )

@@ -5,12 +5,11 @@ Each parses, calls one core function, prints. No logic here.
 
 from __future__ import annotations
 
-import time
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
@@ -33,15 +32,33 @@ def init(
     backend: Annotated[
         str | None, typer.Option(help="local or slurm (default: slurm when sbatch is on PATH).")
     ] = None,
+    shared: Annotated[
+        bool,
+        typer.Option(
+            "--shared", help="For a group: setgid, group-writable folders; rea uses umask 002."
+        ),
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option(help="With --shared: the group owning the workspace.")
+    ] = None,
 ) -> None:
     """Create a workspace: rea.toml with commented defaults, campaigns/, the insights DB."""
-    from rea_cli.workspace import init_workspace
+    from rea_cli.app.setup import init as init_workspace
 
-    ws = init_workspace(directory, backend=backend)
-    console.print(f"workspace ready at {ws.root} (backend: {ws.settings.backend})")
+    done = init_workspace(directory, backend=backend, shared=shared, group=group)
+    ws = done.workspace
+    kind = ", shared with its group" if shared else ""
     console.print(
-        f"next: rea --workspace {ws.root} plan --model dcn_v2 "
-        "--dataset movielens-100k --budget 4gpu-h"
+        f"workspace ready at {escape(str(ws.root))} (backend: {ws.settings.backend}{kind})",
+        highlight=False,
+    )
+    if done.note:
+        console.print(done.note, highlight=False, markup=False)
+    console.print(
+        f"next: rea --workspace {shlex.quote(str(ws.root))} plan --model dcn_v2 "
+        "--dataset movielens-100k --budget 4gpu-h",
+        highlight=False,
+        markup=False,
     )
 
 
@@ -58,7 +75,9 @@ def plan(
         ),
     ],
     budget: Annotated[str, typer.Option(help="Approved GPU budget, e.g. 4gpu-h or 90gpu-min.")],
-    goal: Annotated[str, typer.Option(help="What the campaign is for (free text).")] = "",
+    goal: Annotated[
+        str, typer.Option(help="What the campaign is for (free text, at most 2,000 characters).")
+    ] = "",
     metric: Annotated[
         str | None, typer.Option(help="auc, ne or logloss (default from rea.toml).")
     ] = None,
@@ -71,15 +90,15 @@ def plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
-    from rea_cli.app.lifecycle import plan_campaign
-    from rea_cli.planner.plan import parse_budget
+    from rea_cli.app.planning import plan_campaign
+    from rea_cli.cli.budgets import budget_hours
 
     ws = workspace(ctx)
     c, p = plan_campaign(
         ws,
         model=model,
         dataset=dataset,
-        budget_gpu_hours=parse_budget(budget),
+        budget_gpu_hours=budget_hours(budget),
         goal=goal,
         metric=metric,
         profile=profile,
@@ -93,33 +112,56 @@ def plan(
 
 
 def _print_plan(cid: str, p: Any) -> None:
-    console.print(f"[bold]Campaign {cid}[/]: {p.goal}")
-    console.print(f"baseline: {p.model_family} on {p.dataset}, metric {p.metric} ({p.direction})")
-    hyps = Table(title="Hypotheses", show_lines=False)
-    for col in ("id", "title", "change", "source"):
-        hyps.add_column(col)
-    for hid, h in p.hypotheses.items():
-        if hid != "baseline":
-            hyps.add_row(hid, h.title, ", ".join(f"{k}={v}" for k, v in h.delta.items()), h.source)
-    console.print(hyps)
-    phases = Table(title=f"Plan (budget {p.budget_gpu_hours:g} GPU-h)")
-    for col in ("phase", "trials (max)", "seeds", "time limit", "est. GPU-h", "reserved GPU-h"):
+    say = console.print
+    say(f"[bold]Campaign {escape(cid)}[/]: {escape(p.goal)}")
+    say(
+        f"baseline: {p.model_family} on {escape(p.dataset)}, metric {p.metric} ({p.direction}); "
+        f"data: {p.data_profile.get('n_rows', '?')} rows, traits {p.traits or 'none'}",
+        highlight=False,
+    )
+    shown = 15
+    say(
+        f"\n[bold]Hypotheses[/], ranked ({len(p.ranking)} apply; validation screens the top "
+        f"{p.engine.screen} after re-ranking with the baseline's learning curve):"
+    )
+    for i, r in enumerate(p.ranking[:shown], 1):
+        h, n = p.hypotheses[r.hypothesis_id], r.numbers
+        hist = f"{n.history_mean:+.2%} over {n.history_n} pairs" if n.history_n else "none"
+        say(
+            f"{i:3d}. {escape(r.hypothesis_id)}  score {n.score:.4f}  prior {n.prior_mean:+.2%}"
+            f" ±{n.prior_sd:.2%}  history {hist}",
+            highlight=False,
+        )
+        say(f"     change: {h.title}", highlight=False, markup=False)
+        say(f"     why: {h.trigger or 'research prior'}", highlight=False, markup=False)
+    if len(p.ranking) > shown:
+        say(f"  ... and {len(p.ranking) - shown} more (`rea plan --json` lists them all)")
+    own = [d for d in p.dropped if d.source in ("workspace", "legacy")]
+    for d in own:
+        say(
+            f"  not planned: {d.hypothesis_id or d.strategy} ({d.source}): {d.reason}",
+            highlight=False,
+            markup=False,
+        )
+    te = p.engine.budget_te
+    phases = Table(title=f"Plan (budget {p.budget_gpu_hours:g} GPU-h = {te:.1f} baseline trials)")
+    for col in ("phase", "trials", "baseline trials", "est. GPU-h", "worst case GPU-h"):
         phases.add_column(col)
     for ph in p.phases:
         phases.add_row(
             ph.phase,
             str(ph.max_trials),
-            str(len(ph.seeds)),
-            f"{ph.time_limit_min} min",
+            f"{ph.trial_equivalents:.1f}",
             f"{ph.estimated_gpu_hours:.3f}",
             f"{ph.reserved_gpu_hours:.3f}",
         )
-    console.print(phases)
+    say(phases)
     for ph in p.phases:
-        console.print(f"  {ph.phase}: {ph.rule}", highlight=False)
-    console.print(
-        f"total: estimated {p.estimated_gpu_hours:.3f} GPU-h, "
-        f"worst case {p.reserved_gpu_hours:.3f} GPU-h"
+        say(f"  {ph.phase}: {ph.rule}", highlight=False, markup=False)
+    say(
+        f"total: estimated {p.estimated_gpu_hours:.3f} GPU-h; each round is submitted only "
+        "when its worst case fits what is left of the budget",
+        highlight=False,
     )
 
 
@@ -157,6 +199,10 @@ def launch(
     follow: Annotated[
         bool, typer.Option("--follow", help="Then watch progress (Ctrl-C leaves it running).")
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Machine-readable output (with --dry-run: the request)."),
+    ] = False,
 ) -> None:
     """Submit phase 1 and its wake-up job, then return: the campaign runs by itself."""
     from rea_cli.app.lifecycle import dry_run as make_dry_run
@@ -164,14 +210,40 @@ def launch(
 
     ws = workspace(ctx)
     if dry_run:
-        _print_dry_run(make_dry_run(ws, campaign))
+        d = make_dry_run(ws, campaign)
+        if as_json:
+            print_json(_dry_run_data(campaign, d))
+        else:
+            _print_dry_run(d)
         return
-    launch_campaign(ws, campaign)
+    c = launch_campaign(ws, campaign)
+    if as_json:
+        print_json({"campaign_id": campaign, "state": c.state.value, "launched": True})
+        return
+    from rea_cli.app.status import watchdog_hint
+
     console.print(f"launched {campaign}: phase validation submitted; rea is not running now.")
+    hint = watchdog_hint(ws)
+    if hint:
+        console.print(hint, highlight=False, markup=False)
     if follow:
         _watch(ctx, campaign)
     else:
         console.print(f"follow with: rea watch {campaign}")
+
+
+def _dry_run_data(campaign: str, d: Any) -> dict[str, Any]:
+    """The submission as data: the request (array and wake-up), the scripts, the cost."""
+    from dataclasses import asdict
+
+    return {
+        "campaign_id": campaign,
+        "submitted": False,
+        "request": asdict(d.request),
+        "rendered": [{"title": title, "text": text} for title, text in d.rendered],
+        "reserved_gpu_hours": d.reserved_gpu_hours,
+        "estimated_gpu_hours": d.estimated_gpu_hours,
+    }
 
 
 def _print_dry_run(d: Any) -> None:
@@ -195,7 +267,7 @@ def resume(ctx: typer.Context, campaign: CampaignArg) -> None:
     from rea_cli.app.resume import resume_campaign
 
     outcome = resume_campaign(workspace(ctx), campaign)
-    console.print(f"{campaign}: {outcome.action}: {outcome.detail}", highlight=False)
+    console.print(f"{campaign}: {outcome.action}: {outcome.detail}", highlight=False, markup=False)
 
 
 @handle_errors
@@ -215,43 +287,52 @@ def status(
         if as_json:
             print_json([r.dump() for r in rows])
             return
-        table = Table(title=f"Campaigns in {ws.root}")
-        for col in ("id", "state", "phase", "model", "dataset", "GPU-h spent/approved"):
-            table.add_column(col)
-        for r in rows:
-            b = r.budget
-            table.add_row(
-                escape(r.campaign_id),
-                r.state,
-                r.phase or "-",
-                escape(r.model),
-                escape(r.dataset),
-                f"{b.spent_gpu_hours:.3f}/{b.approved_gpu_hours:g}",
-            )
-        console.print(table)
+        from rea_cli.cli.tables import print_rows
+        from rea_cli.numfmt import hours
+
+        listed = [
+            {
+                "id": r.campaign_id,
+                "state": r.state,
+                "phase": r.phase or "-",
+                "model/data": f"{r.model}/{r.dataset}",
+                "GPU-h used": f"{hours(r.budget.spent_gpu_hours)}/{r.budget.approved_gpu_hours:g}",
+            }
+            for r in rows
+        ]
+        columns = ["id", "state", "phase", "model/data", "GPU-h used"]
+        print_rows(console, listed, columns, title=f"Campaigns in {ws.root}")
         return
-    from rea_cli.app.status import live_summary
+    from rea_cli.app.status import live_summary, watchdog_hint
 
     s = live_summary(ws, campaign)
     if as_json:
         print_json(s.dump())
         return
     _print_summary(s)
+    hint = watchdog_hint(ws) if s.state == "RUNNING" else None
+    if hint:
+        console.print(hint, highlight=False, markup=False)
 
 
 def _print_summary(s: Any) -> None:
+    from rea_cli.campaign.model import PHASES
+    from rea_cli.numfmt import hours, proposal_line
+
     b = s.budget
     console.print(
         f"[bold]{escape(s.campaign_id)}[/]: {s.state}" + (f" (phase {s.phase})" if s.phase else "")
     )
     console.print(
-        f"GPU-h: spent {b.spent_gpu_hours:.3f}, reserved {b.reserved_gpu_hours:.3f}, "
-        f"approved {b.approved_gpu_hours:g}"
+        f"GPU-h: spent {hours(b.spent_gpu_hours)}, reserved {hours(b.reserved_gpu_hours)}, "
+        f"approved {b.approved_gpu_hours:g}",
+        highlight=False,
     )
     table = Table()
     for col in ("phase", "pending", "running", "succeeded", "failed", "cancelled"):
         table.add_column(col)
-    for name, p in s.phases.items():
+    ordered = [(name, s.phases[name]) for name in PHASES if name in s.phases]
+    for name, p in ordered:  # in run order
         table.add_row(
             name,
             *(
@@ -260,7 +341,7 @@ def _print_summary(s: Any) -> None:
             ),
         )
     console.print(table)
-    for name, p in s.phases.items():
+    for name, p in ordered:
         waiting = ", ".join(f"{n} {r}" for r, n in p.pending_reasons.items())
         if waiting:
             console.print(f"  {name} pending: {waiting}", highlight=False, markup=False)
@@ -269,7 +350,7 @@ def _print_summary(s: Any) -> None:
     if s.pause_reason:
         console.print(f"paused: {s.pause_reason}", highlight=False, markup=False)
     if s.proposal:
-        console.print(f"proposal: {s.proposal.summary}", highlight=False, markup=False)
+        console.print(f"proposal: {proposal_line(s.proposal)}", highlight=False, markup=False)
 
 
 @handle_errors
@@ -279,47 +360,28 @@ def watch(
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
 ) -> None:
     """Live progress until the campaign stops running. Ctrl-C stops watching, not the campaign."""
+    if not 0.1 <= interval <= 3600:  # nan fails this too
+        raise UsageError(f"--interval {interval}: give seconds from 0.1 to 3600")
     _watch(ctx, campaign, interval)
 
 
 def _watch(ctx: typer.Context, campaign: str, interval: float = 1.0) -> None:
-    from rea_cli.app.status import live_summary
+    from rea_cli.cli.watching import watch as follow
 
     ws = workspace(ctx)
     try:
-        with Live(console=console, refresh_per_second=4) as live:
-            while True:
-                s = live_summary(ws, campaign)
-                live.update(_progress_table(s))
-                if s.state != "RUNNING":
-                    break
-                time.sleep(interval)
+        final = follow(ws, campaign, interval)
     except KeyboardInterrupt:
         console.print(
             f"stopped watching; {escape(campaign)} goes on "
             f"(rea watch {escape(campaign)} to follow again)"
         )
         return
-    final = live_summary(ws, campaign)
     console.print(f"{escape(campaign)} is {final.state}")
     if final.proposal:
-        console.print(f"proposal: {final.proposal.summary}", highlight=False, markup=False)
-
-
-def _progress_table(s: Any) -> Table:
-    b = s.budget
-    table = Table(
-        title=f"{escape(s.campaign_id)}: {s.state}"
-        + (f" - phase {s.phase}" if s.phase else "")
-        + f" - GPU-h spent {b.spent_gpu_hours:.3f} / {b.approved_gpu_hours:g}"
-    )
-    for col in ("phase", "pending", "running", "succeeded", "failed"):
-        table.add_column(col)
-    for name, p in s.phases.items():
-        table.add_row(
-            name, *(str(getattr(p, k)) for k in ("pending", "running", "succeeded", "failed"))
-        )
-    return table
+        console.print(f"proposal: {final.proposal}", highlight=False, markup=False)
+    if final.pause_reason:
+        console.print(f"paused: {final.pause_reason}", highlight=False, markup=False)
 
 
 @handle_errors
@@ -337,7 +399,16 @@ def review(
     campaign: CampaignArg,
     accept: Annotated[bool, typer.Option("--accept", help="Accept the proposal.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the proposal.")] = False,
-    note: Annotated[str, typer.Option(help="Why (kept in the journal and the insights DB).")] = "",
+    note: Annotated[
+        str, typer.Option(help="Why (kept in the journal and the insights DB; 2,000 characters).")
+    ] = "",
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Accept a change that is not significant or has a negative test-split gain.",
+        ),
+    ] = False,
 ) -> None:
     """Accept or reject the campaign's proposal (human checkpoint 2)."""
     from rea_cli.app.lifecycle import ACCEPTED_CONFIG, review_campaign
@@ -345,11 +416,11 @@ def review(
     if accept == reject:
         raise UsageError("give exactly one of --accept or --reject")
     ws = workspace(ctx)
-    c = review_campaign(ws, campaign, accept=accept, note=note)
+    c = review_campaign(ws, campaign, accept=accept, note=note, force=force)
     console.print(f"{campaign}: {c.state.value}")
     if accept:
         path = ws.campaign_dir(campaign) / ACCEPTED_CONFIG
-        console.print(f"accepted model config written to {path}")
+        console.print(f"accepted model config written to {path}", markup=False)
 
 
 @handle_errors
@@ -358,7 +429,7 @@ def report(
     campaign: CampaignArg,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write report.md in the campaign folder and print it."""
+    """Write report.md and report.html (with plots) in the campaign folder; print the text."""
     from rea_cli.app.report import write_report
 
     path, text, data = write_report(workspace(ctx), campaign)
@@ -366,4 +437,5 @@ def report(
         print_json(data)
         return
     console.print(Markdown(text))
-    console.print(f"\nreport written to {path}")
+    console.print(f"\nreport written to {path} (with every trial)", highlight=False, soft_wrap=True)
+    console.print(f"with plots: {data['html']}", highlight=False, soft_wrap=True)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from rea_cli.cli.common import console, err_console, handle_errors, workspace
 from rea_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 # duckdb and pyarrow are imported by the commands that use them, not when `rea` starts
 
@@ -25,6 +23,7 @@ app = typer.Typer(
 )
 
 FORMATS = ("table", "csv", "json", "parquet")
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")]
 
 
 @app.command("sql")
@@ -38,18 +37,27 @@ def sql_cmd(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file (parquet needs it).")
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Run one read-only SELECT and print the rows."""
+    """Run one read-only SELECT and print the rows (or write them to --output)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; use one of: {', '.join(FORMATS)}")
     if fmt == "parquet" and output is None:
         raise UsageError("parquet is binary: give --output FILE.parquet")
     if fmt == "table" and output is not None:
         raise UsageError("the table format is for the terminal: use --format csv, json or parquet")
+    from rea_cli.app.analysis import check_output, encode, save
     from rea_cli.app.analysis import query as run_query
 
-    table = run_query(workspace(ctx), query)
-    _emit(table, fmt, output)
+    ws = workspace(ctx)
+    target = check_output(ws, output, force=force) if output is not None else None
+    table = run_query(ws, query)
+    if target is not None:
+        save(table, fmt, target)
+    elif fmt == "table":
+        _print_rows(table.to_pylist(), table.column_names)
+    else:
+        typer.echo(encode(table, fmt).decode("utf-8"), nl=False)
 
 
 @app.command("effects")
@@ -91,7 +99,7 @@ def effects_cmd(
         "ci_high",
         "n_campaigns",
     )
-    console.print(_rich_table([{c: r.get(c) for c in columns} for r in rows], list(columns)))
+    _print_rows(rows, list(columns))
 
 
 @app.command("export")
@@ -99,13 +107,40 @@ def effects_cmd(
 def export_cmd(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Folder for the .parquet files.")],
+    force: ForceOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the files as JSON.")] = False,
 ) -> None:
     """Write every table and view to DIR/<name>.parquet."""
     from rea_cli.app.analysis import export
 
-    files = export(workspace(ctx), directory)
+    files = export(workspace(ctx), directory, force=force)
+    if as_json:
+        typer.echo(json.dumps([str(p) for p in files], indent=2))
+        return
     for path in files:
         typer.echo(str(path))
+
+
+@app.command("report")
+@handle_errors
+def report_cmd(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="HTML file (default: <workspace>/insights-report.html)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Write the cross-campaign report: the effect of each hypothesis, with plots (HTML)."""
+    from rea_cli.app.analysis import write_insights_report
+
+    path, n = write_insights_report(workspace(ctx), output)
+    if as_json:
+        typer.echo(json.dumps({"report": str(path), "effects": n}, indent=2))
+        return
+    typer.echo(f"insights report written to {path} ({n} hypothesis effect(s))")
 
 
 @app.command("path")
@@ -118,42 +153,8 @@ def path_cmd(ctx: typer.Context) -> None:
         err_console.print("(not published yet: it appears after the first campaign step)")
 
 
-def _emit(table: pa.Table, fmt: str, output: Path | None) -> None:
-    import pyarrow.csv as pa_csv
-    import pyarrow.parquet as pq
+def _print_rows(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    from rea_cli.cli.tables import print_rows
 
-    if fmt == "parquet":
-        assert output is not None
-        pq.write_table(table, output)
-        return
-    if fmt == "table":
-        console.print(_rich_table(table.to_pylist(), table.column_names))
-        return
-    if fmt == "csv":
-        buffer = io.BytesIO()
-        pa_csv.write_csv(table, buffer)
-        text = buffer.getvalue().decode("utf-8")
-    else:
-        text = json.dumps(table.to_pylist(), indent=2, default=str) + "\n"
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _rich_table(rows: list[dict[str, Any]], columns: list[str]) -> Table:
-    table = Table(show_lines=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
-    table.caption = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
-    return table
+    caption = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    print_rows(console, rows, columns, caption=caption)

@@ -44,12 +44,24 @@ def _say(text: str) -> None:
 
 
 @handle_errors
-def tick(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def tick(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge which recurring campaigns are due at this ISO time instead of now "
+            "(tests, dry checks; also $REA_NOW). Jobs and budgets keep the real clock.",
+        ),
+    ] = None,
+) -> None:
     """Check every campaign once: resume those whose wake-up is gone, pause those over budget,
-    report stuck ones. Safe to run at any time (cron, scrontab, by hand)."""
+    report stuck ones; then start the recurring campaigns that are due. Safe to run at any time
+    (cron, scrontab, by hand)."""
     from rea_cli.app.watchdog import tick as run_tick
+    from rea_cli.clock import now as clock_now
 
-    report = run_tick(workspace(ctx))
+    report = run_tick(workspace(ctx), now=clock_now(now))
     if as_json:
         print_json(report.to_dict())
     else:
@@ -57,6 +69,10 @@ def tick(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         for c in report.campaigns:
             _say(f"  {c.campaign_id} [{c.state}] {c.action}: {c.reason}")
             for note in c.stuck:
+                _say(f"    stuck: {note}")
+        for sch in report.schedules:
+            _say(f"  schedule {sch.name} {sch.action}: {sch.reason}")
+            for note in sch.stuck:
                 _say(f"    stuck: {note}")
     if report.errors:
         raise typer.Exit(1)

@@ -43,8 +43,10 @@ def preamble(ws: Workspace, settings: Settings) -> str:
         ) from None
 
 
-def trial_resources(settings: Settings, time_limit_min: float, gpus_per_trial: int) -> Resources:
-    """What one trial task asks for."""
+def trial_resources(
+    settings: Settings, time_limit_min: float, gpus_per_trial: int, mem_gb: float | None = None
+) -> Resources:
+    """What one trial task asks for (`mem_gb`: a runbook's raise over the settings')."""
     if settings.backend == "local":
         return Resources(time_limit_min=time_limit_min, gpus_per_task=gpus_per_trial)
     s = settings.slurm
@@ -52,7 +54,7 @@ def trial_resources(settings: Settings, time_limit_min: float, gpus_per_trial: i
         time_limit_min=time_limit_min,
         gpus_per_task=gpus_per_trial,
         cpus_per_task=s.cpus_per_trial,
-        mem_gb=s.mem_gb,
+        mem_gb=mem_gb or s.mem_gb,
         partition=s.partition,
         account=s.account,
         qos=s.qos,

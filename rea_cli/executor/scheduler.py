@@ -48,10 +48,6 @@ class JobState(enum.StrEnum):
         longer knows cannot run any more, and must neither stay reserved nor be waited for."""
         return self in _TERMINAL or self is JobState.UNKNOWN
 
-    @property
-    def is_success(self) -> bool:
-        return self is JobState.COMPLETED
-
 
 _TERMINAL = frozenset(
     {
@@ -64,6 +60,36 @@ _TERMINAL = frozenset(
         JobState.PREEMPTED,
     }
 )
+
+
+# Pending reasons (Slurm's names; the local backend has none) that mean a job can never start
+# as it was submitted: the request exceeds what its partition, account or QOS allow per job.
+# Reasons that clear by themselves (Resources, Priority, QOSMax*PerUser..., PartitionDown,
+# ReqNodeNotAvail, JobHeldAdmin) are not here.
+NEVER_STARTS = frozenset(
+    {
+        "PartitionConfig",
+        "PartitionNodeLimit",
+        "PartitionTimeLimit",
+        "BadConstraints",
+        "InvalidAccount",
+        "InvalidQOS",
+        "AccountNotAllowed",
+        "QOSMaxCpuPerJobLimit",
+        "QOSMaxGRESPerJob",
+        "QOSMaxMemoryPerJob",
+        "QOSMaxNodePerJobLimit",
+        "QOSMaxWallDurationPerJobLimit",
+        "AssocMaxCpuPerJobLimit",
+        "AssocMaxMemPerJobLimit",
+        "AssocMaxWallDurationPerJobLimit",
+    }
+)
+
+
+def never_starts(state: JobState, reason: str | None) -> bool:
+    """A pending job whose reason can never clear (it would wait forever)."""
+    return state is JobState.PENDING and (reason or "") in NEVER_STARTS
 
 
 @dataclass(frozen=True)
@@ -183,6 +209,12 @@ class Scheduler(Protocol):
     def enforced_limit_min(self, time_limit_min: float) -> float:
         """Minutes a task asking for `time_limit_min` may really run before this scheduler
         kills it (rounding and overrun included): what the budget reserves for it."""
+        ...
+
+    def max_mem_gb(self, resources: Resources) -> float | None:
+        """The most memory (GB) one task like `resources` can be given where it would run (its
+        partition's largest node, within the partition's limits); None when this backend puts
+        no memory limit on a task. A retry after an out-of-memory kill asks for no more."""
         ...
 
     def release(self, job_ids: Sequence[str]) -> None:

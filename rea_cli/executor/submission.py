@@ -56,6 +56,8 @@ class RoundPlan:
     gpus_per_trial: int
     fidelity: dict[str, dict[str, object]]  # trial id -> fidelity delta (kept on the record)
     overrun_min: float = 0.0  # what the scheduler lets a task run past its limit
+    kind: str = ""  # what the round is for (probe, rung, batch, confirmation, retry, ...)
+    mem_gb: float | None = None  # memory per task raised by a runbook (None: the settings')
 
     @property
     def reserved_gpu_hours(self) -> float:
@@ -84,7 +86,7 @@ def build_request(
     array = ArrayRequest(
         job_name=job_name(tag, store.campaign_id, phase, rnd.round),
         tasks=tasks,
-        resources=backends.trial_resources(settings, rnd.time_limit_min, rnd.gpus),
+        resources=backends.trial_resources(settings, rnd.time_limit_min, rnd.gpus, rnd.mem_gb),
         parallelism=backends.parallelism(settings),
         workdir=store.phase_dir(phase),
         hold=hold,
@@ -107,10 +109,12 @@ def next_round(campaign: Campaign, plan: RoundPlan) -> Round:
     rec = campaign.phases.get(plan.phase) or PhaseRecord()
     return Round(
         round=len(rec.rounds) + 1,
+        kind=plan.kind,
         trial_ids=[s.trial_id for s in plan.specs],
         time_limit_min=plan.time_limit_min,
         overrun_min=plan.overrun_min,
         gpus=plan.gpus_per_trial,
+        mem_gb=plan.mem_gb,
     )
 
 
@@ -131,6 +135,7 @@ def record_round(store: CampaignStore, campaign: Campaign, plan: RoundPlan) -> R
                 hypothesis_id=spec.hypothesis_id,
                 seed=spec.seed,
                 fidelity=dict(plan.fidelity.get(spec.trial_id, {})),
+                prune=spec.prune,
             )
         else:
             existing.set_status(TrialStatus.PENDING)
@@ -151,6 +156,9 @@ def complete_round(
     rnd = campaign.phases[phase].rounds[-1]
     request = build_request(store, phase, rnd)
     if not rnd.array_job_ids:
+        # where the scheduler starts the jobs: it must exist before they start
+        request.array.workdir.mkdir(parents=True, exist_ok=True)
+        request.wakeup.log_dir.mkdir(parents=True, exist_ok=True)
         _cancel_strays(scheduler, request.array.job_name)
         crash_point("submit_array")
         ids = scheduler.submit_array(request.array)

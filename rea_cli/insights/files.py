@@ -307,6 +307,7 @@ class CampaignReader:
                 "spent_gpu_hours": c.budget.spent_gpu_hours,
                 "campaign_dir": str(self.dir),
                 "synced_at": None,  # set by the writer
+                "traits": c.traits,
             }
         )
         self._hypotheses(c)
@@ -319,7 +320,16 @@ class CampaignReader:
             "hypotheses",
             "hypotheses",
             ("campaign_id", "hypothesis_id"),
-            ("title", "rationale", "source", "delta", "parents", "model_family"),
+            (
+                "title",
+                "rationale",
+                "source",
+                "delta",
+                "parents",
+                "model_family",
+                "strategy",
+                "trigger",
+            ),
             prune=True,
         )
         for hid, h in c.hypotheses.items():
@@ -333,6 +343,8 @@ class CampaignReader:
                     "delta": canonical_json(h.delta),
                     "parents": canonical_json(h.parents),
                     "model_family": h.model_family or c.model_family,
+                    "strategy": h.strategy,
+                    "trigger": h.trigger,
                 }
             )
 
@@ -372,6 +384,8 @@ class CampaignReader:
                 "status",
                 "diagnosis",
                 "metric_value",
+                "test_value",
+                "reused_from",
             ),
         )
         jobs = self.rows(
@@ -391,6 +405,8 @@ class CampaignReader:
                     "status": t.status.value,
                     "diagnosis": t.diagnosis,
                     "metric_value": t.metric_value,
+                    "test_value": t.test_value,
+                    "reused_from": t.reused_from,
                 }
             )
             for j in t.jobs:
@@ -410,6 +426,10 @@ class CampaignReader:
                         "time_limit_min": j.time_limit_min,
                         "reason": j.reason,
                         "restarts": j.restarts,
+                        "failure_kind": j.failure_kind,
+                        "runbook": j.runbook,
+                        "diagnosis": j.diagnosis,
+                        "action": j.action,
                     }
                 )
 
@@ -643,7 +663,13 @@ class CampaignReader:
         try:
             r = AttemptResult.model_validate(raw)
         except ValidationError as exc:
-            rows.add(
+            # only the verdict: what attempt.json says of the attempt stays as it is
+            self.rows(
+                "attempts:invalid",
+                "attempts",
+                ("campaign_id", "trial_id", "attempt"),
+                ("status", "failure_kind", "failure_message"),
+            ).add(
                 {
                     **key,
                     "status": "failed",
@@ -682,6 +708,11 @@ class CampaignReader:
                 "n_params": r.n_params,
                 "device": r.device,
                 "versions": canonical_json(r.versions),
+                "device_time_s": r.device_time_s,
+                "startup_s": r.startup_s,
+                "samples_seen": r.samples_seen,
+                "best_epoch": r.best_epoch,
+                "stopped": r.stopped,
             }
         )
         if bad:
@@ -726,7 +757,7 @@ _CAMPAIGN_TEXT = (
     "pause_reason",
 )
 _BUDGET = ("approved_gpu_hours", "reserved_gpu_hours", "spent_gpu_hours")
-CAMPAIGN_COLUMNS = (*_CAMPAIGN_TEXT, *_BUDGET, "campaign_dir", "synced_at")
+CAMPAIGN_COLUMNS = (*_CAMPAIGN_TEXT, *_BUDGET, "campaign_dir", "synced_at", "traits")
 JOB_COLUMNS = (
     "round",
     "state",
@@ -739,6 +770,10 @@ JOB_COLUMNS = (
     "time_limit_min",
     "reason",
     "restarts",
+    "failure_kind",
+    "runbook",
+    "diagnosis",
+    "action",
 )
 PROPOSAL_COLUMNS = (
     "hypothesis_id",
@@ -774,7 +809,56 @@ RESULT_COLUMNS = (
     "n_params",
     "device",
     "versions",
+    "device_time_s",
+    "startup_s",
+    "samples_seen",
+    "best_epoch",
+    "stopped",
 )
+
+
+# What the sync reads of a campaign folder (CampaignReader.collect): the folder digest below
+# covers exactly these, so "is the DB behind the folder" never misses a file the sync would read.
+TOP_FILES = ("campaign.json", "plan.json", "approval.json", "journal.jsonl")
+ATTEMPT_FILES = ("attempt.json", "result.json", "metrics.jsonl")
+
+
+def synced_files(campaign_dir: Path) -> list[str]:
+    """Relative paths of the files a sync of campaign_dir reads that exist now."""
+    base = os.path.join(campaign_dir, "")
+    out = [name for name in TOP_FILES if os.path.isfile(base + name)]
+    try:
+        trials = sorted(e.name for e in os.scandir(base + "trials") if e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for tid in trials:
+        if os.path.isfile(f"{base}trials/{tid}/spec.json"):
+            out.append(f"trials/{tid}/spec.json")
+        try:
+            names = [e.name for e in os.scandir(f"{base}trials/{tid}/attempts")]
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for n in sorted((n for n in names if n.isdigit()), key=int):
+            for name in ATTEMPT_FILES:
+                rel = f"trials/{tid}/attempts/{n}/{name}"
+                if os.path.isfile(base + rel):
+                    out.append(rel)
+    return out
+
+
+def folder_digest(campaign_dir: Path) -> tuple[str, int]:
+    """A digest of the state of every file the sync reads (path, size, mtime, inode), and
+    their number. Equal digests: the sync would find nothing new."""
+    h = hashlib.sha256()
+    base = os.path.join(campaign_dir, "")
+    files = synced_files(campaign_dir)
+    for rel in files:
+        try:
+            st = os.stat(base + rel)
+        except FileNotFoundError:
+            continue
+        h.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ino}\n".encode())
+    return "sha256:" + h.hexdigest(), len(files)
 
 
 def collect_campaign(

@@ -18,12 +18,31 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from rea_cli.budget import ENDED_STATES
 from rea_cli.errors import UsageError
-from rea_cli.insights.db import InsightsError, connect, create_file, migrate, schema_version
-from rea_cli.insights.files import Collected, FileState, Rows, collect_campaign, merge_sources
+from rea_cli.insights.db import (
+    InsightsError,
+    connect,
+    create_file,
+    migrate,
+    scalar,
+    schema_version,
+)
+from rea_cli.insights.files import (
+    Collected,
+    FileState,
+    Rows,
+    collect_campaign,
+    folder_digest,
+    merge_sources,
+)
 from rea_cli.insights.publish import publish_locked
+from rea_cli.insights.watermark import WRITE_SQL, read_watermarks
 
 log = logging.getLogger(__name__)
+
+# the one rule for "this job has ended" (JobState.has_ended), as SQL
+ENDED_SQL = ", ".join(f"'{state}'" for state in ENDED_STATES)
 
 # Columns filled with the time of the write, whatever the row says.
 _NOW_COLUMNS = frozenset({"synced_at", "ingested_at"})
@@ -73,8 +92,9 @@ def sync_campaign(
         if not db_path.exists():
             create_file(db_path, storage_version)
         _sync(db_path, campaign_dir, analyst_path, retries, report)
-    except duckdb.Error as exc:
-        # A damaged or unreadable DB file must not crash the agent's step: ReaError it is.
+    except (duckdb.Error, OSError) as exc:
+        # A damaged or unreadable DB file, a full disk while publishing: not the agent's step's
+        # problem (the watermark says what is behind; the next sync does it). ReaError it is.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InsightsError(
             f"insights sync of {campaign_id} failed: {first}; the campaign files are intact and "
@@ -97,20 +117,30 @@ def _sync(
     db_path: Path, campaign_dir: Path, analyst_path: Path | None, retries: int, report: SyncReport
 ) -> None:
     """Read the file index, collect the changed files (no lock), write them, publish."""
+    cid = report.campaign_id
+    # the folder's state BEFORE reading it: a file changed meanwhile is seen as behind next time
+    digest, n_files = folder_digest(campaign_dir)
     with connect(db_path, read_only=False, retries=retries) as con:
         migrate(con)
-        known = load_file_index(con, report.campaign_id)
-    collected = collect_campaign(campaign_dir, report.campaign_id, known)
+        known = load_file_index(con, cid)
+        marked = scalar(
+            con, "SELECT folder_digest FROM sync_watermark WHERE campaign_id = ?", [cid]
+        )
+    collected = collect_campaign(campaign_dir, cid, known)
     report.files_read = collected.files_read
     report.warnings = collected.warnings
 
     with connect(db_path, read_only=False, retries=retries) as con:
         migrate(con)
         report.schema_version = schema_version(con)
-        if collected.has_changes:
-            report.rows = write_collected(con, collected)
+        if collected.has_changes or marked != digest:
+            report.rows = write_collected(con, collected, watermark=(digest, n_files))
             report.changed = any(report.rows.values())
-        if analyst_path is not None and (report.changed or not analyst_path.exists()):
+        # the copy is behind when it lacks this folder's state (a publish that failed, a copy
+        # replaced or removed): publish even when this sync itself changed nothing
+        if analyst_path is not None and (
+            report.changed or read_watermarks(analyst_path).get(cid) != digest
+        ):
             publish_locked(con, db_path, analyst_path)
             report.published = True
 
@@ -124,8 +154,14 @@ def load_file_index(con: duckdb.DuckDBPyConnection, campaign_id: str) -> dict[st
     return {r[0]: FileState(*r[1:]) for r in rows}
 
 
-def write_collected(con: duckdb.DuckDBPyConnection, collected: Collected) -> dict[str, int]:
-    """Upsert every Rows of `collected` and its file index in one transaction."""
+def write_collected(
+    con: duckdb.DuckDBPyConnection,
+    collected: Collected,
+    *,
+    watermark: tuple[str, int] | None = None,
+) -> dict[str, int]:
+    """Upsert every Rows of `collected`, its file index and the folder's watermark (digest,
+    number of files) in one transaction."""
     files = Rows(
         "ingested_files",
         ("campaign_id", "path"),
@@ -153,6 +189,8 @@ def write_collected(con: duckdb.DuckDBPyConnection, collected: Collected) -> dic
         if counts.get("jobs") or counts.get("attempts"):
             _attempts_from_jobs(con, collected.campaign_id)
         upsert(con, files, types, collected.campaign_id)
+        if watermark is not None:
+            con.execute(WRITE_SQL, [collected.campaign_id, watermark[0], watermark[1]])
         con.execute("COMMIT")
     except duckdb.Error as exc:
         con.execute("ROLLBACK")
@@ -241,14 +279,29 @@ def _count(result: duckdb.DuckDBPyConnection) -> int:
 
 
 def _attempts_from_jobs(con: duckdb.DuckDBPyConnection, campaign_id: str) -> None:
-    """Copy the scheduler's view of each attempt's job (state, node, GPU-seconds) onto it.
+    """Copy the scheduler's view of each attempt's job (state, node, GPU-seconds) onto it, and
+    give an attempt that left no result.json a status: 'running' while its job runs, 'failed'
+    once it has ended, with the agent's failure kind or the job's final state. Never NULL.
 
     A requeued Slurm task keeps its job id, so its attempts share one job record.
     """
     con.execute(
-        """
+        f"""
         UPDATE attempts SET job_state = j.state, job_exit_code = j.exit_code,
-                            node = j.node, gpu_seconds = j.gpu_seconds
+                            node = j.node, gpu_seconds = j.gpu_seconds,
+                            status = CASE
+                                WHEN coalesce(attempts.status, 'running') <> 'running'
+                                    THEN attempts.status
+                                WHEN j.state IN ({ENDED_SQL}) THEN 'failed'
+                                ELSE 'running' END,
+                            failure_kind = CASE
+                                WHEN coalesce(attempts.status, 'running') <> 'running'
+                                    THEN attempts.failure_kind
+                                WHEN j.state = 'COMPLETED'
+                                    THEN coalesce(j.failure_kind, 'missing_result')
+                                WHEN j.state IN ({ENDED_SQL})
+                                    THEN coalesce(j.failure_kind, lower(j.state))
+                                ELSE NULL END
         FROM jobs j
         WHERE attempts.campaign_id = ? AND j.campaign_id = attempts.campaign_id
           AND j.trial_id = attempts.trial_id AND j.job_id = attempts.job_id

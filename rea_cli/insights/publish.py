@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from rea_cli.fsutil import current_umask
 from rea_cli.insights.db import connect
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def publish_locked(con: duckdb.DuckDBPyConnection, db_path: Path, analyst_path: 
     tmp = analyst_path.with_name(f".{analyst_path.name}.{os.getpid()}.tmp")
     try:
         shutil.copyfile(db_path, tmp)
-        os.chmod(tmp, _READ_ONLY_MODE)
+        os.chmod(tmp, _READ_ONLY_MODE & ~current_umask())  # read-only; readers as the umask says
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, analyst_path)

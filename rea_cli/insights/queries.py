@@ -6,6 +6,7 @@ no pytz).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +106,23 @@ def relation_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows if r[0] not in INTERNAL_TABLES]
 
 
-def export_parquet(db_path: Path, out_dir: Path, *, retries: int = 5) -> list[Path]:
-    """Write every analyst table and view to out_dir/<name>.parquet. Returns the files."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def export_parquet(
+    db_path: Path,
+    out_dir: Path,
+    *,
+    retries: int = 5,
+    check: Callable[[Path], object] | None = None,
+) -> list[Path]:
+    """Write every analyst table and view to out_dir/<name>.parquet. Returns the files.
+    `check` is called on every target before anything is written (it raises to refuse)."""
     written = []
     with connect(db_path, read_only=True, retries=retries) as con:
-        for name in relation_names(con):
+        names = relation_names(con)
+        for name in names:
+            if check is not None:
+                check(out_dir / f"{name}.parquet")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
             target = out_dir / f"{name}.parquet"
             tmp = out_dir / f".{name}.parquet.tmp"
             path_sql = str(tmp).replace("'", "''")
@@ -122,3 +134,37 @@ def export_parquet(db_path: Path, out_dir: Path, *, retries: int = 5) -> list[Pa
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def strategy_effects(
+    db_path: Path, *, metric: str, direction: str, retries: int = 5
+) -> list[dict[str, Any]]:
+    """Rows of the strategy_effects view for one metric: the planner's history source."""
+    sql = "SELECT * FROM strategy_effects WHERE metric = ? AND direction = ? AND n > 0"
+    with connect(db_path, read_only=True, retries=retries) as con:
+        try:
+            table = con.sql(sql, params=[metric, direction]).to_arrow_table()
+        except duckdb.CatalogException:
+            return []  # a DB from before the view existed: no history yet
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
+
+
+def cost_measurements(
+    db_path: Path, *, model_family: str, data: str, retries: int = 5
+) -> list[tuple[float, int]]:
+    """(device_time_s, samples_seen) of succeeded attempts of this family on this exact data
+    spec (canonical JSON): what the cost model learns seconds per sample from."""
+    sql = (
+        "SELECT a.device_time_s, a.samples_seen FROM attempts a "
+        "JOIN trials t USING (campaign_id, trial_id) "
+        "JOIN campaigns c USING (campaign_id) "
+        "WHERE a.status = 'succeeded' AND a.device_time_s > 0 AND a.samples_seen > 0 "
+        "AND c.model_family = ? AND CAST(t.data AS VARCHAR) = ?"
+    )
+    with connect(db_path, read_only=True, retries=retries) as con:
+        try:
+            rows = con.execute(sql, [model_family, data]).fetchall()
+        except duckdb.Error:
+            return []
+    return [(float(t), int(n)) for t, n in rows]

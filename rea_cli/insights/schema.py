@@ -369,16 +369,179 @@ _V2_VIEWS = (
     """,
 )
 
-# v3: job records carry fractional time limits (the local backend enforces seconds).
-_V3 = ("ALTER TABLE jobs ALTER COLUMN time_limit_min TYPE DOUBLE",)
+# v3: the hypothesis engine. Job records carry fractional time limits (the local backend
+# enforces seconds) and their own diagnosis; attempts carry the trainer's device time; hypotheses
+# name the knowledge-base strategy they instantiate; campaigns their data traits. Views: exact t
+# quantiles (t_table), relative gains, strategy effects for the planner's history, and the
+# budget's reserved figure with the one rule for ended jobs (rea_cli/budget.ENDED_STATES).
+_ENDED_STATES_SQL = (
+    "'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL', 'PREEMPTED', "
+    "'UNKNOWN'"
+)
+_V3_TABLES = (
+    "ALTER TABLE jobs ALTER COLUMN time_limit_min TYPE DOUBLE",
+    "ALTER TABLE jobs ADD COLUMN failure_kind VARCHAR",
+    "ALTER TABLE jobs ADD COLUMN runbook VARCHAR",
+    "ALTER TABLE jobs ADD COLUMN diagnosis VARCHAR",
+    "ALTER TABLE jobs ADD COLUMN action VARCHAR",
+    "ALTER TABLE attempts ADD COLUMN device_time_s DOUBLE",
+    "ALTER TABLE attempts ADD COLUMN startup_s DOUBLE",
+    "ALTER TABLE attempts ADD COLUMN samples_seen BIGINT",
+    "ALTER TABLE attempts ADD COLUMN best_epoch INTEGER",
+    "ALTER TABLE attempts ADD COLUMN stopped VARCHAR",
+    "ALTER TABLE hypotheses ADD COLUMN strategy VARCHAR",
+    "ALTER TABLE hypotheses ADD COLUMN trigger VARCHAR",
+    "ALTER TABLE campaigns ADD COLUMN traits VARCHAR",
+    "ALTER TABLE trials ADD COLUMN test_value DOUBLE",
+    "ALTER TABLE trials ADD COLUMN reused_from VARCHAR",
+)
+
+
+def _v3_views() -> tuple[str, ...]:
+    from rea_cli.insights.t_table import values_sql
+
+    t975 = values_sql()
+    return (
+        f"""
+        CREATE OR REPLACE VIEW hypothesis_effects AS
+        WITH r AS (
+            SELECT tr.*, h.source, h.strategy, CAST(h.delta AS VARCHAR) AS delta
+            FROM trial_results tr JOIN hypotheses h USING (campaign_id, hypothesis_id)
+        ),
+        base AS (
+            SELECT campaign_id, seed, fidelity_key,
+                   avg(value) AS base_value, avg(test_value) AS base_test_value
+            FROM r WHERE source = 'baseline' GROUP BY campaign_id, seed, fidelity_key
+        ),
+        pairs AS (
+            SELECT r.*, b.base_value,
+                   CASE WHEN r.direction = 'min' THEN -1 ELSE 1 END
+                       * (r.value - b.base_value) AS gain,
+                   CASE WHEN r.direction = 'min' THEN -1 ELSE 1 END
+                       * (r.test_value - b.base_test_value) AS test_gain
+            FROM r JOIN base b USING (campaign_id, seed, fidelity_key)
+            WHERE r.source <> 'baseline' AND r.value IS NOT NULL AND b.base_value IS NOT NULL
+        ),
+        agg AS (
+            SELECT model_family, dataset, metric, direction, hypothesis_id, delta,
+                   any_value(source) AS source,
+                   any_value(strategy) AS strategy,
+                   count(*) AS n,
+                   count(DISTINCT campaign_id) AS n_campaigns,
+                   avg(base_value) AS baseline_mean,
+                   avg(value) AS candidate_mean,
+                   avg(gain) AS mean_gain,
+                   stddev_samp(gain) AS sd_gain,
+                   avg(gain / nullif(abs(base_value), 0)) AS mean_rel_gain,
+                   avg(test_gain) AS mean_test_gain
+            FROM pairs
+            GROUP BY model_family, dataset, metric, direction, hypothesis_id, delta
+        ),
+        t975(df, t) AS (VALUES {t975})
+        SELECT agg.*,
+               mean_gain - tq.t * sd_gain / sqrt(n) AS ci_low,
+               mean_gain + tq.t * sd_gain / sqrt(n) AS ci_high
+        FROM agg
+        LEFT JOIN LATERAL (
+            SELECT t FROM t975 WHERE t975.df <= agg.n - 1 ORDER BY t975.df DESC LIMIT 1
+        ) tq ON true
+        """,
+        """
+        CREATE OR REPLACE VIEW strategy_effects AS
+        WITH r AS (
+            SELECT tr.*, h.strategy, c.traits
+            FROM trial_results tr
+            JOIN hypotheses h USING (campaign_id, hypothesis_id)
+            JOIN campaigns c USING (campaign_id)
+        ),
+        base AS (
+            SELECT campaign_id, seed, fidelity_key, avg(value) AS base_value
+            FROM r WHERE hypothesis_id = 'baseline' GROUP BY campaign_id, seed, fidelity_key
+        ),
+        pairs AS (
+            SELECT r.campaign_id, r.hypothesis_id, r.strategy, r.model_family, r.metric,
+                   r.direction, coalesce(r.traits, '') AS traits,
+                   CASE WHEN r.direction = 'min' THEN -1 ELSE 1 END
+                       * (r.value - b.base_value) / nullif(abs(b.base_value), 0) AS rel_gain
+            FROM r JOIN base b USING (campaign_id, seed, fidelity_key)
+            WHERE r.strategy IS NOT NULL AND r.value IS NOT NULL AND b.base_value IS NOT NULL
+        )
+        SELECT strategy, model_family, metric, direction, traits,
+               count(*) AS n, count(DISTINCT hypothesis_id) AS n_hypotheses,
+               count(DISTINCT campaign_id) AS n_campaigns,
+               avg(rel_gain) AS mean_rel_gain, stddev_samp(rel_gain) AS sd_rel_gain
+        FROM pairs
+        GROUP BY strategy, model_family, metric, direction, traits
+        """,
+        f"""
+        CREATE OR REPLACE VIEW budget_burn AS
+        WITH j AS (
+            SELECT j.campaign_id, coalesce(t.phase, 'unknown') AS phase,
+                   count(*) AS n_jobs,
+                   sum(j.gpu_seconds) / 3600.0 AS spent_gpu_hours,
+                   sum(j.time_limit_min * greatest(j.gpus, 1)) / 60.0 AS limit_gpu_hours,
+                   sum(CASE WHEN j.state IN ({_ENDED_STATES_SQL}) THEN 0
+                            ELSE j.time_limit_min * greatest(j.gpus, 1) END) / 60.0
+                       AS reserved_gpu_hours,
+                   min(j.started_at) AS first_started_at, max(j.ended_at) AS last_ended_at
+            FROM jobs j LEFT JOIN trials t USING (campaign_id, trial_id)
+            GROUP BY ALL
+        ),
+        ph AS (
+            SELECT campaign_id, phase,
+                   p.estimated_gpu_hours, p.status AS phase_status,
+                   coalesce(j.n_jobs, 0) AS n_jobs,
+                   coalesce(j.spent_gpu_hours, 0) AS spent_gpu_hours,
+                   coalesce(j.reserved_gpu_hours, 0) AS reserved_gpu_hours,
+                   coalesce(j.limit_gpu_hours, 0) AS limit_gpu_hours,
+                   j.first_started_at, j.last_ended_at
+            FROM phases p FULL OUTER JOIN j USING (campaign_id, phase)
+        )
+        SELECT ph.campaign_id, ph.phase,
+               CASE ph.phase WHEN 'validation' THEN 1 WHEN 'combination' THEN 2
+                             WHEN 'exploitation' THEN 3 ELSE 4 END AS phase_order,
+               ph.phase_status, ph.estimated_gpu_hours, ph.n_jobs, ph.spent_gpu_hours,
+               ph.reserved_gpu_hours, ph.limit_gpu_hours, ph.first_started_at, ph.last_ended_at,
+               sum(ph.spent_gpu_hours) OVER (
+                   PARTITION BY ph.campaign_id ORDER BY phase_order, ph.phase
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cumulative_gpu_hours,
+               c.approved_gpu_hours,
+               cumulative_gpu_hours / nullif(c.approved_gpu_hours, 0) AS fraction_of_budget
+        FROM ph LEFT JOIN campaigns c USING (campaign_id)
+        """,
+    )
+
+
+# v4: the sync watermark: per campaign, the state of its folder (a digest of every file the
+# sync reads: path, size, mtime, inode) and the last journal seq this database reflects. The
+# analyst copy carries the table as of its publication, so "is the copy behind the files" is a
+# comparison of two digests, without reading any file.
+_V4 = (
+    """
+    CREATE TABLE sync_watermark (
+        campaign_id VARCHAR PRIMARY KEY, folder_digest VARCHAR NOT NULL, journal_seq BIGINT,
+        state VARCHAR, files INTEGER, synced_at TIMESTAMPTZ
+    )
+    """,
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
     Migration(2, "full campaign index, file index, analyst views", _V2_TABLES + _V2_VIEWS),
-    Migration(3, "typed job records", _V3),
+    Migration(
+        3, "hypothesis engine: device time, strategies, exact t, reserved", _V3_TABLES + _v3_views()
+    ),
+    Migration(4, "sync watermark", _V4),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
-VIEWS = ("trial_results", "hypothesis_effects", "campaign_summary", "failure_stats", "budget_burn")
+VIEWS = (
+    "trial_results",
+    "hypothesis_effects",
+    "strategy_effects",
+    "campaign_summary",
+    "failure_stats",
+    "budget_burn",
+)
 # Internal tables: bookkeeping of the sync, not analyst data.
-INTERNAL_TABLES = ("schema_version", "ingested_files")
+INTERNAL_TABLES = ("schema_version", "ingested_files", "sync_watermark")

@@ -1,12 +1,12 @@
 """One Scheduler contract suite, run against every backend (local and slurm).
 
 The slurm parameter is skipped, with the reason shown by `pytest -ra`, when the cluster does
-not answer `scontrol ping` or when rea_cli.executor.slurm.SlurmScheduler is not importable.
+not answer `scontrol ping`. When it answers, a backend that does not import is a failure, never a
+skip: a broken import must not pass as "no cluster here".
 """
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import subprocess
 import uuid
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rea_cli.executor.scheduler import Scheduler
+from rea_cli.executor.scheduler import Scheduler, campaign_job_prefix, workspace_tag
+from rea_cli.executor.scheduler import job_name as make_job_name
 
 
 def _slurm_unavailable() -> str | None:
@@ -36,13 +37,9 @@ def _make_slurm(state_dir: Path) -> Scheduler:
     down = _slurm_unavailable()
     if down:
         pytest.skip(down)
-    try:
-        module = importlib.import_module("rea_cli.executor.slurm")
-        cls = module.SlurmScheduler
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"rea_cli.executor.slurm.SlurmScheduler is not importable yet: {exc}")
-    scheduler: Scheduler = cls(state_dir)
-    return scheduler
+    from rea_cli.executor.slurm import SlurmScheduler
+
+    return SlurmScheduler(state_dir)
 
 
 def _make_local(state_dir: Path) -> Scheduler:
@@ -52,16 +49,30 @@ def _make_local(state_dir: Path) -> Scheduler:
 
 
 @pytest.fixture
-def job_name() -> str:
-    """A job name unique to this test, so find() on a shared cluster sees only our jobs."""
-    return f"rea.contract-{uuid.uuid4().hex[:10]}.validation.r1"
+def ws_tag(tmp_path: Path) -> str:
+    """The workspace tag job names carry (the test's tmp_path stands for the workspace)."""
+    return workspace_tag(tmp_path)
+
+
+@pytest.fixture
+def campaign_id() -> str:
+    """A campaign id unique to this test, so find() on a shared cluster sees only our jobs."""
+    return f"contract-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def job_name(ws_tag: str, campaign_id: str) -> str:
+    """The array job name of the test's one round, built as the agent builds it."""
+    return make_job_name(ws_tag, campaign_id, "validation", 1)
 
 
 @pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
-def scheduler(request: pytest.FixtureRequest, tmp_path: Path, job_name: str) -> Iterator[Scheduler]:
+def scheduler(
+    request: pytest.FixtureRequest, tmp_path: Path, ws_tag: str, campaign_id: str
+) -> Iterator[Scheduler]:
     """A backend with its own state directory. Jobs the test leaves are cancelled afterwards."""
     make = {"local": _make_local, "slurm": _make_slurm}[request.param]
     backend = make(tmp_path / "scheduler-state")
     yield backend
-    leftovers = backend.find(job_name.rsplit(".", 2)[0])
-    backend.cancel([j.job_id for j in leftovers if not j.state.is_terminal])
+    leftovers = backend.find(campaign_job_prefix(ws_tag, campaign_id))
+    backend.cancel([j.job_id for j in leftovers if not j.state.has_ended])

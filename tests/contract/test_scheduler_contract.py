@@ -8,14 +8,29 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rea_cli.executor.scheduler import JobInfo, JobState, Resources, Scheduler, TaskSpec
+import pytest
+
+from rea_cli.executor.scheduler import (
+    ArrayRequest,
+    JobInfo,
+    JobState,
+    Resources,
+    Scheduler,
+    SubmissionRequest,
+    TaskSpec,
+    WakeupRequest,
+    campaign_job_prefix,
+    workspace_tag,
+)
 
 RESOURCES = Resources(time_limit_min=5, cpus_per_task=1)
+WAKE_RESOURCES = Resources(time_limit_min=5, cpus_per_task=1)
 DEADLINE_S = 120.0
 
 # The id of the job a task runs in, on either backend.
@@ -35,6 +50,35 @@ def task(tmp_path: Path, argv: Sequence[str], **kwargs: object) -> TaskSpec:
     workdir = kwargs.pop("workdir", tmp_path)
     env = kwargs.pop("env", {})
     return TaskSpec(argv, workdir, tmp_path / "logs", env)  # type: ignore[arg-type]
+
+
+def array(
+    tmp_path: Path,
+    job_name: str,
+    tasks: Sequence[TaskSpec],
+    parallelism: int,
+    *,
+    hold: bool = False,
+    resources: Resources = RESOURCES,
+) -> ArrayRequest:
+    """The array request of one round; the scheduler starts its jobs in the round's folder
+    (a path with a space: it must reach sbatch quoted)."""
+    workdir = tmp_path / "round dir"
+    workdir.mkdir(exist_ok=True)
+    return ArrayRequest(job_name, tasks, resources, parallelism, workdir=workdir, hold=hold)
+
+
+def wakeup(
+    tmp_path: Path, job_name: str, argv: Sequence[str], workdir: Path | None = None
+) -> WakeupRequest:
+    """The wake-up request of the round whose array is `job_name`."""
+    return WakeupRequest(
+        f"{job_name}.wake",
+        argv,
+        WAKE_RESOURCES,
+        log_dir=tmp_path / "logs",
+        workdir=workdir or tmp_path,
+    )
 
 
 def wait_for(
@@ -77,7 +121,7 @@ def test_submit_array_returns_one_id_per_task_in_order(
     write_id = _JOB_ID + "import sys, pathlib; pathlib.Path(sys.argv[1]).write_text(jid)"
     tasks = [task(tmp_path, py(write_id, out / f"{i}.txt")) for i in range(3)]
 
-    ids = scheduler.submit_array(tasks, job_name=job_name, resources=RESOURCES, parallelism=3)
+    ids = scheduler.submit_array(array(tmp_path, job_name, tasks, parallelism=3))
 
     assert len(ids) == 3 and len(set(ids)) == 3
     states = wait_for(scheduler, ids)
@@ -105,7 +149,7 @@ def test_parallelism_bound_is_respected(
     )
     tasks = [task(tmp_path, py(code, active, i, counts / f"{i}.txt")) for i in range(5)]
 
-    ids = scheduler.submit_array(tasks, job_name=job_name, resources=RESOURCES, parallelism=2)
+    ids = scheduler.submit_array(array(tmp_path, job_name, tasks, parallelism=2))
 
     states = wait_for(scheduler, ids)
     assert all(states[j].state is JobState.COMPLETED for j in ids)
@@ -123,9 +167,7 @@ def test_env_and_workdir_are_honoured(scheduler: Scheduler, tmp_path: Path, job_
     )
     spec = task(tmp_path, py(code), workdir=workdir, env={"REA_CONTRACT_VALUE": "a b=c"})
 
-    (job_id,) = scheduler.submit_array(
-        [spec], job_name=job_name, resources=RESOURCES, parallelism=1
-    )
+    (job_id,) = scheduler.submit_array(array(tmp_path, job_name, [spec], parallelism=1))
 
     assert wait_for(scheduler, [job_id])[job_id].state is JobState.COMPLETED
     seen = json.loads((workdir / "seen.json").read_text())
@@ -138,9 +180,7 @@ def test_failing_task_is_failed_with_its_exit_code(
 ) -> None:
     tasks = [task(tmp_path, ["sh", "-c", "exit 3"]), task(tmp_path, ["sh", "-c", "exit 0"])]
 
-    failing, passing = scheduler.submit_array(
-        tasks, job_name=job_name, resources=RESOURCES, parallelism=2
-    )
+    failing, passing = scheduler.submit_array(array(tmp_path, job_name, tasks, parallelism=2))
 
     states = wait_for(scheduler, [failing, passing])
     assert (states[failing].state, states[failing].exit_code) == (JobState.FAILED, 3)
@@ -175,12 +215,10 @@ def test_wakeup_runs_after_every_task_ended_whatever_the_outcome(
     markers, out = tmp_path / "markers", tmp_path / "wake.txt"
     markers.mkdir()
     ids = scheduler.submit_array(
-        _marking_tasks(tmp_path, markers), job_name=job_name, resources=RESOURCES, parallelism=3
+        array(tmp_path, job_name, _marking_tasks(tmp_path, markers), parallelism=3)
     )
 
-    wake = scheduler.submit_wakeup(
-        ids, _wake_argv(markers, out), job_name=f"{job_name}.wake", log_dir=tmp_path / "logs"
-    )
+    wake = scheduler.submit_wakeup(wakeup(tmp_path, job_name, _wake_argv(markers, out)), ids)
 
     states = wait_for(scheduler, [*ids, wake])
     assert states[wake].state is JobState.COMPLETED
@@ -194,16 +232,32 @@ def test_wakeup_runs_when_every_task_already_ended(
     markers, out = tmp_path / "markers", tmp_path / "wake.txt"
     markers.mkdir()
     ids = scheduler.submit_array(
-        _marking_tasks(tmp_path, markers), job_name=job_name, resources=RESOURCES, parallelism=3
+        array(tmp_path, job_name, _marking_tasks(tmp_path, markers), parallelism=3)
     )
     wait_for(scheduler, ids)
 
-    wake = scheduler.submit_wakeup(
-        ids, _wake_argv(markers, out), job_name=f"{job_name}.wake", log_dir=tmp_path / "logs"
-    )
+    wake = scheduler.submit_wakeup(wakeup(tmp_path, job_name, _wake_argv(markers, out)), ids)
 
     assert wait_for(scheduler, [wake])[wake].state is JobState.COMPLETED
     assert out.read_text() == "3"
+
+
+def test_wakeup_runs_in_the_workdir_of_its_request(
+    scheduler: Scheduler, tmp_path: Path, job_name: str
+) -> None:
+    """Not in the submitting process's directory: a wake-up must not depend on where (or
+    whether) the CLI that submitted it ran."""
+    workdir, out = tmp_path / "wake dir", tmp_path / "wake-cwd.txt"
+    workdir.mkdir()
+    ids = scheduler.submit_array(
+        array(tmp_path, job_name, [task(tmp_path, ["sh", "-c", "exit 0"])], parallelism=1)
+    )
+    code = "import os, sys; open(sys.argv[1], 'w').write(os.getcwd())"
+
+    wake = scheduler.submit_wakeup(wakeup(tmp_path, job_name, py(code, out), workdir), ids)
+
+    assert wait_for(scheduler, [*ids, wake])[wake].state is JobState.COMPLETED
+    assert Path(out.read_text()).resolve() == workdir.resolve() != Path.cwd().resolve()
 
 
 def test_held_tasks_start_only_after_release(
@@ -212,15 +266,9 @@ def test_held_tasks_start_only_after_release(
     markers, out = tmp_path / "markers", tmp_path / "wake.txt"
     markers.mkdir()
     ids = scheduler.submit_array(
-        _marking_tasks(tmp_path, markers),
-        job_name=job_name,
-        resources=RESOURCES,
-        parallelism=3,
-        hold=True,
+        array(tmp_path, job_name, _marking_tasks(tmp_path, markers), parallelism=3, hold=True)
     )
-    wake = scheduler.submit_wakeup(
-        ids, _wake_argv(markers, out), job_name=f"{job_name}.wake", log_dir=tmp_path / "logs"
-    )
+    wake = scheduler.submit_wakeup(wakeup(tmp_path, job_name, _wake_argv(markers, out)), ids)
 
     # Held: nothing starts (checked for a moment), and the wake-up waits for them.
     end = time.monotonic() + 1.5
@@ -239,16 +287,13 @@ def test_held_tasks_start_only_after_release(
 
 
 def test_find_lists_submitted_jobs_by_name_prefix(
-    scheduler: Scheduler, tmp_path: Path, job_name: str
+    scheduler: Scheduler, tmp_path: Path, job_name: str, ws_tag: str, campaign_id: str
 ) -> None:
-    prefix = job_name.rsplit(".", 2)[0] + "."
+    prefix = campaign_job_prefix(ws_tag, campaign_id)
+    assert job_name.startswith(prefix)
     tasks = [task(tmp_path, ["sh", "-c", "exit 0"]) for _ in range(2)]
-    ids = scheduler.submit_array(
-        tasks, job_name=job_name, resources=RESOURCES, parallelism=2, hold=True
-    )
-    wake = scheduler.submit_wakeup(
-        ids, ["sh", "-c", "exit 0"], job_name=f"{job_name}.wake", log_dir=tmp_path / "logs"
-    )
+    ids = scheduler.submit_array(array(tmp_path, job_name, tasks, parallelism=2, hold=True))
+    wake = scheduler.submit_wakeup(wakeup(tmp_path, job_name, ["sh", "-c", "exit 0"]), ids)
 
     pending = {j.job_id: j for j in scheduler.find(prefix)}
     scheduler.release(ids)
@@ -261,6 +306,9 @@ def test_find_lists_submitted_jobs_by_name_prefix(
     assert found[wake].name == f"{job_name}.wake" and found[ids[0]].name == job_name
     assert all(ended[j].state is JobState.COMPLETED for j in (*ids, wake))
     assert scheduler.find(prefix + "no-such-phase.") == []
+    # The same campaign id in another workspace of the same user is another name space.
+    other = campaign_job_prefix(workspace_tag(tmp_path / "other-workspace"), campaign_id)
+    assert other != prefix and scheduler.find(other) == []
 
 
 def test_cancel_running_and_pending_jobs(
@@ -276,10 +324,8 @@ def test_cancel_running_and_pending_jobs(
         "time.sleep(300)\n"
     )
     tasks = [task(tmp_path, py(code, pids / f"{i}.txt")) for i in range(3)]
-    ids = scheduler.submit_array(tasks, job_name=job_name, resources=RESOURCES, parallelism=1)
-    wake = scheduler.submit_wakeup(
-        ids, _wake_argv(pids, out), job_name=f"{job_name}.wake", log_dir=tmp_path / "logs"
-    )
+    ids = scheduler.submit_array(array(tmp_path, job_name, tasks, parallelism=1))
+    wake = scheduler.submit_wakeup(wakeup(tmp_path, job_name, _wake_argv(pids, out)), ids)
     wait_for(scheduler, ids[:1], lambda info: info.state is JobState.RUNNING)
     end = time.monotonic() + DEADLINE_S
     while not (pids / "0.txt").exists() and time.monotonic() < end:
@@ -312,13 +358,66 @@ def test_cancelling_ended_or_unknown_jobs_is_not_an_error(
     scheduler: Scheduler, tmp_path: Path, job_name: str
 ) -> None:
     (job_id,) = scheduler.submit_array(
-        [task(tmp_path, ["sh", "-c", "exit 0"])],
-        job_name=job_name,
-        resources=RESOURCES,
-        parallelism=1,
+        array(tmp_path, job_name, [task(tmp_path, ["sh", "-c", "exit 0"])], parallelism=1)
     )
     wait_for(scheduler, [job_id])
 
     scheduler.cancel([job_id, "99999999"])
 
     assert scheduler.states([job_id])[job_id].state is JobState.COMPLETED
+
+
+def test_render_shows_every_task_and_the_wakeup_and_submits_nothing(
+    scheduler: Scheduler, tmp_path: Path, job_name: str, ws_tag: str, campaign_id: str
+) -> None:
+    """The dry run is the request: each task's command line (with its environment) and the
+    wake-up's command, exactly as they will run; rendering submits nothing."""
+    tasks = [
+        task(tmp_path / f"trial {i}", py("print('it''s')", f"spec {i}.json"), env={"K": "a b"})
+        for i in range(3)
+    ]
+    wake_argv = [sys.executable, "-m", "rea_cli", "resume", f"{campaign_id} now"]
+    request = SubmissionRequest(
+        array(tmp_path, job_name, tasks, parallelism=2, hold=True),
+        wakeup(tmp_path, job_name, wake_argv),
+    )
+
+    rendered = scheduler.render(request)
+
+    text = "\n".join(f"{title}\n{body}" for title, body in rendered)
+    for t in tasks:
+        assert shlex.join(t.argv) in text, (t.argv, text)
+        assert shlex.quote(str(t.workdir)) in text
+    assert text.count("K='a b'") == len(tasks)
+    assert shlex.join(wake_argv) in text
+    assert job_name in text and f"{job_name}.wake" in text
+    assert scheduler.find(campaign_job_prefix(ws_tag, campaign_id)) == []
+
+
+@pytest.mark.parametrize("limit_min", [0.25, 1, 5, 90.5])
+def test_enforced_limit_is_at_least_the_limit(scheduler: Scheduler, limit_min: float) -> None:
+    enforced = scheduler.enforced_limit_min(limit_min)
+
+    assert enforced >= limit_min
+    assert scheduler.enforced_limit_min(limit_min + 1) >= enforced  # a longer limit never less
+
+
+@pytest.mark.slow
+def test_a_task_ignoring_sigterm_ends_within_its_enforced_limit(
+    scheduler: Scheduler, tmp_path: Path, job_name: str, request: pytest.FixtureRequest
+) -> None:
+    """What the budget reserves for a task (enforced_limit_min) bounds what it really runs,
+    even for a task that ignores the polite signal; a fractional limit is valid everywhere."""
+    limit_min = 0.02  # local: 1.2 s; Slurm rounds up to 1 min
+    stubborn = task(tmp_path, ["sh", "-c", "trap '' TERM; sleep 600"])
+    resources = Resources(time_limit_min=limit_min, cpus_per_task=1)
+    enforced = scheduler.enforced_limit_min(limit_min)
+
+    (job_id,) = scheduler.submit_array(
+        array(tmp_path, job_name, [stubborn], parallelism=1, resources=resources)
+    )
+
+    info = wait_for(scheduler, [job_id], deadline_s=enforced * 60 + DEADLINE_S)[job_id]
+    assert info.state is JobState.TIMEOUT, info
+    assert info.elapsed_s is not None
+    assert limit_min * 60 <= info.elapsed_s <= enforced * 60, (info.elapsed_s, enforced * 60)

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import typer
-from insights_builder import Paths, paired_campaign
+from insights_builder import paired_campaign
 from typer.testing import CliRunner
 
 from rea_cli.cli import insights_cmds
@@ -34,18 +34,18 @@ def _app(root: Path) -> typer.Typer:
 
 
 @pytest.fixture
-def synced(ws: Paths) -> Paths:
+def synced(ws: Workspace) -> Workspace:
     b = paired_campaign(ws.root)
     sync_campaign(ws.db_path, b.dir, analyst_path=ws.analyst_db_path)
     return ws
 
 
-def run(ws: Paths, *args: str) -> tuple[int, str, str]:
+def run(ws: Workspace, *args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(_app(ws.root), ["insights", *args])
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_sql_formats(synced: Paths, tmp_path: Path) -> None:
+def test_sql_formats(synced: Workspace, tmp_path: Path) -> None:
     q = "SELECT trial_id, seed FROM trials WHERE hypothesis_id = 'emb32' ORDER BY seed"
     code, out, _ = run(synced, "sql", q, "--format", "csv")
     assert code == 0
@@ -77,7 +77,7 @@ def test_sql_formats(synced: Paths, tmp_path: Path) -> None:
         (["SELECT 1", "--format", "parquet"], "parquet is binary: give --output"),
     ],
 )
-def test_sql_usage_errors_are_one_line_exit_2(synced: Paths, args: list[str], message: str):
+def test_sql_usage_errors_are_one_line_exit_2(synced: Workspace, args: list[str], message: str):
     code, out, err = run(synced, "sql", *args)
     assert code == 2, err
     assert out == ""
@@ -85,26 +85,26 @@ def test_sql_usage_errors_are_one_line_exit_2(synced: Paths, args: list[str], me
     assert "Traceback" not in err
 
 
-def test_sql_does_not_change_the_db(synced: Paths) -> None:
+def test_sql_does_not_change_the_db(synced: Workspace) -> None:
     before = synced.analyst_db_path.read_bytes()
     run(synced, "sql", "DROP TABLE trials")
     run(synced, "sql", "SELECT count(*) FROM trials")
     assert synced.analyst_db_path.read_bytes() == before
 
 
-def test_sql_without_any_db(ws: Paths) -> None:
+def test_sql_without_any_db(ws: Workspace) -> None:
     code, _, err = run(ws, "sql", "SELECT 1")
     assert code == 2 and "no insights DB yet" in err
 
 
-def test_sql_falls_back_to_the_writable_db(ws: Paths) -> None:
+def test_sql_falls_back_to_the_writable_db(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     sync_campaign(ws.db_path, b.dir)  # not published
     code, out, _ = run(ws, "sql", "SELECT count(*) AS n FROM trials", "-f", "csv")
     assert code == 0 and out.splitlines()[1] == "6"
 
 
-def test_effects(synced: Paths) -> None:
+def test_effects(synced: Workspace) -> None:
     code, out, _ = run(synced, "effects", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["hypothesis_id"] for r in rows] == ["emb32"]
@@ -115,21 +115,21 @@ def test_effects(synced: Paths) -> None:
     assert code == 0 and "emb32" in out
 
 
-def test_export(synced: Paths, tmp_path: Path) -> None:
+def test_export(synced: Workspace, tmp_path: Path) -> None:
     code, out, _ = run(synced, "export", str(tmp_path / "out"))
     assert code == 0
     names = {Path(line).stem for line in out.splitlines()}
     assert {"campaigns", "trials", "attempts", "metrics", *VIEWS} <= names
     assert "ingested_files" not in names and "schema_version" not in names
-    assert pq.read_table(tmp_path / "out" / "metrics.parquet").num_rows == 30
+    assert pq.read_table(tmp_path / "out" / "metrics.parquet").num_rows == 36
 
 
-def test_path(ws: Paths) -> None:
+def test_path(ws: Workspace) -> None:
     code, out, err = run(ws, "path")
     assert code == 0 and out.strip() == str(ws.analyst_db_path) and "not published yet" in err
 
 
-def test_every_command_has_help(ws: Paths) -> None:
+def test_every_command_has_help(ws: Workspace) -> None:
     for command in ("sql", "effects", "export", "path"):
         code, out, _ = run(ws, command, "--help")
         assert code == 0 and "Usage" in out
@@ -147,7 +147,7 @@ def test_insights_sql_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def test_analyst_copy_is_read_only_on_disk(synced: Paths) -> None:
+def test_analyst_copy_is_read_only_on_disk(synced: Workspace) -> None:
     assert synced.analyst_db_path.stat().st_mode & 0o222 == 0
     con = duckdb.connect(str(synced.analyst_db_path), read_only=True)
     assert con.execute("SELECT count(*) FROM trials").fetchall() == [(6,)]

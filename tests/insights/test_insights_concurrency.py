@@ -13,10 +13,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from insights_builder import CampaignBuilder, Paths, paired_campaign
+from insights_builder import CampaignBuilder, paired_campaign
 
 from rea_cli.insights import InsightsLocked, sync_campaign
 from rea_cli.insights.db import BASE_DELAY_S
+from rea_cli.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -45,7 +46,7 @@ def _grow(b: CampaignBuilder, step: int, n_trials: int) -> None:
     b.write_campaign()
 
 
-def test_readers_of_the_analyst_copy_never_block_or_see_torn_state(ws: Paths, tmp_path: Path):
+def test_readers_of_the_analyst_copy_never_block_or_see_torn_state(ws: Workspace, tmp_path: Path):
     b = paired_campaign(ws.root)
     b.hypothesis("emb32", delta={"model.embedding_dim": 32})
     sync_campaign(ws.db_path, b.dir, analyst_path=ws.analyst_db_path)
@@ -76,7 +77,7 @@ def test_readers_of_the_analyst_copy_never_block_or_see_torn_state(ws: Paths, tm
     tallies = [json.loads((tmp_path / f"reader{i}.json").read_text()) for i in range(3)]
 
     # zero agent failures: retries=0 above, so any lock conflict would have raised
-    expected_metrics = 30 + syncs * 5 * (5 + 1 + 2)
+    expected_metrics = 36 + syncs * 5 * (5 + 2 + 2)
     assert _count(ws.db_path, "metrics") == expected_metrics
     assert _count(ws.analyst_db_path, "metrics") == expected_metrics
     assert _count(ws.db_path, "events") == 5 + syncs * 5
@@ -103,7 +104,7 @@ def _hold_open(db: Path) -> subprocess.Popen[str]:
     return proc
 
 
-def test_reader_holding_the_writable_db_delays_results_to_next_sync(ws: Paths) -> None:
+def test_reader_holding_the_writable_db_delays_results_to_next_sync(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     sync_campaign(ws.db_path, b.dir, analyst_path=ws.analyst_db_path)
     _grow(b, 0, n_trials=4)
@@ -121,10 +122,10 @@ def test_reader_holding_the_writable_db_delays_results_to_next_sync(ws: Paths) -
     report = sync_campaign(ws.db_path, b.dir, analyst_path=ws.analyst_db_path)
     assert report.published
     assert _count(ws.analyst_db_path, "trials") == 10
-    assert _count(ws.analyst_db_path, "metrics") == 30 + 4 * 8
+    assert _count(ws.analyst_db_path, "metrics") == 36 + 4 * 9
 
 
-def test_open_analyst_connection_keeps_its_snapshot(ws: Paths) -> None:
+def test_open_analyst_connection_keeps_its_snapshot(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     sync_campaign(ws.db_path, b.dir, analyst_path=ws.analyst_db_path)
     holder = _hold_open(ws.analyst_db_path)  # a notebook with the copy open, in another process
@@ -152,7 +153,7 @@ print("done", flush=True)
 """
 
 
-def test_kill_9_during_sync_then_sync_again(ws: Paths) -> None:
+def test_kill_9_during_sync_then_sync_again(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     _grow(b, 0, n_trials=300)
     kills = 0
@@ -178,6 +179,6 @@ def test_kill_9_during_sync_then_sync_again(ws: Paths) -> None:
     for db in (ws.db_path, ws.analyst_db_path):
         assert _count(db, "trials") == n_trials
         assert _count(db, "attempts") == n_trials
-        assert _count(db, "metrics") == 30 + (n_trials - 6) * 8
+        assert _count(db, "metrics") == 36 + (n_trials - 6) * 9
         assert _count(db, "events") == 5 + n_trials - 6
     assert not list(ws.root.glob(".insights-analyst.duckdb.*.tmp"))

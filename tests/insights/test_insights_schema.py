@@ -26,6 +26,14 @@ def _versions(path: Path) -> list[int]:
         con.close()
 
 
+def _column_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
+    rows = con.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE table_name = ? AND column_name = ?",
+        [table, column],
+    ).fetchall()
+    return str(rows[0][0])
+
+
 def test_migrations_are_numbered_in_order() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
     assert MIGRATIONS[-1].version == LATEST_VERSION
@@ -52,9 +60,11 @@ def test_upgrade_committed_v1_file_keeps_its_data(tmp_path: Path) -> None:
 
     assert init_db(db) == LATEST_VERSION
 
-    assert _versions(db) == [1, 2]
+    assert _versions(db) == [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
     con = duckdb.connect(str(db), read_only=True)
     try:
+        # v3: job records carry fractional minutes (the local backend enforces seconds)
+        assert _column_type(con, "jobs", "time_limit_min") == "DOUBLE"
         splits = con.execute(
             "SELECT trial_id, line, split, auc FROM metrics ORDER BY trial_id, line"
         ).fetchall()
@@ -84,6 +94,34 @@ def test_upgraded_file_takes_new_campaigns(tmp_path: Path) -> None:
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM campaigns").fetchall() == [(2,)]
     con.close()
+
+
+@pytest.mark.parametrize("start", ["fresh", "v1 file"])
+def test_fractional_time_limits_are_kept(tmp_path: Path, start: str) -> None:
+    db = tmp_path / "insights.duckdb"
+    if start == "v1 file":
+        shutil.copyfile(FIXTURE, db)
+    b = paired_campaign(tmp_path / "ws")  # 6 jobs: 30 min x 1 GPU each
+    b.trial("validation-emb32-s9", "emb32", 9)
+    b.job("validation-emb32-s9", "7_9", state="RUNNING", time_limit_min=2.5, gpus=2)
+    b.write_campaign()
+    sync_campaign(db, b.dir)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert _column_type(con, "jobs", "time_limit_min") == "DOUBLE"
+        limits = con.execute(
+            "SELECT time_limit_min FROM jobs WHERE campaign_id = ? AND job_id = '7_9'",
+            [b.campaign_id],
+        ).fetchall()
+        assert limits == [(2.5,)]
+        burn = con.execute(
+            "SELECT limit_gpu_hours FROM budget_burn "
+            "WHERE campaign_id = ? AND phase = 'validation'",
+            [b.campaign_id],
+        ).fetchall()
+        assert burn[0][0] == pytest.approx((6 * 30 + 2.5 * 2) / 60)
+    finally:
+        con.close()
 
 
 def test_failed_migration_rolls_back_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

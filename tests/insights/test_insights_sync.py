@@ -9,11 +9,15 @@ from typing import Any
 
 import duckdb
 import pytest
-from insights_builder import CampaignBuilder, Paths, paired_campaign, write_json
+from insights_builder import CampaignBuilder, paired_campaign
 
+from rea_cli.campaign.model import Proposal, Review
+from rea_cli.campaign.store import CampaignStore
 from rea_cli.errors import UsageError
+from rea_cli.executor.scheduler import JobState
 from rea_cli.insights import sync_campaign
 from rea_cli.insights.files import Rows
+from rea_cli.workspace import Workspace
 
 TABLES = (
     "campaigns",
@@ -49,7 +53,7 @@ def query(db: Path, sql: str) -> list[dict[str, Any]]:
         con.close()
 
 
-def test_first_sync_indexes_every_file(ws: Paths) -> None:
+def test_first_sync_indexes_every_file(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     report = sync_campaign(ws.db_path, b.dir)
     assert report.changed and not report.warnings and not report.published
@@ -58,10 +62,10 @@ def test_first_sync_indexes_every_file(ws: Paths) -> None:
         "hypotheses": 2,
         "trials": 6,
         "attempts": 6,
-        "metrics": 6 * (2 + 1 + 2),  # 2 train lines + 1 eval line + final valid/test
+        "metrics": 6 * (2 + 2 + 2),  # 2 train lines + valid and test eval lines + final ones
         "events": 2 + 3,
         "jobs": 6,
-        "phases": 2,
+        "phases": 3,  # the plan's three phases
         "plans": 1,
         "approvals": 1,
         "failures": 0,
@@ -70,7 +74,8 @@ def test_first_sync_indexes_every_file(ws: Paths) -> None:
     }
     trial = query(ws.db_path, "SELECT * FROM trials WHERE trial_id = 'validation-emb32-s1'")[0]
     assert trial["hypothesis_id"] == "emb32" and trial["seed"] == 1
-    assert trial["status"] == "succeeded" and trial["data_name"] == "synthetic"
+    assert trial["status"] == "succeeded" and trial["data_name"] == "movielens-100k"
+    assert trial["metric_value"] == pytest.approx(0.782 + 0.006)  # the agent's judgement
     assert json.loads(trial["config"])["model"]["family"] == "dcn_v2"
     assert trial["fidelity_key"] == '{"train.data_fraction":0.5}'
     attempt = query(ws.db_path, "SELECT * FROM attempts WHERE trial_id = 'validation-emb32-s1'")[0]
@@ -86,11 +91,12 @@ def test_first_sync_indexes_every_file(ws: Paths) -> None:
     approval = query(ws.db_path, "SELECT * FROM approvals")[0]
     assert approval["approved_by"] == "alice" and approval["approved_gpu_hours"] == 4.0
     plan = query(ws.db_path, "SELECT * FROM plans")[0]
-    assert plan["n_trials"] == 9 and plan["estimated_gpu_hours"] == pytest.approx(0.8)
+    assert plan["n_trials"] == sum(p.max_trials for p in b.plan.phases)
+    assert plan["estimated_gpu_hours"] == pytest.approx(b.plan.estimated_gpu_hours)
     assert plan["plan_hash"].startswith("sha256:")
 
 
-def test_second_sync_changes_nothing(ws: Paths) -> None:
+def test_second_sync_changes_nothing(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     sync_campaign(ws.db_path, b.dir, analyst_path=ws.analyst_db_path)
     before = counts(ws.db_path)
@@ -99,7 +105,7 @@ def test_second_sync_changes_nothing(ws: Paths) -> None:
     assert counts(ws.db_path) == before
 
 
-def test_resync_without_file_index_has_no_duplicates(ws: Paths) -> None:
+def test_resync_without_file_index_has_no_duplicates(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     sync_campaign(ws.db_path, b.dir)
     before = counts(ws.db_path)
@@ -111,7 +117,7 @@ def test_resync_without_file_index_has_no_duplicates(ws: Paths) -> None:
     assert counts(ws.db_path) == before
 
 
-def test_incremental_sync_reads_only_what_changed(ws: Paths) -> None:
+def test_incremental_sync_reads_only_what_changed(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     sync_campaign(ws.db_path, b.dir)
     tid = "validation-emb32-s0"
@@ -126,38 +132,39 @@ def test_incremental_sync_reads_only_what_changed(ws: Paths) -> None:
     # campaign.json, journal, the new spec/attempt.json/metrics and the grown metrics file
     assert report.files_read == 6
     c = counts(ws.db_path)
-    assert c["metrics"] == 30 + 1 + 2 and c["trials"] == 7 and c["attempts"] == 7
+    assert c["metrics"] == 36 + 1 + 2 and c["trials"] == 7 and c["attempts"] == 7
     assert c["events"] == 6
     lines = query(
         ws.db_path,
         f"SELECT line, loss FROM metrics WHERE trial_id = '{tid}' "
         "AND event = 'train' ORDER BY line",
     )
-    assert [r["line"] for r in lines] == [1, 2, 4] and lines[-1]["loss"] == 0.4
+    assert [r["line"] for r in lines] == [1, 2, 5] and lines[-1]["loss"] == 0.4
     running = query(
         ws.db_path, "SELECT status, job_state FROM attempts WHERE trial_id = 'combination-emb32-s0'"
     )
-    assert running == [{"status": None, "job_state": "RUNNING"}]
+    # no result.json yet: 'running' while its job runs, never NULL
+    assert running == [{"status": "running", "job_state": "RUNNING"}]
 
 
-def test_half_written_metrics_line_waits_for_next_sync(ws: Paths) -> None:
+def test_half_written_metrics_line_waits_for_next_sync(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     metrics = b.dir / "trials" / "validation-emb32-s0" / "attempts" / "1" / "metrics.jsonl"
     with open(metrics, "a") as fh:
         fh.write('{"event": "train", "epoch": 1, "st')
     report = sync_campaign(ws.db_path, b.dir)
     assert any("last line incomplete" in w for w in report.warnings)
-    assert counts(ws.db_path)["metrics"] == 30
+    assert counts(ws.db_path)["metrics"] == 36
 
     with open(metrics, "a") as fh:
         fh.write('ep": 300, "loss": 0.3}\n')
     report = sync_campaign(ws.db_path, b.dir)
     assert not report.warnings
-    rows = query(ws.db_path, "SELECT line, step, loss FROM metrics WHERE line = 4")
-    assert rows == [{"line": 4, "step": 300, "loss": 0.3}]
+    rows = query(ws.db_path, "SELECT line, step, loss FROM metrics WHERE line = 5")
+    assert rows == [{"line": 5, "step": 300, "loss": 0.3}]
 
 
-def test_corrupt_result_is_skipped_then_picked_up(ws: Paths) -> None:
+def test_corrupt_result_is_skipped_then_picked_up(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     result = b.dir / "trials" / "validation-emb32-s0" / "attempts" / "1" / "result.json"
     good = result.read_text()
@@ -165,7 +172,10 @@ def test_corrupt_result_is_skipped_then_picked_up(ws: Paths) -> None:
     report = sync_campaign(ws.db_path, b.dir)
     assert any("result.json not readable yet" in w for w in report.warnings)
     status = "SELECT status FROM attempts WHERE trial_id = 'validation-emb32-s0'"
-    assert query(ws.db_path, status) == [{"status": None}]
+    # its job completed and left no readable result: a failed attempt until the file is whole
+    kind = "SELECT failure_kind FROM attempts WHERE trial_id = 'validation-emb32-s0'"
+    assert query(ws.db_path, status) == [{"status": "failed"}]
+    assert query(ws.db_path, kind) == [{"failure_kind": "missing_result"}]
 
     report = sync_campaign(ws.db_path, b.dir)  # still broken: warned again, nothing lost
     assert report.warnings
@@ -175,7 +185,7 @@ def test_corrupt_result_is_skipped_then_picked_up(ws: Paths) -> None:
     assert query(ws.db_path, status) == [{"status": "succeeded"}]
 
 
-def test_missing_campaign_json_still_indexes_trials(ws: Paths) -> None:
+def test_missing_campaign_json_still_indexes_trials(ws: Workspace) -> None:
     b = CampaignBuilder(ws.root)
     b.trial("t1", "baseline", 0)
     b.attempt("t1")
@@ -188,14 +198,13 @@ def test_missing_campaign_json_still_indexes_trials(ws: Paths) -> None:
     assert not report.warnings and counts(ws.db_path)["campaigns"] == 1
 
 
-def test_torn_journal_line_is_skipped(ws: Paths) -> None:
+def test_torn_journal_line_is_skipped(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     with open(b.dir / "journal.jsonl", "a") as fh:
         fh.write('{"seq": 6, "at": "2026-11-2')  # crash mid-append
-    sync_campaign(ws.db_path, b.dir)
-    with open(b.dir / "journal.jsonl", "a") as fh:
-        fh.write("\n")  # what campaign.journal does before the next append
-    b.seq = 6
+    report = sync_campaign(ws.db_path, b.dir)
+    assert any("last line incomplete" in w for w in report.warnings)
+    # the store ends the torn line before it appends, and numbers on from the last whole event
     b.event(
         "diagnosis",
         trial_id="validation-emb32-s0",
@@ -209,41 +218,38 @@ def test_torn_journal_line_is_skipped(ws: Paths) -> None:
     assert any("line 6 is not JSON" in w for w in report.warnings)
     assert counts(ws.db_path)["events"] == 6
     assert query(ws.db_path, "SELECT seq, diagnosis, action FROM failures") == [
-        {"seq": 7, "diagnosis": "nan_loss", "action": "retry_lower_lr"}
+        {"seq": 6, "diagnosis": "nan_loss", "action": "retry_lower_lr"}
     ]
 
 
-def test_rows_removed_from_campaign_json_are_pruned(ws: Paths) -> None:
+def test_rows_removed_from_campaign_json_are_pruned(ws: Workspace) -> None:
     b = paired_campaign(ws.root, gains={"emb32": (0.01,) * 3, "lr3": (0.0,) * 3})
     sync_campaign(ws.db_path, b.dir)
     assert counts(ws.db_path)["hypotheses"] == 3
-    del b.doc["hypotheses"]["lr3"]
-    b.doc["proposal"] = {
-        "hypothesis_id": "emb32",
-        "delta": {"model.embedding_dim": 32},
-        "metric": "auc",
-        "direction": "max",
-        "baseline_mean": 0.78,
-        "candidate_mean": 0.79,
-        "gain": 0.01,
-        "ci_low": 0.005,
-        "ci_high": 0.015,
-        "n": 3,
-        "created_at": "2026-11-22T11:00:00+00:00",
-    }
-    b.doc["review"] = {
-        "decision": "accepted",
-        "by": "carol",
-        "at": "2026-11-23T09:00:00+00:00",
-        "note": "ship it",
-    }
+    del b.campaign.hypotheses["lr3"]
+    b.campaign.proposal = Proposal(
+        hypothesis_id="emb32",
+        delta={"model.embedding_dim": 32},
+        metric="auc",
+        direction="max",
+        baseline_mean=0.78,
+        candidate_mean=0.79,
+        gain=0.01,
+        ci_low=0.005,
+        ci_high=0.015,
+        n=3,
+        created_at="2026-11-22T11:00:00+00:00",
+    )
+    b.campaign.review = Review(
+        decision="accepted", by="carol", at="2026-11-23T09:00:00+00:00", note="ship it"
+    )
     b.write_campaign()
     sync_campaign(ws.db_path, b.dir)
     c = counts(ws.db_path)
     assert c["hypotheses"] == 2 and c["proposals"] == 1 and c["reviews"] == 1
     summary = query(ws.db_path, "SELECT * FROM campaign_summary")[0]
     assert summary["proposal_hypothesis_id"] == "emb32" and summary["review_decision"] == "accepted"
-    b.doc["proposal"] = None
+    b.campaign.proposal = None
     b.write_campaign()
     sync_campaign(ws.db_path, b.dir)
     assert counts(ws.db_path)["proposals"] == 0
@@ -256,26 +262,26 @@ def test_rows_dedupe_last_wins() -> None:
     assert list(rows.by_key.values()) == [("c", 1, "approved")]
 
 
-def test_not_a_campaign_folder(ws: Paths) -> None:
+def test_not_a_campaign_folder(ws: Workspace) -> None:
     with pytest.raises(UsageError, match="no campaign folder"):
         sync_campaign(ws.db_path, ws.root / "campaigns" / "nope")
 
 
-def test_duplicate_job_records_in_campaign_json(ws: Paths) -> None:
+def test_duplicate_job_records_in_campaign_json(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     tid = "validation-emb32-s0"
-    b.doc["trials"][tid]["jobs"].append(dict(b.doc["trials"][tid]["jobs"][0], state="FAILED"))
+    jobs = b.campaign.trials[tid].jobs
+    jobs.append(jobs[0].model_copy(update={"state": JobState.FAILED}))
     b.write_campaign()
     sync_campaign(ws.db_path, b.dir)
     states = query(ws.db_path, f"SELECT state FROM jobs WHERE trial_id = '{tid}'")
     assert states == [{"state": "FAILED"}]
 
 
-def test_campaign_id_mismatch_is_reported(ws: Paths) -> None:
+def test_campaign_id_mismatch_is_reported(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
-    doc = json.loads((b.dir / "campaign.json").read_text())
-    doc["campaign_id"] = "other"
-    write_json(b.dir / "campaign.json", doc)
+    # a campaign folder copied under another name: the store of that folder saves it
+    CampaignStore(ws, b.campaign_id).save(b.campaign.model_copy(update={"campaign_id": "other"}))
     report = sync_campaign(ws.db_path, b.dir)
     assert any("indexed as" in w for w in report.warnings)
     assert query(ws.db_path, "SELECT campaign_id FROM campaigns") == [
@@ -301,7 +307,7 @@ def test_merge_sources_one_row_per_key_later_source_wins() -> None:
     assert len(start.by_key) == 2  # inputs untouched
 
 
-def test_damaged_db_file_is_a_rea_error_not_a_crash(ws: Paths) -> None:
+def test_damaged_db_file_is_a_rea_error_not_a_crash(ws: Workspace) -> None:
     from rea_cli.errors import ReaError
 
     b = paired_campaign(ws.root)

@@ -9,10 +9,11 @@ from typing import Any
 
 import duckdb
 import pytest
-from insights_builder import CampaignBuilder, Paths, paired_campaign
+from insights_builder import CampaignBuilder, paired_campaign
 
 from rea_cli.errors import UsageError
 from rea_cli.insights import hypothesis_effects, publish, sync_campaign
+from rea_cli.workspace import Workspace
 
 
 def query(db: Path, sql: str) -> list[dict[str, Any]]:
@@ -24,7 +25,7 @@ def query(db: Path, sql: str) -> list[dict[str, Any]]:
         con.close()
 
 
-def test_effects_mean_ci_n_match_a_paired_t_interval(ws: Paths) -> None:
+def test_effects_mean_ci_n_match_a_paired_t_interval(ws: Workspace) -> None:
     gains = (0.004, 0.006, 0.005)
     b = paired_campaign(ws.root, gains={"emb32": gains, "lr3": (-0.002, -0.001, -0.003)})
     sync_campaign(ws.db_path, b.dir)
@@ -33,7 +34,7 @@ def test_effects_mean_ci_n_match_a_paired_t_interval(ws: Paths) -> None:
     emb = rows[0]
     mean = sum(gains) / 3
     sd = math.sqrt(sum((g - mean) ** 2 for g in gains) / 2)
-    half = 4.303 * sd / math.sqrt(3)  # t(0.975, df=2)
+    half = 4.302652730 * sd / math.sqrt(3)  # t(0.975, df=2), rounded up at 9 decimals
     assert emb["n"] == 3 and emb["n_campaigns"] == 1 and emb["source"] == "research_kb"
     assert emb["mean_gain"] == pytest.approx(mean)
     assert emb["ci_low"] == pytest.approx(mean - half)
@@ -43,7 +44,7 @@ def test_effects_mean_ci_n_match_a_paired_t_interval(ws: Paths) -> None:
     assert rows[1]["mean_gain"] == pytest.approx(-0.002)
 
 
-def test_effects_pool_campaigns_and_filter(ws: Paths) -> None:
+def test_effects_pool_campaigns_and_filter(ws: Workspace) -> None:
     a = paired_campaign(ws.root, "c-a", gains={"emb32": (0.01, 0.01, 0.01)})
     b = paired_campaign(ws.root, "c-b", gains={"emb32": (0.02, 0.02, 0.02)})
     c = paired_campaign(ws.root, "c-c", gains={"emb32": (0.05,) * 3}, model_family="deepfm")
@@ -60,7 +61,7 @@ def test_effects_pool_campaigns_and_filter(ws: Paths) -> None:
     assert hypothesis_effects(ws.analyst_db_path, dataset="criteo") == []
 
 
-def test_effects_pair_on_seed_and_fidelity_and_respect_direction(ws: Paths) -> None:
+def test_effects_pair_on_seed_and_fidelity_and_respect_direction(ws: Workspace) -> None:
     b = CampaignBuilder(ws.root, metric="auc", direction="min")  # pretend lower is better
     b.hypothesis("baseline", source="baseline", delta={})
     b.hypothesis("h")
@@ -80,7 +81,7 @@ def test_effects_pair_on_seed_and_fidelity_and_respect_direction(ws: Paths) -> N
     assert row["ci_low"] is None  # one pair: no interval
 
 
-def test_effects_use_the_last_succeeded_attempt(ws: Paths) -> None:
+def test_effects_use_the_last_succeeded_attempt(ws: Workspace) -> None:
     b = paired_campaign(ws.root, gains={"h": (0.01,)}, base=(0.78,))
     b.attempt("validation-h-s0", 2, auc=None, status="failed", failure_kind="oom")
     b.write_campaign()
@@ -92,7 +93,7 @@ def test_effects_use_the_last_succeeded_attempt(ws: Paths) -> None:
     assert hypothesis_effects(ws.db_path)[0]["mean_gain"] == pytest.approx(0.02)
 
 
-def test_failure_stats(ws: Paths) -> None:
+def test_failure_stats(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     b.trial("t-nan", "emb32", 5)
     b.attempt("t-nan", 1, auc=None, status="failed", failure_kind="nan_loss", job_state="FAILED")
@@ -110,7 +111,7 @@ def test_failure_stats(ws: Paths) -> None:
     assert summary == [{"n_attempts": 9, "n_attempts_failed": 2}]
 
 
-def test_budget_burn(ws: Paths) -> None:
+def test_budget_burn(ws: Workspace) -> None:
     b = paired_campaign(ws.root)  # 6 jobs x 12 GPU-seconds, 30 min limit, 1 GPU
     b.phase("combination")
     b.trial("comb-0", "emb32", 0, phase="combination")
@@ -118,15 +119,18 @@ def test_budget_burn(ws: Paths) -> None:
     b.write_campaign()
     sync_campaign(ws.db_path, b.dir)
     rows = query(ws.db_path, "SELECT * FROM budget_burn ORDER BY phase_order")
-    assert [r["phase"] for r in rows] == ["validation", "combination"]
-    val, comb = rows
+    # the plan's three phases, whether they ran or not
+    assert [r["phase"] for r in rows] == ["validation", "combination", "exploitation"]
+    val, comb, _ = rows
     assert val["n_jobs"] == 6 and val["spent_gpu_hours"] == pytest.approx(72 / 3600)
-    assert val["limit_gpu_hours"] == pytest.approx(3.0) and val["estimated_gpu_hours"] == 0.5
+    planned = b.plan.phase("validation").estimated_gpu_hours
+    assert val["limit_gpu_hours"] == pytest.approx(3.0)
+    assert val["estimated_gpu_hours"] == pytest.approx(planned)
     assert comb["cumulative_gpu_hours"] == pytest.approx(1 + 72 / 3600)
     assert comb["fraction_of_budget"] == pytest.approx((1 + 72 / 3600) / 4.0)
 
 
-def test_publish_alone(ws: Paths) -> None:
+def test_publish_alone(ws: Workspace) -> None:
     b = paired_campaign(ws.root)
     sync_campaign(ws.db_path, b.dir)
     assert not ws.analyst_db_path.exists()
@@ -139,6 +143,6 @@ def test_publish_alone(ws: Paths) -> None:
     assert not stale.exists()
 
 
-def test_effects_on_missing_db_is_a_usage_error(ws: Paths) -> None:
+def test_effects_on_missing_db_is_a_usage_error(ws: Workspace) -> None:
     with pytest.raises(UsageError, match="no insights DB"):
         hypothesis_effects(ws.analyst_db_path)

@@ -45,11 +45,25 @@ def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
     assert doc["state"] == "AWAITING_REVIEW", doc.get("pause_reason")
     assert doc["proposal"] is not None
     phases = doc["phases"]
-    assert [phases[p]["status"] for p in ("validation", "combination", "exploitation")] == [
-        "done",
-        "done",
-        "done",
-    ]
+    assert phases["validation"]["status"] == "done"
+    assert phases["validation"]["rounds"][0]["kind"] == "probe"
+    assert 1 <= len(phases["validation"]["selected"]) <= 2  # max_hypotheses
+    assert phases["validation"]["gate"]["detail"]
+    # combination runs only when two compatible hypotheses (of two strategies) passed
+    combination = phases["combination"]
+    assert combination["status"] == ("done" if combination["rounds"] else "skipped")
+    assert combination["gate"]["detail"]
+    assert phases["exploitation"]["status"] == "done"
+    kinds = [r["kind"] for r in phases["exploitation"]["rounds"]]
+    assert "batch" in kinds  # the search ran
+    proposal, candidate = doc["proposal"], doc["proposal"]["candidate"]
+    if candidate not in (None, "baseline"):
+        assert "confirmation" in kinds
+        confirm = {(t["hypothesis_id"], t["seed"]) for t in doc["trials"].values()}
+        for h in (candidate, "baseline"):  # each search round's candidate is confirmed
+            assert {(h, s) for s in range(1000, 1005)} <= confirm
+        assert proposal["n"] == 5
+    assert (proposal["hypothesis_id"] == candidate) == proposal["significant"]
     succeeded = [t for t in doc["trials"].values() if t["status"] == "succeeded"]
     assert len(succeeded) == len(doc["trials"]) >= 7
     assert all(t["metric_value"] and 0.5 < t["metric_value"] <= 1.0 for t in succeeded)
@@ -88,7 +102,9 @@ def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
     assert json.loads(status.stdout)["state"] == "AWAITING_REVIEW"
     report = run_rea(ws, "report", "e2e")
     assert report.returncode == 0 and "Proposal" in report.stdout
-    review = run_rea(ws, "review", "e2e", "--accept", "--note", "ship it")
+    # a change that loses on the test split is accepted only with --force (and says why)
+    force = ["--force"] if (doc["proposal"]["test_gain"] or 0) < 0 else []
+    review = run_rea(ws, "review", "e2e", "--accept", "--note", "ship it", *force)
     assert review.returncode == 0, review.stderr
     assert campaign_doc(ws, "e2e")["state"] == "ACCEPTED"
     accepted = json.loads((ws / "campaigns" / "e2e" / "accepted-config.json").read_text())

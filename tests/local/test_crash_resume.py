@@ -11,6 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from rea_cli.executor.local import procs
+from rea_cli.executor.local.store import JobStore
+from rea_cli.executor.scheduler import JobState
 from tests.conftest import (
     campaign_doc,
     make_workspace,
@@ -35,6 +38,7 @@ CRASH_POINTS = [
     "diagnosis_journaled",  # a diagnosis journaled, the campaign not yet saved
     "diagnosed",  # failures diagnosed and saved
     "decided",  # gate recorded, next phase not yet submitted
+    "search_asked",  # search points asked (in the study), not yet recorded in the campaign
     "published",  # analyst copy published, process about to exit
 ]
 
@@ -46,10 +50,12 @@ def _quiet(ws: Path) -> bool:
 def _busy(ws: Path) -> bool:
     """A launch/resume or a trial of this workspace is running (held arrays and waiting
     wake-ups do not count: they wait for a step that may have been killed)."""
-    return any(
-        "rea_cli --workspace" in cmd or "ranking_models.train" in cmd
-        for _, cmd in processes_mentioning(str(ws))
-    )
+    if any("rea_cli --workspace" in cmd for _, cmd in processes_mentioning(str(ws))):
+        return True
+    # Trials are forked from their runner, so no command line names them: ask the job records.
+    store = JobStore(ws / ".rea" / "local")
+    running = [r for r in map(store.read, store.all_job_ids()) if r and r.state is JobState.RUNNING]
+    return any(procs.is_alive(r.task) for r in running)
 
 
 def _drive(ws: Path, cid: str, env: dict[str, str]) -> None:
@@ -132,4 +138,37 @@ def test_crash_at_every_step_reaches_the_same_end_state(tmp_path: Path) -> None:
     assert all(n == 1 for _, n in rows)
     for name in ("phase_submitted", "diagnosis"):
         assert len(_events(ws, name)) == len(_events(ref_ws, name)), name
-    assert len(_events(ref_ws, "diagnosis")) == 1  # the planted failure, journaled once
+    # the planted failure diverges on both validation seeds: each journaled once
+    assert len(_events(ref_ws, "diagnosis")) == 2
+    # the search study outlived the kill between ask and record: the same points were asked
+    # (same search hypotheses with the same changes), and none is left asked but never run
+    assert _search_points(ws) == _search_points(ref_ws) != {}
+    assert _orphans(ws) == []
+
+
+def _search_points(ws: Path) -> dict[str, dict]:
+    doc = campaign_doc(ws, "c")
+    return {h: v["delta"] for h, v in doc["hypotheses"].items() if v["source"] == "search"}
+
+
+def _orphans(ws: Path) -> list[int]:
+    """Study trials still RUNNING that no hypothesis of the campaign records."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    folder = ws / "campaigns" / "c" / "search"
+    storage = JournalStorage(JournalFileBackend(str(folder / "study.log")))
+    doc = campaign_doc(ws, "c")
+    recorded = {
+        (f"c-{h['study']}", h["number"])
+        for h in doc["hypotheses"].values()
+        if h["source"] == "search"
+    }
+    orphans = []
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        for t in study.get_trials(deepcopy=False):
+            running = t.state is optuna.trial.TrialState.RUNNING
+            if running and (summary.study_name, t.number) not in recorded:
+                orphans.append(t.number)
+    return orphans

@@ -87,3 +87,13 @@ def movielens_or_skip() -> None:
             f"MovieLens-100k is not cached in {movielens_dir()}; "
             "run `python -m ranking_models.data.fetch movielens-100k` (make data)"
         )
+
+
+def movielens_1m_or_skip() -> None:
+    from ranking_models.data.movielens_1m import movielens_1m_available, movielens_1m_dir
+
+    if not movielens_1m_available():
+        pytest.skip(
+            f"MovieLens-1M is not cached in {movielens_1m_dir()}; "
+            "run `python -m ranking_models.data.fetch movielens-1m` (make data)"
+        )

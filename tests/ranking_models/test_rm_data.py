@@ -149,15 +149,15 @@ def test_byo_yaml_with_label_threshold_and_cache(tmp_path: Path) -> None:
     schema = _write_byo(tmp_path, yaml_schema, suffix=".yaml")
     spec = {"name": "byo", "path": str(schema)}
     data = load_data(spec)
-    cached = list((tmp_path / "cache" / "processed").glob("byo-*.npz"))
-    assert len(cached) == 1
+    cached = list((tmp_path / "cache" / "processed").glob("byo-*"))
+    assert len(cached) == 1 and (cached[0] / "meta.json").is_file()
     again = load_data(spec)
     assert np.array_equal(data.train.x_cat, again.train.x_cat)
     assert data.fingerprint == again.fingerprint
     # The cache is keyed by content: a changed data file gives a new entry.
     (tmp_path / "clicks.csv").write_text((tmp_path / "clicks.csv").read_text() + '"u1",1,1.0,5,1\n')
     load_data(spec)
-    assert len(list((tmp_path / "cache" / "processed").glob("byo-*.npz"))) == 2
+    assert len(list((tmp_path / "cache" / "processed").glob("byo-*"))) == 2
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from rea_cli.executor.scheduler import campaign_job_prefix, workspace_tag
 from rea_cli.executor.slurm import SlurmRunner, SlurmScheduler
 
 
@@ -30,7 +31,9 @@ def slurm_down_reason() -> str | None:
     if ping.returncode != 0 or "UP" not in ping.stdout:
         said = (ping.stdout + ping.stderr).strip().splitlines() or ["no answer"]
         return f"Slurm is down: {said[0]} (make slurm-up)"
-    if not any(s.strip() in ("idle", "mixed", "allocated") for s in sinfo.stdout.splitlines()):
+    # "completing": the node is ending a previous test's jobs, and takes new ones right after
+    usable = ("idle", "mixed", "allocated", "completing", "planned")
+    if not any(s.strip() in usable for s in sinfo.stdout.splitlines()):
         return f"no usable Slurm node: sinfo says {sinfo.stdout.strip()!r} (make slurm-up)"
     return None
 
@@ -56,9 +59,16 @@ def campaign() -> str:
 
 
 @pytest.fixture
-def slurm(tmp_path: Path, campaign: str) -> Iterator[SlurmScheduler]:
+def ws_tag(tmp_path: Path) -> str:
+    """The workspace tag of the test's job names (tmp_path stands for the workspace)."""
+    return workspace_tag(tmp_path)
+
+
+@pytest.fixture
+def slurm(tmp_path: Path, campaign: str, ws_tag: str) -> Iterator[SlurmScheduler]:
     scheduler = SlurmScheduler(tmp_path / "state", runner=SlurmRunner(backoff_s=0.2))
     yield scheduler
-    left = [j.job_id for j in scheduler.find(f"rea.{campaign}.") if not j.state.is_terminal]
+    found = scheduler.find(campaign_job_prefix(ws_tag, campaign))
+    left = [j.job_id for j in found if not j.state.has_ended]
     if left:
         scheduler.cancel(left)

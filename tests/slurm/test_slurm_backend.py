@@ -13,18 +13,49 @@ from pathlib import Path
 
 import pytest
 
+from rea_cli.config import Settings, SlurmSettings
 from rea_cli.errors import SchedulerError, UsageError
-from rea_cli.executor.scheduler import JobInfo, JobState, Resources, TaskSpec, job_name
+from rea_cli.executor import backends
+from rea_cli.executor.scheduler import (
+    ArrayRequest,
+    JobInfo,
+    JobState,
+    Resources,
+    TaskSpec,
+    WakeupRequest,
+    campaign_job_prefix,
+    job_name,
+)
 from rea_cli.executor.slurm import SlurmRunner, SlurmScheduler
 
 pytestmark = pytest.mark.slurm
 
 RES = Resources(time_limit_min=5, cpus_per_task=1)
+# What the agent's wake-ups ask for with a default [slurm] section: 1 CPU, 30 min.
+WAKE_RES = backends.wakeup_resources(Settings(backend="slurm"))
 DEADLINE_S = 120.0
 
 
 def sh(tmp_path: Path, script: str, env: dict[str, str] | None = None) -> TaskSpec:
     return TaskSpec(["sh", "-c", script], tmp_path, tmp_path / "logs", env or {})
+
+
+def array(
+    tmp_path: Path,
+    name: str,
+    tasks: Sequence[TaskSpec],
+    parallelism: int,
+    *,
+    resources: Resources = RES,
+    hold: bool = False,
+) -> ArrayRequest:
+    return ArrayRequest(name, tasks, resources, parallelism, workdir=tmp_path, hold=hold)
+
+
+def wakeup(
+    name: str, argv: Sequence[str], log_dir: Path, resources: Resources = WAKE_RES
+) -> WakeupRequest:
+    return WakeupRequest(name, argv, resources, log_dir=log_dir, workdir=log_dir)
 
 
 def wait_for(
@@ -56,8 +87,20 @@ def scontrol(*args: str) -> None:
     subprocess.run(["scontrol", *args], check=True, capture_output=True, timeout=30)
 
 
+def squeue_field(job_id: str, field: str) -> str:
+    """One squeue field of a job the controller still knows (`-O Field:|`: no width limit)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", job_id, "-O", f"{field}:|"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return out.stdout.splitlines()[0].rstrip("|")
+
+
 def test_gpu_array_with_failing_task_then_afterany_wakeup(
-    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -66,17 +109,17 @@ def test_gpu_array_with_failing_task_then_afterany_wakeup(
         ' [ "$I" = 1 ] && exit 3; exit 0'
     )
     tasks = [sh(tmp_path, script, {"MARKS": str(marks), "I": str(i)}) for i in range(3)]
-    name = job_name(campaign, "validation", 1)
+    name = job_name(ws_tag, campaign, "validation", 1)
+    gpu = Resources(time_limit_min=5, gpus_per_task=1)
 
-    ids = slurm.submit_array(
-        tasks, job_name=name, resources=Resources(time_limit_min=5, gpus_per_task=1),
-        parallelism=2, hold=True,
-    )  # fmt: skip
+    ids = slurm.submit_array(array(tmp_path, name, tasks, 2, resources=gpu, hold=True))
     wake = slurm.submit_wakeup(
+        wakeup(
+            job_name(ws_tag, campaign, "validation", 1, wakeup=True),
+            ["sh", "-c", f"date +%s.%N > {marks}/wake"],
+            tmp_path / "wake",
+        ),
         ids,
-        ["sh", "-c", f"date +%s.%N > {marks}/wake"],
-        job_name=job_name(campaign, "validation", 1, wakeup=True),
-        log_dir=tmp_path / "wake",
     )
     slurm.release(ids)
 
@@ -98,20 +141,23 @@ def test_gpu_array_with_failing_task_then_afterany_wakeup(
 
 
 def test_held_array_waits_for_release_and_wakeup_for_the_array(
-    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:
-    name = job_name(campaign, "combination", 1)
-    ids = slurm.submit_array(
-        [sh(tmp_path, "true") for _ in range(2)], job_name=name, resources=RES,
-        parallelism=2, hold=True,
-    )  # fmt: skip
-    wake = slurm.submit_wakeup(ids, ["true"], job_name=f"{name}.wake", log_dir=tmp_path / "w")
+    name = job_name(ws_tag, campaign, "combination", 1)
+    round_dir = tmp_path / "round dir"
+    round_dir.mkdir()
+    tasks = [sh(tmp_path, "true") for _ in range(2)]
+    ids = slurm.submit_array(array(round_dir, name, tasks, 2, hold=True))
+    wake = slurm.submit_wakeup(wakeup(f"{name}.wake", ["true"], tmp_path / "w"), ids)
 
     time.sleep(1.0)
     held = slurm.states([*ids, wake])
     assert {held[j].state for j in ids} == {JobState.HELD}
     assert held[ids[0]].reason == "JobHeldUser"
     assert (held[wake].state, held[wake].reason) == (JobState.PENDING, "Dependency")
+    # Each job starts where its request says, not where this process runs.
+    assert squeue_field(ids[0], "WorkDir") == str(round_dir)
+    assert squeue_field(wake, "WorkDir") == str(tmp_path / "w")
 
     slurm.release(ids)
 
@@ -120,32 +166,49 @@ def test_held_array_waits_for_release_and_wakeup_for_the_array(
 
 
 def test_find_reconciles_a_submission_from_another_process(
-    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:
     """A crash between sbatch and recording the ids: a fresh scheduler finds them by name."""
-    name = job_name(campaign, "validation", 2)
-    ids = slurm.submit_array(
-        [sh(tmp_path, "sleep 30") for _ in range(3)], job_name=name, resources=RES,
-        parallelism=1, hold=True,
-    )  # fmt: skip
+    name = job_name(ws_tag, campaign, "validation", 2)
+    tasks = [sh(tmp_path, "sleep 30") for _ in range(3)]
+    ids = slurm.submit_array(array(tmp_path, name, tasks, 1, hold=True))
 
     fresh = SlurmScheduler(tmp_path / "state")  # as the next `rea resume` would build it
-    found = fresh.find(f"rea.{campaign}.validation.r2")
+    found = fresh.find(name)
 
     assert sorted(j.job_id for j in found) == sorted(ids)
     assert {j.name for j in found} == {name} and {j.state for j in found} == {JobState.HELD}
-    assert fresh.find(f"rea.{campaign}.exploitation.") == []
+    assert fresh.find(campaign_job_prefix(ws_tag, campaign) + "exploitation.") == []
     fresh.cancel(ids)
 
 
-def test_cancel_leaves_nothing_in_squeue(
-    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+def test_a_fresh_scheduler_sends_the_wakeup_its_requests_resources(
+    tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:
-    name = job_name(campaign, "validation", 1)
-    ids = slurm.submit_array(
-        [sh(tmp_path, "sleep 300") for _ in range(3)], job_name=name, resources=RES, parallelism=1
+    """A fresh `rea resume` that only chains a wake-up (no array submitted by this process)
+    still sends the site's account and QOS: they come with the request, built from settings."""
+    site = Settings(backend="slurm", slurm=SlurmSettings(account="root", qos="normal"))
+    fresh = SlurmScheduler(tmp_path / "state")
+    name = job_name(ws_tag, campaign, "validation", 1, wakeup=True)
+
+    wake = fresh.submit_wakeup(
+        wakeup(name, ["true"], tmp_path / "w", backends.wakeup_resources(site)), []
     )
-    wake = slurm.submit_wakeup(ids, ["true"], job_name=f"{name}.wake", log_dir=tmp_path / "w")
+
+    (script,) = (tmp_path / "state" / "wakeups").glob(f"{name}-*.sbatch")
+    lines = script.read_text().splitlines()
+    assert "#SBATCH --account=root" in lines and "#SBATCH --qos=normal" in lines
+    assert (squeue_field(wake, "Account"), squeue_field(wake, "QOS")) == ("root", "normal")
+    assert wait_for(fresh, [wake])[wake].state is JobState.COMPLETED
+
+
+def test_cancel_leaves_nothing_in_squeue(
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
+) -> None:
+    name = job_name(ws_tag, campaign, "validation", 1)
+    tasks = [sh(tmp_path, "sleep 300") for _ in range(3)]
+    ids = slurm.submit_array(array(tmp_path, name, tasks, 1))
+    wake = slurm.submit_wakeup(wakeup(f"{name}.wake", ["true"], tmp_path / "w"), ids)
     wait_for(slurm, ids[:1], lambda i: i.state is JobState.RUNNING)
 
     slurm.cancel([*ids, wake])
@@ -158,19 +221,36 @@ def test_cancel_leaves_nothing_in_squeue(
     assert {s.state for s in states.values()} == {JobState.CANCELLED}
 
 
+def test_cancel_sends_sigterm_to_the_command(
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
+) -> None:
+    """A cancelled or preempted task's command is told at once (the trainer then stops
+    cleanly at its last checkpoint), not killed without a word KillWait later."""
+    up, term = tmp_path / "up", tmp_path / "term"
+    task = sh(tmp_path, f"trap 'echo TERM > {term}; exit 143' TERM; touch {up}; sleep 300 & wait")
+    name = job_name(ws_tag, campaign, "validation", 1)
+    (job,) = slurm.submit_array(array(tmp_path, name, [task], 1))
+    wait_for(slurm, [job], lambda i: i.state is JobState.RUNNING and up.exists())
+
+    slurm.cancel([job])
+
+    wait_for(slurm, [job])
+    assert term.exists(), "the command never got SIGTERM"
+    assert term.read_text().strip() == "TERM"
+
+
 @pytest.mark.parametrize("accounting", [True, False], ids=["with-sacct", "without-sacct"])
 def test_states_are_final_right_after_the_array_ends(
-    tmp_path: Path, campaign: str, accounting: bool
+    tmp_path: Path, campaign: str, ws_tag: str, accounting: bool
 ) -> None:
     slurm = SlurmScheduler(tmp_path / "state")
     if not accounting:  # a site without slurmdbd
         info = slurm.cluster()
         info.config["AccountingStorageType"] = "accounting_storage/none"
-    name = job_name(campaign, "validation", 1)
-    ids = slurm.submit_array(
-        [sh(tmp_path, f"exit {i}") for i in range(3)], job_name=name, resources=RES, parallelism=3
-    )
-    wake = slurm.submit_wakeup(ids, ["true"], job_name=f"{name}.wake", log_dir=tmp_path / "w")
+    name = job_name(ws_tag, campaign, "validation", 1)
+    tasks = [sh(tmp_path, f"exit {i}") for i in range(3)]
+    ids = slurm.submit_array(array(tmp_path, name, tasks, 3))
+    wake = slurm.submit_wakeup(wakeup(f"{name}.wake", ["true"], tmp_path / "w"), ids)
     wait_for(slurm, [wake], lambda i: i.state is JobState.RUNNING or i.state.is_terminal)
 
     states = slurm.states(ids)  # the moment the wake-up runs: no waiting for sacct
@@ -185,13 +265,12 @@ def test_states_are_final_right_after_the_array_ends(
 
 
 def test_requeue_runs_the_same_command_again(
-    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:
     runs = tmp_path / "runs.txt"
     task = sh(tmp_path, f'echo "run ${{SLURM_RESTART_COUNT:-0}}" >> {runs}; sleep 300')
-    (job,) = slurm.submit_array(
-        [task], job_name=job_name(campaign, "validation", 1), resources=RES, parallelism=1
-    )
+    name = job_name(ws_tag, campaign, "validation", 1)
+    (job,) = slurm.submit_array(array(tmp_path, name, [task], 1))
     wait_for(slurm, [job], lambda i: i.state is JobState.RUNNING and runs.exists())
 
     scontrol("requeue", job)
@@ -209,17 +288,16 @@ def test_requeue_runs_the_same_command_again(
 
 
 def test_preemption_signal_requeues_through_submitit(
-    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:
     """USR2 early in the run (a preemption notice): submitit checkpoints and requeues; the
     command, which ignores USR2 itself, runs again as a new attempt."""
     runs = tmp_path / "runs.txt"
     task = sh(tmp_path, f'echo "run ${{SLURM_RESTART_COUNT:-0}}" >> {runs}; sleep 300')
+    name = job_name(ws_tag, campaign, "validation", 1)
+    # USR2 within the first 20 min of a 30 min limit = preemption
     (job,) = slurm.submit_array(
-        [task],
-        job_name=job_name(campaign, "validation", 1),
-        resources=Resources(time_limit_min=30),  # USR2 within the first 20 min = preemption
-        parallelism=1,
+        array(tmp_path, name, [task], 1, resources=Resources(time_limit_min=30))
     )
     wait_for(slurm, [job], lambda i: i.state is JobState.RUNNING and runs.exists())
 
@@ -235,19 +313,22 @@ def test_preemption_signal_requeues_through_submitit(
 
 
 def test_bad_partition_and_account_submit_nothing(
-    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:
-    name = job_name(campaign, "validation", 1)
+    name = job_name(ws_tag, campaign, "validation", 1)
     for bad, message in [
         (Resources(partition="no-such-partition"), "unknown Slurm partition 'no-such-partition'"),
         (Resources(account="no-such-account"), "unknown Slurm account 'no-such-account'"),
         (Resources(time_limit_min=0), "invalid Slurm time limit 0"),
+        (Resources(time_limit_min=float("nan")), "invalid Slurm time limit nan"),
     ]:
         with pytest.raises(UsageError, match=message):
-            slurm.submit_array([sh(tmp_path, "true")], job_name=name, resources=bad, parallelism=1)
+            slurm.submit_array(array(tmp_path, name, [sh(tmp_path, "true")], 1, resources=bad))
+        with pytest.raises(UsageError, match=message):  # a wake-up is checked the same way
+            slurm.submit_wakeup(wakeup(f"{name}.wake", ["true"], tmp_path / "w", bad), [])
 
     assert slurm.runner.calls["sbatch"] == 0
-    assert slurm.find(f"rea.{campaign}.") == []
+    assert slurm.find(campaign_job_prefix(ws_tag, campaign)) == []
 
 
 def test_unreachable_controller_is_one_line_and_submits_nothing(
@@ -263,9 +344,7 @@ def test_unreachable_controller_is_one_line_and_submits_nothing(
     slurm = SlurmScheduler(tmp_path / "state", runner=runner)
 
     with pytest.raises(SchedulerError) as error:
-        slurm.submit_array(
-            [sh(tmp_path, "true")], job_name="rea.x.validation.r1", resources=RES, parallelism=1
-        )
+        slurm.submit_array(array(tmp_path, "rea.ab12cd.x.validation.r1", [sh(tmp_path, "true")], 1))
 
     assert str(error.value).startswith("Slurm is not reachable (")
     assert "\n" not in str(error.value) and runner.calls["sbatch"] == 0
@@ -273,14 +352,12 @@ def test_unreachable_controller_is_one_line_and_submits_nothing(
 
 @pytest.mark.slow
 def test_time_limit_ends_timeout_not_failed(
-    slurm: SlurmScheduler, tmp_path: Path, campaign: str
+    slurm: SlurmScheduler, tmp_path: Path, campaign: str, ws_tag: str
 ) -> None:
     """submitit would end a non-requeued task FAILED 90 s early; rea's task lets Slurm end it."""
+    name = job_name(ws_tag, campaign, "validation", 1)
     (job,) = slurm.submit_array(
-        [sh(tmp_path, "sleep 600")],
-        job_name=job_name(campaign, "validation", 1),
-        resources=Resources(time_limit_min=1),
-        parallelism=1,
+        array(tmp_path, name, [sh(tmp_path, "sleep 600")], 1, resources=Resources(time_limit_min=1))
     )
 
     info = wait_for(slurm, [job], deadline_s=240)[job]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rea_cli.executor.scheduler import campaign_job_prefix, workspace_tag
 from tests.conftest import make_workspace, run_rea, start_campaign, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -24,11 +25,14 @@ time_limit_min = 10
 array_parallelism = 2
 
 [planner]
-max_hypotheses = 2
-validation_seeds = 1
-combination_top_k = 2
-combination_seeds = 1
-exploitation_seeds = 2
+# as small as the engine allows: one hypothesis screened, one search point per batch, one
+# batch without progress ends the search, the five-seed confirmation is the minimum
+max_hypotheses = 1
+validation_seeds = 2
+exploitation_batch = 1
+stall_batches = 1
+search_rounds = 1
+confirmation_seeds = 5
 """
 
 
@@ -48,7 +52,7 @@ def _queued(name_prefix: str) -> list[str]:
 def test_tick_recovers_a_scancelled_wakeup_on_slurm(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", backend="slurm", extra=SLURM_SETTINGS)
     cid = f"wd{int(time.time()) % 100000}"
-    prefix = f"rea.{cid}."
+    prefix = campaign_job_prefix(workspace_tag(ws.resolve()), cid)
     start_campaign(ws, cid)
     try:
         doc = _doc(ws, cid)

@@ -19,7 +19,14 @@ import pytest
 from rea_cli.executor.local import LocalScheduler, records, runner
 from rea_cli.executor.local.records import ArraySpec, JobRecord, TaskCommand
 from rea_cli.executor.local.store import JobStore
-from rea_cli.executor.scheduler import JobInfo, JobState, Resources, Scheduler, TaskSpec
+from rea_cli.executor.scheduler import (
+    ArrayRequest,
+    JobInfo,
+    JobState,
+    Resources,
+    Scheduler,
+    TaskSpec,
+)
 
 RESOURCES = Resources(time_limit_min=5)
 DEADLINE_S = 60.0
@@ -72,17 +79,20 @@ _SUBMITTER = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from rea_cli.executor.local import LocalScheduler
-    from rea_cli.executor.scheduler import Resources, TaskSpec
+    from rea_cli.executor.scheduler import ArrayRequest, Resources, TaskSpec, WakeupRequest
 
     state, out = Path(sys.argv[1]), Path(sys.argv[2])
     code = "import sys, time, pathlib; time.sleep(0.5); pathlib.Path(sys.argv[1]).touch()"
     tasks = [TaskSpec([sys.executable, "-c", code, str(out / f"task{i}")], out, out / "logs")
              for i in range(2)]
     s = LocalScheduler(state)
-    ids = s.submit_array(tasks, job_name="rea.t.validation.r1", resources=Resources(),
-                         parallelism=2)
-    wake = s.submit_wakeup(ids, [sys.executable, "-c", code.replace("0.5", "0"), str(out / "wake")],
-                           job_name="rea.t.validation.r1.wake", log_dir=out / "logs")
+    ids = s.submit_array(ArrayRequest("rea.t.validation.r1", tasks, Resources(), 2, workdir=out))
+    wake_argv = [sys.executable, "-c", code.replace("0.5", "0"), str(out / "wake")]
+    wake = s.submit_wakeup(
+        WakeupRequest("rea.t.validation.r1.wake", wake_argv, Resources(time_limit_min=0),
+                      log_dir=out / "logs", workdir=out),
+        ids,
+    )
     print(json.dumps([*ids, wake]))
     """
 )
@@ -121,12 +131,16 @@ def _task(tmp_path: Path, argv: list[str]) -> TaskSpec:
     return TaskSpec(argv, tmp_path, tmp_path / "logs")
 
 
+def _array(
+    tmp_path: Path, tasks: Sequence[TaskSpec], parallelism: int, *, hold: bool = False
+) -> ArrayRequest:
+    return ArrayRequest("rea.t.v.r1", tasks, RESOURCES, parallelism, workdir=tmp_path, hold=hold)
+
+
 def test_killed_runner_does_not_leave_jobs_running(tmp_path: Path) -> None:
     scheduler = LocalScheduler(tmp_path / "state")
     sleeper = _task(tmp_path, ["sleep", "60"])
-    first, second = scheduler.submit_array(
-        [sleeper, sleeper], job_name="rea.t.validation.r1", resources=RESOURCES, parallelism=1
-    )
+    first, second = scheduler.submit_array(_array(tmp_path, [sleeper, sleeper], parallelism=1))
     wait_until(lambda: scheduler.states([first])[first].state is JobState.RUNNING, "RUNNING")
     record = scheduler.store.read(first)
     assert record and record.runner and record.task
@@ -182,9 +196,7 @@ def test_max_parallel_bounds_every_submission_together(tmp_path: Path) -> None:
             )
             for i in range(2)
         ]
-        ids += scheduler.submit_array(
-            tasks, job_name="rea.t.v.r1", resources=RESOURCES, parallelism=2
-        )
+        ids += scheduler.submit_array(_array(tmp_path, tasks, parallelism=2))
 
     states = wait_terminal(scheduler, ids)
     assert all(i.state is JobState.COMPLETED for i in states.values())
@@ -194,10 +206,7 @@ def test_max_parallel_bounds_every_submission_together(tmp_path: Path) -> None:
 def test_missing_command_fails_like_the_shell(tmp_path: Path) -> None:
     scheduler = LocalScheduler(tmp_path / "state")
     (job_id,) = scheduler.submit_array(
-        [_task(tmp_path, ["/nonexistent/rea-command"])],
-        job_name="rea.t.v.r1",
-        resources=RESOURCES,
-        parallelism=1,
+        _array(tmp_path, [_task(tmp_path, ["/nonexistent/rea-command"])], parallelism=1)
     )
     info = wait_terminal(scheduler, [job_id])[job_id]
     assert (info.state, info.exit_code) == (JobState.FAILED, 127)
@@ -239,13 +248,7 @@ def test_runner_ends_a_job_at_its_time_limit(tmp_path: Path) -> None:
 
 def test_cancel_while_held_stops_the_runner(tmp_path: Path) -> None:
     scheduler = LocalScheduler(tmp_path / "state")
-    ids = scheduler.submit_array(
-        [_task(tmp_path, ["true"])],
-        job_name="rea.t.v.r1",
-        resources=RESOURCES,
-        parallelism=1,
-        hold=True,
-    )
+    ids = scheduler.submit_array(_array(tmp_path, [_task(tmp_path, ["true"])], 1, hold=True))
     wait_until(
         lambda: (r := scheduler.store.read(ids[0])) is not None and r.runner is not None, "claim"
     )
@@ -265,3 +268,12 @@ def test_cancel_while_held_stops_the_runner(tmp_path: Path) -> None:
 
 def test_local_scheduler_is_a_scheduler(tmp_path: Path) -> None:
     assert isinstance(LocalScheduler(tmp_path), Scheduler)
+
+
+def test_enforced_limit_adds_the_kill_grace_and_no_limit_stays_none(tmp_path: Path) -> None:
+    scheduler = LocalScheduler(tmp_path)
+    grace_min = (runner.KILL_GRACE_S + runner.POLL_S) / 60
+
+    assert scheduler.enforced_limit_min(30) >= 30 + grace_min
+    assert scheduler.enforced_limit_min(0.5) >= 0.5 + grace_min  # fractional: enforced in s
+    assert scheduler.enforced_limit_min(0) == 0.0  # 0: no limit on this backend, none to add

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -62,12 +63,29 @@ def test_sbatch_options_minimal_and_extra_wins() -> None:
     assert sbatch_options(typed)["gres"] == "gpu:a100:1"
 
 
-@pytest.mark.parametrize("bad", [0, -5, 1.5, "60", True])
+@pytest.mark.parametrize("bad", [0, -5, 0.0, -0.5, math.nan, math.inf, "60", True, None])
 def test_invalid_time_limit_is_one_clear_line(bad: object) -> None:
     with pytest.raises(UsageError) as error:
         check_time_limit(bad)
     message = str(error.value)
     assert "\n" not in message and "time_limit_min" in message
+
+
+@pytest.mark.parametrize(
+    ("minutes", "sent"), [(1, 1), (60, 60), (1.5, 2), (0.25, 1), (0.02, 1), (59.0001, 60)]
+)
+def test_fractional_time_limits_are_rounded_up_never_down(minutes: float, sent: int) -> None:
+    assert check_time_limit(minutes) == sent
+    assert sbatch_options(Resources(time_limit_min=minutes))["time"] == str(sent)
+    params = submitit_parameters(
+        Resources(time_limit_min=minutes),
+        job_name="n",
+        comment="c",
+        parallelism=1,
+        setup=[],
+        hold=False,
+    )
+    assert params["time"] == sent
 
 
 def test_mem_and_extra_formatting() -> None:
@@ -88,6 +106,7 @@ def test_array_sbatch_text_from_submitit(tmp_path: Path) -> None:
         parallelism=4,
         setup=["source /venv/bin/activate", *FULL.setup],
         hold=True,
+        workdir="/shared/ws/phases/validation dir",
     )
     text = _make_sbatch_string(command="python -m x", folder=tmp_path, map_count=10, **params)
     lines = text.splitlines()
@@ -107,6 +126,7 @@ def test_array_sbatch_text_from_submitit(tmp_path: Path) -> None:
         "#SBATCH --exclusive",
         "#SBATCH --mail-type=FAIL",
         "#SBATCH --hold",
+        "#SBATCH --chdir='/shared/ws/phases/validation dir'",
         "#SBATCH --signal=USR2@90",
         "source /venv/bin/activate",
         "module load cuda/12.4",

@@ -140,6 +140,35 @@ def test_config_partitions_and_limits() -> None:
     assert parse.parse_qos(fixture("sacctmgr_qos.txt")) == {"normal": None}
 
 
+def test_overrun_on_the_captured_config() -> None:
+    """OverTimeLimit = 0 min, KillWait = 5 sec: the 5 s grace plus the controller's ~30 s."""
+    config = parse.parse_config(fixture("scontrol_show_config.txt"))
+
+    assert (config["OverTimeLimit"], config["KillWait"]) == ("0 min", "5 sec")
+    assert parse.overrun_min(config) == pytest.approx(35 / 60)
+
+
+@pytest.mark.parametrize(
+    ("over", "kill_wait", "minutes"),
+    [
+        ("2 min", "30 sec", 3.0),
+        ("0 min", "0 sec", 0.5),
+        ("UNLIMITED", "30 sec", 24 * 60 + 1.0),  # unbounded: a day, so reservations stay safe
+        (None, None, 1.0),  # keys missing: Slurm's defaults (0 min, 30 sec)
+    ],
+)
+def test_overrun_from_overtimelimit_and_killwait(
+    over: str | None, kill_wait: str | None, minutes: float
+) -> None:
+    config = {"MaxArraySize": "1001"}
+    if over is not None:
+        config["OverTimeLimit"] = over
+    if kill_wait is not None:
+        config["KillWait"] = kill_wait
+
+    assert parse.overrun_min(config) == pytest.approx(minutes)
+
+
 def test_partition_max_time_and_limits_parsing() -> None:
     text = (
         "PartitionName=gpu Default=NO MaxTime=2-00:00:00 State=UP TRES=cpu=2\n"
@@ -200,3 +229,33 @@ def test_sbatch_id_and_unknown_ids() -> None:
         parse.parse_sbatch_id("sbatch: error: nope")
     assert parse.squeue_says_unknown(fixture("squeue_unknown.stderr"))
     assert parse.unknown("9").state is JobState.UNKNOWN
+
+
+def test_sacct_step_out_of_memory_makes_a_failed_job_out_of_memory() -> None:
+    """cgroup OOM: the job line says FAILED 1:0, only the step `.0` says OUT_OF_MEMORY."""
+    for name in ("sacct_oom_step.txt", "sacct_oom_step_early.txt"):
+        records = parse.parse_sacct(fixture(name))
+        record = parse.lookup(records, "412_0")
+        assert record is not None and record.slurm_state == "FAILED"
+        info = record.to_job_info()
+        assert info.state is JobState.OUT_OF_MEMORY, name
+        assert info.reason is not None and "memory limit of 200M" in info.reason
+        assert record.oom_step is not None and record.oom_step.endswith(".0")
+    # squeue alone cannot tell: FAILED, NonZeroExitCode
+    (live,) = parse.parse_squeue(fixture("squeue_oom_ended.txt"))
+    assert (live.state, live.reason) == (JobState.FAILED, "NonZeroExitCode")
+    merged = parse.merge_records(live, parse.parse_sacct(fixture("sacct_oom_step.txt"))["412_0"])
+    assert merged is not None and merged.to_job_info().state is JobState.OUT_OF_MEMORY
+
+
+def test_sacct_duplicates_count_every_run_of_a_requeued_job() -> None:
+    """sacct -D: one line per run; spent counts them all, not only the last."""
+    (record,) = parse.parse_sacct(fixture("sacct_requeued_runs.txt")).values()
+    lines = [x.split("|") for x in fixture("sacct_requeued_runs.txt").splitlines()]
+    runs = [float(f[8]) for f in lines if "." not in f[0]]
+    assert len(runs) == 3 and record.restarts == 2
+    info = record.to_job_info()
+    assert info.state is JobState.COMPLETED
+    assert info.elapsed_s == sum(runs) > runs[-1]
+    # a step that failed in an earlier run says nothing of the last one
+    assert record.oom_step is None

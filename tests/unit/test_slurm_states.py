@@ -59,3 +59,15 @@ def test_terminal_states_are_the_ones_slurm_never_leaves() -> None:
         "BOOT_FAIL",
         "PREEMPTED",
     }
+
+
+def test_has_ended_is_terminal_or_unknown() -> None:
+    """The one rule readers of job records use: a job the scheduler no longer knows has ended
+    (it can never run again), and nothing that may still run has."""
+    ended = {state for state in JobState if state.has_ended}
+
+    assert ended == {state for state in JobState if state.is_terminal} | {JobState.UNKNOWN}
+    still_running = {JobState.PENDING, JobState.HELD, JobState.RUNNING, JobState.REQUEUED}
+    assert not ended & still_running
+    assert set(JobState) == ended | still_running
+    assert not JobState.UNKNOWN.is_terminal  # backends: a job they cannot map is not "ended"

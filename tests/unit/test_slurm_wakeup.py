@@ -15,6 +15,7 @@ def render() -> str:
         job_name="rea.c20261122-ab12.validation.r1.wake",
         comment="rea.c20261122-ab12.validation.r1.wake/0123456789ab",
         log_dir=Path("/shared/ws/campaigns/c20261122-ab12/phases/validation"),
+        workdir=Path("/shared/ws/campaigns/c20261122-ab12/phases/validation/logs"),
         argv=["/shared/venv/bin/python", "-m", "rea_cli", "resume", "c20261122-ab12"],
         options=["--account=proj", "--cpus-per-task=1", "--partition=cpu", "--time=30"],
         preamble="# site preamble\nmodule load python/3.11\n",
@@ -35,11 +36,15 @@ def test_wakeup_script_matches_golden_file() -> None:
 
 def test_wakeup_without_preamble_or_setup_and_with_odd_paths() -> None:
     text = render_wakeup_script(
-        job_name="n", comment="n/x", log_dir=Path("/a b"), argv=["echo", "it's"]
+        job_name="n",
+        comment="n/x",
+        log_dir=Path("/a b"),
+        workdir=Path("/w d"),
+        argv=["echo", "it's"],
     )
 
     assert "preamble" not in text and "setup lines" not in text
     assert "#SBATCH --output='/a b/n-%j.out'" in text
-    assert "#SBATCH --chdir='/a b'" in text
+    assert "#SBATCH --chdir='/w d'" in text and "--chdir='/a b'" not in text
     assert text.rstrip().endswith("exec echo 'it'\"'\"'s'")
     assert "#SBATCH --dependency" not in text  # given on the sbatch command line instead

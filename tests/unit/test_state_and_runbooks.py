@@ -10,7 +10,7 @@ import pytest
 from rea_cli.campaign.journal import append_event, read_events
 from rea_cli.campaign.state import TRANSITIONS, CampaignState, check_transition
 from rea_cli.errors import RefusedError, UsageError
-from rea_cli.runbooks import Failure, choose_action, diagnose, load_runbooks
+from rea_cli.runbooks import Failure, Footprint, choose_action, diagnose, load_runbooks
 
 S = CampaignState
 
@@ -66,6 +66,8 @@ def books():
         (Failure(None, "TIMEOUT", None), "timeout", "retry"),
         (Failure(None, "NODE_FAIL", None), "preempted", "retry"),
         (Failure("data_error", "FAILED", 2), "bad-input", "pause_campaign"),
+        (Failure("data_changed", "FAILED", 2), "data-changed", "pause_campaign"),
+        (Failure("invalid_result", "COMPLETED", 0), "invalid-result", "give_up"),
         (Failure("error", "FAILED", 1), "unknown", "retry"),
     ],
 )
@@ -79,6 +81,55 @@ def test_oom_retry_halves_batch_size(books) -> None:
     config = {"train": {"batch_size": 512}}
     d = choose_action(book, Failure("oom", "FAILED", 4), attempts=1, max_attempts=3, config=config)
     assert d.action == "retry_with" and d.change == {"train.batch_size": 256}
+
+
+OOM_KILLED = Failure(None, "OUT_OF_MEMORY", 1, "step 7_0.0 was killed at its memory limit")
+BATCH = {"train": {"batch_size": 512}}
+
+
+def _oom(books, footprint: Footprint, attempts: int = 1):
+    book = diagnose(books, OOM_KILLED)
+    return choose_action(
+        book, OOM_KILLED, attempts=attempts, max_attempts=3, config=BATCH, footprint=footprint
+    )
+
+
+def test_oom_kill_asks_for_more_memory_within_what_a_node_offers(books) -> None:
+    d = _oom(books, Footprint(mem_gb=2.0, max_mem_gb=21.2, fixed_mb=900.0))
+    assert (d.action, d.change) == ("retry_with", {"resources.mem_gb": 4.0})
+    d = _oom(books, Footprint(mem_gb=16.0, max_mem_gb=21.2, fixed_mb=900.0))
+    assert d.change == {"resources.mem_gb": 21.2}  # capped at the node
+
+
+def test_oom_kill_at_the_most_memory_halves_the_batch(books) -> None:
+    d = _oom(books, Footprint(mem_gb=4.0, max_mem_gb=4.0, fixed_mb=900.0))
+    assert (d.action, d.change) == ("retry_with", {"train.batch_size": 256})
+    d = _oom(books, Footprint(mem_gb=None, max_mem_gb=None))  # no --mem: nothing to raise
+    assert d.change == {"train.batch_size": 256}
+
+
+@pytest.mark.parametrize(
+    ("footprint", "why"),
+    [
+        (
+            Footprint(mem_gb=1.0, max_mem_gb=1.0, fixed_mb=1325.0),
+            "its data, model and optimizer state alone take about 1325 MB of its 1024 MB: "
+            "a smaller batch cannot help",
+        ),
+        (
+            Footprint(mem_gb=0.5, max_mem_gb=0.5, before_ready=True),
+            "it ran out of memory before its first batch: its data and model alone do not fit "
+            "in 0.5 GB, whatever the batch size",
+        ),
+    ],
+)
+def test_oom_kill_that_no_batch_size_fixes_excludes_the_hypothesis(
+    books, footprint: Footprint, why: str
+) -> None:
+    d = _oom(books, footprint)
+    assert (d.action, d.change) == ("give_up", {})
+    assert d.detail.startswith(OOM_KILLED.message + "; it already had")
+    assert why in d.detail and d.detail.endswith("the hypothesis is excluded, not retried")
 
 
 def test_guardrail_stops_retries(books) -> None:
@@ -99,6 +150,12 @@ def test_workspace_runbooks_take_priority_and_are_validated(tmp_path: Path) -> N
         'change = { "model.embedding_dim" = 8 }\n'
     )
     with pytest.raises(UsageError, match=r"cannot change model\.embedding_dim"):
+        load_runbooks(tmp_path)
+    (tmp_path / "bad.toml").write_text(
+        '[[runbook]]\nid = "x"\ntitle = "t"\ndiagnosis = "d"\naction = "retry_with"\n'
+        'change = { "resources.mem_gb" = "8G" }\n'
+    )
+    with pytest.raises(UsageError, match=r"resources\.mem_gb = '8G'; give a number or a factor"):
         load_runbooks(tmp_path)
     (tmp_path / "bad.toml").write_text('[[runbook]]\nid = "x"\naction = "explode"\n')
     with pytest.raises(UsageError, match=r"bad\.toml"):

@@ -11,14 +11,14 @@ from typing import Literal
 
 import pytest
 
+from rea_cli.app.watchdog import decide, jobs_to_query, stuck_notes
+from rea_cli.budget import measured_spend_hours
 from rea_cli.campaign.model import Budget, Campaign, JobRecord, PhaseRecord, Round, TrialRecord
 from rea_cli.campaign.state import CampaignState
 from rea_cli.config import SlurmSettings
+from rea_cli.cron import cron_block, merge_block, schedule, strip_block
 from rea_cli.errors import UsageError
 from rea_cli.executor.scheduler import JobInfo, JobState
-from rea_cli.app.watchdog import decide, jobs_to_query, stuck_notes
-from rea_cli.budget import measured_spend_hours
-from rea_cli.cron import cron_block, merge_block, schedule, strip_block
 from tests.conftest import make_workspace, run_rea
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

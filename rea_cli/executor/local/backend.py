@@ -26,6 +26,7 @@ from rea_cli.executor.scheduler import (
     ArrayRequest,
     JobInfo,
     JobState,
+    Resources,
     SubmissionRequest,
     WakeupRequest,
 )
@@ -131,10 +132,17 @@ class LocalScheduler:
         return [(f"array {array.job_name}", "\n".join(lines)), (f"wake-up {wake.job_name}", script)]
 
     def enforced_limit_min(self, time_limit_min: float) -> float:
-        """The runner checks limits every poll and kills after `KILL_GRACE_S` (runner.py)."""
+        """The runner sees the limit within a poll, sends SIGTERM, SIGKILL after `KILL_GRACE_S`
+        and reaps the task a poll later (runner.py); one second more for a busy machine."""
         from rea_cli.executor.local.runner import KILL_GRACE_S, POLL_S
 
-        return time_limit_min + (KILL_GRACE_S + 2 * POLL_S) / 60.0 if time_limit_min else 0.0
+        if not time_limit_min:
+            return 0.0
+        return time_limit_min + (KILL_GRACE_S + 4 * POLL_S + 1.0) / 60.0
+
+    def max_mem_gb(self, resources: Resources) -> float | None:
+        """Local tasks get no memory limit of their own."""
+        return None
 
     def release(self, job_ids: Sequence[str]) -> None:
         self.store.update(job_ids, records.release)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 from rea_cli.executor.local import procs, records
 from rea_cli.executor.local.records import ArraySpec, JobRecord
+from rea_cli.fsutil import write_text_atomic
 
 
 class JobStore:
@@ -103,7 +102,11 @@ class JobStore:
         record = self.read(job_id)
         if record is None or record.state.is_terminal or procs.is_alive(record.runner):
             return record
-        resolved = self.update([job_id], self._resolve)
+        try:
+            resolved = self.update([job_id], self._resolve)
+        except OSError:
+            # a full disk, a teammate's record: the answer stands, the next reader persists it
+            return self._resolve(record)
         return resolved[0] if resolved else None
 
     def _resolve(self, record: JobRecord) -> JobRecord:
@@ -144,13 +147,4 @@ def try_slot(slots_dir: Path, max_parallel: int) -> Any | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)  # follows the umask, like every workspace file

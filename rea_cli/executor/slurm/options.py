@@ -22,7 +22,7 @@ def check_time_limit(minutes: object) -> int:
     ):
         raise UsageError(
             f"invalid Slurm time limit {minutes!r}: set [slurm] time_limit_min in rea.toml "
-            "to a whole number of minutes >= 1"
+            "to a positive number of minutes"
         )
     return max(1, math.ceil(minutes))
 

@@ -66,10 +66,18 @@ class SlurmRecord:
     elapsed_s: float | None = None
     gpus: int = 0
     restarts: int = 0
+    earlier_runs_s: float = 0.0  # elapsed of the earlier runs of a requeued job (sacct -D)
+    oom_step: str | None = None  # a step of the last run killed at its memory limit ("12_3.0")
+    mem: str | None = None  # the memory allocated ("256M"), from the TRES
 
     @property
     def state(self) -> JobState:
-        return to_job_state(self.slurm_state, self.reason)
+        state = to_job_state(self.slurm_state, self.reason)
+        # with cgroup limits the kernel kills the step, the batch script then exits 1: the job
+        # says FAILED and only its step says OUT_OF_MEMORY
+        if state is JobState.FAILED and self.oom_step:
+            return JobState.OUT_OF_MEMORY
+        return state
 
     def settled(self) -> SlurmRecord:
         """Drop what Slurm prints as 0 before it is known: the exit code of a job that has not
@@ -82,6 +90,13 @@ class SlurmRecord:
 
     def to_job_info(self) -> JobInfo:
         r = self.settled()
+        elapsed = r.elapsed_s
+        if r.earlier_runs_s:  # spent counts every run of a requeued job
+            elapsed = (elapsed or 0.0) + r.earlier_runs_s
+        reason = r.reason
+        if r.oom_step and r.state is JobState.OUT_OF_MEMORY:
+            limit = f" of {r.mem}" if r.mem else ""
+            reason = f"step {r.oom_step} was killed at its memory limit{limit} (OUT_OF_MEMORY)"
         return JobInfo(
             job_id=r.job_id,
             name=r.name,
@@ -91,9 +106,9 @@ class SlurmRecord:
             submitted_at=r.submitted_at,
             started_at=r.started_at,
             ended_at=r.ended_at,
-            elapsed_s=r.elapsed_s,
+            elapsed_s=elapsed,
             gpus=r.gpus,
-            reason=r.reason,
+            reason=reason,
             restarts=r.restarts,
         )
 
@@ -169,6 +184,15 @@ def gpus_from_tres(tres: str) -> int:
     return untyped or typed
 
 
+def mem_from_tres(tres: str) -> str | None:
+    """The memory of a TRES string ("cpu=1,mem=256M,node=1" -> "256M")."""
+    for item in tres.split(","):
+        key, _, value = item.partition("=")
+        if key == "mem" and value:
+            return value
+    return None
+
+
 def expand_job_id(job_id: str) -> list[str]:
     """`5_[1-3,7%2]` -> ["5_1", "5_2", "5_3", "5_7"]; any other id -> [id]."""
     match = re.fullmatch(r"(\d+)_\[([^\]]+)\]", job_id.strip())
@@ -228,11 +252,13 @@ def parse_squeue(text: str) -> list[SlurmRecord]:
 
 
 def parse_sacct(text: str) -> dict[str, SlurmRecord]:
-    """Parse `sacct -X -D -P -n --format=SACCT_FORMAT` into one record per job id.
+    """Parse `sacct -D -P -n --format=SACCT_FORMAT` into one record per job id.
 
-    With -D a requeued job has one line per run, oldest first: the last one wins and the
-    number of earlier lines is its restart count. `5_[1-2]` lines (tasks that never started)
-    are expanded to one record per task.
+    With -D a requeued job has one line per run, oldest first: the last one wins, the number
+    of earlier lines is its restart count and their elapsed times are kept (spent counts every
+    run). Step lines (`12_3.batch`, `12_3.0`) follow their job's line: a step of the last run
+    that ended OUT_OF_MEMORY marks the job (cgroup kills show only there). `5_[1-2]` lines
+    (tasks that never started) are expanded to one record per task.
     """
     out: dict[str, SlurmRecord] = {}
     n = len(SACCT_FIELDS)
@@ -243,8 +269,16 @@ def parse_sacct(text: str) -> dict[str, SlurmRecord]:
         if len(parts) < n:
             continue
         f = dict(zip(SACCT_FIELDS, parts, strict=True))
+        job_field = f["JobID"].strip()
+        if "." in job_field:  # a step of the job before it
+            parent, _, _ = job_field.partition(".")
+            job = out.get(parent)
+            oom = to_job_state(f["State"]) is JobState.OUT_OF_MEMORY
+            if job is not None and oom and job.oom_step is None:
+                out[parent] = replace(job, oom_step=job_field)
+            continue
         elapsed = f["ElapsedRaw"].strip()
-        for job_id in expand_job_id(f["JobID"]):
+        for job_id in expand_job_id(job_field):
             previous = out.get(job_id)
             record = SlurmRecord(
                 job_id=job_id,
@@ -258,9 +292,14 @@ def parse_sacct(text: str) -> dict[str, SlurmRecord]:
                 ended_at=parse_time(f["End"]),
                 elapsed_s=float(elapsed) if elapsed.isdigit() else None,
                 gpus=gpus_from_tres(f["AllocTRES"]),
+                mem=mem_from_tres(f["AllocTRES"]),
             )
             if previous is not None:
-                record = replace(record, restarts=previous.restarts + 1)
+                record = replace(
+                    record,
+                    restarts=previous.restarts + 1,
+                    earlier_runs_s=previous.earlier_runs_s + (previous.elapsed_s or 0.0),
+                )
             out[job_id] = record
     return out
 
@@ -275,14 +314,21 @@ def merge_records(live: SlurmRecord | None, accounted: SlurmRecord | None) -> Sl
         return accounted
     if accounted is None:
         return live
+    # the earlier runs of a requeued job have ended: sacct's figures for them are final
+    merged = replace(
+        live,
+        restarts=max(live.restarts, accounted.restarts),
+        earlier_runs_s=max(live.earlier_runs_s, accounted.earlier_runs_s),
+    )
     if accounted.state.is_terminal and accounted.ended_at is not None:
         return replace(
-            live,
+            merged,
             elapsed_s=accounted.elapsed_s if accounted.elapsed_s is not None else live.elapsed_s,
             gpus=accounted.gpus or live.gpus,
-            restarts=max(live.restarts, accounted.restarts),
+            oom_step=accounted.oom_step,
+            mem=accounted.mem or live.mem,
         )
-    return replace(live, restarts=max(live.restarts, accounted.restarts))
+    return merged
 
 
 # ------------------------------------------------------------------ scontrol / sacctmgr / sbatch
@@ -321,26 +367,111 @@ class Partition:
     default: bool
     max_time_min: float | None  # None = unlimited
     state: str
+    max_mem_per_node_mb: float | None = None  # None = unlimited
+    max_mem_per_cpu_mb: float | None = None
+    max_cpus_per_node: int | None = None
+
+
+def _fields(line: str) -> dict[str, str]:
+    """`Key=Value Key=Value ...` of one `scontrol show ... -o` line (words without = skipped)."""
+    return dict(
+        item.split("=", 1) for item in line.split() if "=" in item and not item.startswith("=")
+    )
+
+
+def _limit(text: str | None) -> float | None:
+    """A numeric limit; UNLIMITED, 0 and anything unreadable -> None (no limit)."""
+    value = _number(text or "")
+    return value if value > 0 else None
 
 
 def parse_partitions(text: str) -> dict[str, Partition]:
     """`scontrol show partition -o` (one line per partition) -> {name: Partition}."""
     partitions = {}
     for line in text.splitlines():
-        fields = dict(
-            item.split("=", 1) for item in line.split() if "=" in item and not item.startswith("=")
-        )
+        fields = _fields(line)
         name = fields.get("PartitionName")
         if not name:
             continue
         max_time = parse_duration(fields.get("MaxTime", "UNLIMITED"))
+        cpus = _limit(fields.get("MaxCPUsPerNode"))
         partitions[name] = Partition(
             name=name,
             default=fields.get("Default") == "YES",
             max_time_min=None if max_time is None else max_time / 60.0,
             state=fields.get("State", "UP"),
+            max_mem_per_node_mb=_limit(fields.get("MaxMemPerNode")),
+            max_mem_per_cpu_mb=_limit(fields.get("MaxMemPerCPU")),
+            max_cpus_per_node=None if cpus is None else int(cpus),
         )
     return partitions
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    cpus: int
+    mem_mb: float  # RealMemory: what jobs may be given
+    gpus: int
+    partitions: tuple[str, ...]
+
+
+def gpus_from_gres(gres: str) -> int:
+    """GPUs of a node's Gres ("gpu:2", "gpu:a100:4(S:0-1),gpu:v100:1"; "(null)" -> 0)."""
+    total = 0
+    for item in re.split(r",(?![^(]*\))", gres):
+        parts = item.split("(", 1)[0].split(":")
+        if parts[0] == "gpu" and len(parts) > 1 and parts[-1].isdigit():
+            total += int(parts[-1])
+    return total
+
+
+def parse_nodes(text: str) -> list[Node]:
+    """`scontrol show node -o` (one line per node) -> nodes with what a task may get there."""
+    nodes = []
+    for line in text.splitlines():
+        fields = _fields(line)
+        name = fields.get("NodeName")
+        if not name:
+            continue
+        cpus = fields.get("CPUEfctv") or fields.get("CPUTot") or "0"
+        nodes.append(
+            Node(
+                name=name,
+                cpus=int(cpus) if cpus.isdigit() else 0,
+                mem_mb=_number(fields.get("RealMemory", "0")),
+                gpus=gpus_from_gres(fields.get("Gres", "")),
+                partitions=tuple(p for p in fields.get("Partitions", "").split(",") if p),
+            )
+        )
+    return nodes
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The most one task can be given in a partition: its largest node, within its limits.
+    Each figure is a maximum over the nodes, not a node that has all three at once."""
+
+    partition: str
+    cpus: int
+    mem_gb: float
+    gpus: int
+
+
+def capacity(partition: Partition, nodes: list[Node]) -> Capacity | None:
+    """What the partition's nodes offer one task; None when no node of it is listed."""
+    mine = [n for n in nodes if partition.name in n.partitions]
+    if not mine:
+        return None
+    cpus = max(n.cpus for n in mine)
+    if partition.max_cpus_per_node is not None:
+        cpus = min(cpus, partition.max_cpus_per_node)
+    mem_mb = max(n.mem_mb for n in mine)
+    if partition.max_mem_per_node_mb is not None:
+        mem_mb = min(mem_mb, partition.max_mem_per_node_mb)
+    if partition.max_mem_per_cpu_mb is not None:
+        mem_mb = min(mem_mb, partition.max_mem_per_cpu_mb * cpus)
+    return Capacity(partition.name, cpus, mem_mb / 1024.0, max(n.gpus for n in mine))
 
 
 @dataclass(frozen=True)

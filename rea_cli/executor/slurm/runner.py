@@ -109,6 +109,10 @@ class SlurmRunner:
             raise SchedulerError(f"{argv[0]} failed{tries}: {result.error_line()}")
         return result
 
+    def pause(self, seconds: float) -> None:
+        """Wait between polls (the injected sleep: tests do not wait)."""
+        self._sleep(seconds)
+
     def _run_once(self, argv: tuple[str, ...]) -> CommandResult:
         self.calls[argv[0]] += 1
         try:

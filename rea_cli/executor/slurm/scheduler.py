@@ -30,6 +30,7 @@ from rea_cli.errors import SchedulerError, UsageError
 from rea_cli.executor.scheduler import (
     ArrayRequest,
     JobInfo,
+    JobState,
     Resources,
     SubmissionRequest,
     WakeupRequest,
@@ -47,6 +48,10 @@ from rea_cli.executor.slurm.wakeup import render_wakeup_script
 logger = logging.getLogger(__name__)
 
 FIND_WINDOW = "now-14days"  # how far back find() asks sacct
+# A job the controller says FAILED may have been killed at its memory limit, which only sacct's
+# step lines tell; right after the end sacct may not have them yet: ask again, briefly.
+SACCT_SETTLE_TRIES = 3
+SACCT_SETTLE_S = 1.0
 _IDS_PER_CALL = 500  # keep command lines short on huge phases
 _BENIGN = ("invalid job id", "already finished", "already completing", "not held", "completed")
 
@@ -60,6 +65,7 @@ class ClusterInfo:
 
     config: dict[str, str]
     partitions: dict[str, parse.Partition] | None = None
+    nodes: list[parse.Node] | None = None
     associations: list[parse.Association] | None = None  # None: unreadable
     qos: dict[str, int | None] | None = None  # None: unreadable
     read: set[str] = field(default_factory=set)
@@ -120,6 +126,26 @@ class SlurmScheduler:
             info.partitions = parse.parse_partitions(result.stdout)
         return info.partitions
 
+    def _nodes(self) -> list[parse.Node]:
+        info = self.cluster()
+        if info.nodes is None:
+            result = self.runner.run(["scontrol", "show", "node", "-o"], check=False)
+            info.nodes = parse.parse_nodes(result.stdout) if result.ok else []
+        return info.nodes
+
+    def capacity(self, partition: str | None = None) -> parse.Capacity | None:
+        """The most one task can be given in `partition` (default: the cluster's default
+        partition); None when Slurm lists no node for it."""
+        partitions = self._partitions()
+        name = partition or next((p.name for p in partitions.values() if p.default), "")
+        part = partitions.get(name)
+        return parse.capacity(part, self._nodes()) if part else None
+
+    def max_mem_gb(self, resources: Resources) -> float | None:
+        """The most memory a task like `resources` can ask for in its partition."""
+        cap = self.capacity(resources.partition)
+        return None if cap is None else cap.mem_gb
+
     def _limits(self) -> ClusterInfo:
         """Associations and QOS of the user from sacctmgr, when accounting exists and answers."""
         info = self.cluster()
@@ -171,6 +197,7 @@ class SlurmScheduler:
                 f"time limit {resources.time_limit_min} min exceeds partition {name!r} MaxTime "
                 f"of {part.max_time_min:.0f} min: lower [slurm] time_limit_min in rea.toml"
             )
+        self._check_capacity(resources)
         info = self._limits()
         if resources.account and info.associations is not None:
             accounts = sorted({a.account for a in info.associations})
@@ -185,6 +212,29 @@ class SlurmScheduler:
                 "fix [slurm] qos in rea.toml"
             )
         self._validated.add(repr(resources))
+
+    def _check_capacity(self, resources: Resources) -> None:
+        """A task asking for more CPUs, memory or GPUs than any node of its partition has
+        would pend forever (reason PartitionConfig): refuse it, naming the rea.toml key."""
+        cap = self.capacity(resources.partition)
+        if cap is None:
+            return
+        where = f"partition {cap.partition!r}"
+        if resources.cpus_per_task > cap.cpus:
+            raise UsageError(
+                f"{resources.cpus_per_task} CPUs per trial, but the nodes of {where} have at "
+                f"most {cap.cpus}: lower [slurm] cpus_per_trial in rea.toml"
+            )
+        if resources.mem_gb is not None and resources.mem_gb > cap.mem_gb:
+            raise UsageError(
+                f"{resources.mem_gb:g} GB of memory per trial, but the nodes of {where} offer "
+                f"at most {cap.mem_gb:.1f} GB: lower [slurm] mem_gb in rea.toml"
+            )
+        if resources.gpus_per_task > cap.gpus:
+            raise UsageError(
+                f"{resources.gpus_per_task} GPUs per trial, but the nodes of {where} have at "
+                f"most {cap.gpus}: lower [slurm] gpus_per_trial in rea.toml"
+            )
 
     def enforced_limit_min(self, time_limit_min: float) -> float:
         """Minutes a task with this limit may really run: whole minutes, plus the overrun."""
@@ -313,15 +363,28 @@ class SlurmScheduler:
         return self._sbatch([*dependency_args(kept), str(path)], request.job_name, comment)
 
     def render(self, request: SubmissionRequest) -> list[tuple[str, str]]:
-        """The array's sbatch command and the wake-up script, exactly as submit sends them."""
+        """The array's sbatch command(s) and the wake-up script, exactly as submit sends them:
+        split into chunks like submit_array when the cluster's limits require it."""
         array = request.array
+        try:
+            size = self.chunk_size(array.resources.account)
+            note = ""
+        except SchedulerError as exc:
+            size, note = len(array.tasks) or 1, f"\n  (chunking unknown: {exc})"
+        chunks = split_chunks(len(array.tasks), size) or [(0, 0)]
+        per_chunk = max(1, array.parallelism // len(chunks))
+        lines = []
+        for lo, hi in chunks:
+            n = hi - lo
+            options = [
+                # submitit never throttles an array below its own size
+                f"--array=0-{max(n - 1, 0)}%{max(1, min(n, per_chunk))}",
+                f"--job-name={array.job_name}",
+                *option_lines(_array_options(array)),
+            ]
+            lines.append(f"sbatch {shlex.join(options)}  (through submitit; one task per trial)")
+        text = "\n".join(lines) + note
         params = array_parameters(array, f"{array.job_name}/<unique>")
-        options = [
-            f"--array=0-{max(len(array.tasks) - 1, 0)}%{params['array_parallelism']}",
-            f"--job-name={array.job_name}",
-            *option_lines(_array_options(array)),
-        ]
-        text = f"sbatch {shlex.join(options)}  (through submitit; one task per trial)"
         text += "".join(f"\n  setup: {line}" for line in params["setup"])
         for t in array.tasks:
             env = " ".join(f"{k}={shlex.quote(v)}" for k, v in t.env.items())
@@ -369,7 +432,8 @@ class SlurmScheduler:
         """sacct when accounting exists; {} when it does not or does not answer (it lags)."""
         if not self.cluster().accounting:
             return {}
-        argv = ["sacct", "-X", "-D", "-P", "-n", *args, f"--format={parse.SACCT_FORMAT}"]
+        # -D: every run of a requeued job; no -X: step lines say OUT_OF_MEMORY
+        argv = ["sacct", "-D", "-P", "-n", *args, f"--format={parse.SACCT_FORMAT}"]
         result = self.runner.run(argv, check=False)
         if not result.ok:
             logger.warning("sacct failed (%s); using squeue only", result.error_line())
@@ -382,12 +446,18 @@ class SlurmScheduler:
         bases = unique_bases(job_ids)
         live = {r.job_id: r for r in self._squeue_records(bases)}
         need_sacct = any(
-            (r := parse.lookup(live, j)) is None or r.state.is_terminal for j in job_ids
+            (r := parse.lookup(live, j)) is None or r.state.is_terminal or r.restarts
+            for j in job_ids
         )
         accounted: dict[str, parse.SlurmRecord] = {}
         if need_sacct:
-            for group in _groups(bases):
-                accounted.update(self._sacct_records(["-j", ",".join(group)]))
+            accounted = self._sacct_of(bases)
+            for _ in range(SACCT_SETTLE_TRIES):
+                lagging = self._failed_not_accounted(job_ids, live, accounted)
+                if not lagging or not self.cluster().accounting:
+                    break
+                self.runner.pause(SACCT_SETTLE_S)
+                accounted.update(self._sacct_of(unique_bases(lagging)))
         out: dict[str, JobInfo] = {}
         for job_id in job_ids:
             record = parse.merge_records(
@@ -395,6 +465,28 @@ class SlurmScheduler:
             )
             out[job_id] = record.to_job_info() if record else parse.unknown(job_id)
         return out
+
+    def _sacct_of(self, bases: Sequence[str]) -> dict[str, parse.SlurmRecord]:
+        accounted: dict[str, parse.SlurmRecord] = {}
+        for group in _groups(list(bases)):
+            accounted.update(self._sacct_records(["-j", ",".join(group)]))
+        return accounted
+
+    @staticmethod
+    def _failed_not_accounted(
+        job_ids: Sequence[str],
+        live: dict[str, parse.SlurmRecord],
+        accounted: dict[str, parse.SlurmRecord],
+    ) -> list[str]:
+        """Jobs the controller says FAILED whose end sacct does not know yet."""
+        lagging = []
+        for job_id in job_ids:
+            now, acc = parse.lookup(live, job_id), parse.lookup(accounted, job_id)
+            if now is None or now.state is not JobState.FAILED:
+                continue
+            if acc is None or not acc.state.is_terminal or acc.ended_at is None:
+                lagging.append(job_id)
+        return lagging
 
     def find(self, name_prefix: str) -> list[JobInfo]:
         result = self.runner.run(

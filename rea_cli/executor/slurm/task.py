@@ -76,7 +76,14 @@ class TaskCommand(submitit.helpers.Checkpointable):
             except OSError as error:
                 err.write(f"rea: cannot run {self.argv!r} in {self.workdir}: {error}\n".encode())
                 sys.exit(127)
-            returncode = self._wait(proc)
+            # Slurm signals only this process (scancel, requeue, preemption) and submitit's
+            # handler keeps it: pass SIGTERM on, so the command stops cleanly (the trainer
+            # records a `signal` event and keeps its last checkpoint) before the SIGKILL.
+            previous = signal.signal(signal.SIGTERM, lambda signum, _: proc.send_signal(signum))
+            try:
+                returncode = self._wait(proc)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
         status = exit_status(returncode)
         if status:
             sys.exit(status)  # SystemExit passes through submitit: the task ends FAILED(status)

@@ -1,0 +1,212 @@
+"""`rea plan`: read the baseline (its data, its profile, the workspace's history), ask the
+knowledge base what applies, rank it, fit the engine to the budget, write the plan."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+from datetime import UTC, datetime
+from typing import Any
+
+from ranking_models.errors import RankingModelsError
+from rea_cli.app.sync import sync_insights
+from rea_cli.campaign.journal import now_iso
+from rea_cli.campaign.model import Budget, Campaign
+from rea_cli.campaign.state import CampaignState
+from rea_cli.campaign.store import CampaignStore, list_campaigns
+from rea_cli.errors import ReaError, UsageError
+from rea_cli.fsutil import read_json, write_json_atomic
+from rea_cli.identity import current_user
+from rea_cli.planner import cost as cost_model
+from rea_cli.planner.plan import Plan, baseline_config, build_plan, data_spec, plan_hash
+from rea_cli.planner.ranking import HistoryRow
+from rea_cli.runbooks import load_runbooks
+from rea_cli.text import check_user_text
+from rea_cli.workspace import Workspace
+
+log = logging.getLogger(__name__)
+ACCEPTED_CONFIG = "accepted-config.json"
+
+
+def new_campaign_id() -> str:
+    return f"c{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(2)}"
+
+
+def plan_campaign(
+    ws: Workspace,
+    *,
+    model: str,
+    dataset: str,
+    budget_gpu_hours: float,
+    goal: str = "",
+    metric: str | None = None,
+    profile: str = "standard",
+    campaign_id: str | None = None,
+) -> tuple[Campaign, Plan]:
+    """Propose hypotheses and a three-phase plan; the campaign starts PLANNED."""
+    check_user_text("--goal", goal)
+    from rea_cli.planner.knowledge import candidates, load_knowledge, strategy_entries
+    from rea_cli.planner.rules import profile_facts
+
+    cid = new_campaign_id() if campaign_id is None else campaign_id
+    store = CampaignStore(ws, cid)
+    if store.dir.exists():
+        raise UsageError(f"campaign {cid} already exists; choose another --id")
+    metric = metric or ws.settings.planner.metric
+    data = data_spec(dataset, profile)
+    data_profile, fingerprint = _read_data(data, dataset)
+    baseline, origin = _baseline(ws, model, dataset, profile, metric)
+    knowledge = load_knowledge(ws.root)
+    family_strategies = [s for s in knowledge.strategies if model in s.families]
+    found, dropped = candidates(
+        family_strategies, baseline, profile_facts(baseline, data_profile, None)
+    )
+    created = now_iso()
+    plan = build_plan(
+        campaign_id=cid,
+        created_at=created,
+        goal=goal + (f" (from the accepted config of {origin})" if origin else ""),
+        family=model,
+        dataset=dataset,
+        data=data,
+        data_profile=data_profile,
+        fingerprint=fingerprint,
+        budget_gpu_hours=budget_gpu_hours,
+        settings=ws.settings,
+        profile_name=profile,
+        metric=metric,
+        baseline=baseline,
+        candidates=found,
+        dropped=[*knowledge.dropped, *dropped],
+        knowledge=strategy_entries(family_strategies),
+        history=_history(ws, metric, baseline),
+        cost=_cost(ws, model, data),
+        runbooks=load_runbooks(ws.root / "runbooks"),  # a bad runbook is refused here
+    )
+    campaign = Campaign(
+        campaign_id=cid,
+        created_at=created,
+        created_by=current_user().name,
+        goal=plan.goal,
+        model_family=model,
+        dataset=dataset,
+        metric=plan.metric,
+        direction=plan.direction,
+        backend=plan.backend,
+        plan_hash="",
+        budget=Budget(approved_gpu_hours=budget_gpu_hours),
+        hypotheses=dict(plan.hypotheses),
+        traits=plan.traits,
+    )
+    store.dir.mkdir(parents=True)
+    try:
+        write_json_atomic(store.plan_path, plan.dump())
+        campaign.plan_hash = plan_hash(store.plan_path.read_bytes())
+        store.event("planned", plan_hash=campaign.plan_hash, by=campaign.created_by)
+        store.save(campaign)  # campaign.json last: until it exists there is no campaign
+    except BaseException:
+        shutil.rmtree(store.dir, ignore_errors=True)
+        raise
+    sync_insights(ws, store, publish=True)
+    return campaign, plan
+
+
+def _read_data(data: dict[str, Any], dataset: str) -> tuple[dict[str, Any], Any]:
+    """The data's profile and fingerprint; its problems are the user's to fix, before any
+    approval (a missing column, a label that is not 0/1, too few rows...)."""
+    from ranking_models.data.fingerprint import fingerprint
+    from ranking_models.data.profile import profile_data
+
+    try:
+        return profile_data(data).model_dump(mode="json"), fingerprint(data)
+    except RankingModelsError as exc:
+        raise UsageError(f"dataset {dataset!r}: {exc}") from None
+
+
+def _baseline(
+    ws: Workspace, family: str, dataset: str, profile: str, metric: str
+) -> tuple[dict[str, Any], str | None]:
+    """The family's default config; or, when a campaign on this model and data set was
+    accepted, its accepted config (each campaign starts where the last accepted one ended)."""
+    from ranking_models.config import ConfigError, apply_delta, validate_config
+
+    config = baseline_config(family, profile, metric)
+    for cid in reversed(_accepted(ws, family, dataset)):
+        accepted = read_json(ws.campaign_dir(cid) / ACCEPTED_CONFIG)
+        if not isinstance(accepted, dict) or not isinstance(accepted.get("config"), dict):
+            continue
+        try:
+            validate_config(accepted["config"])
+            return apply_delta(accepted["config"], {"train.monitor": metric}), cid
+        except ConfigError as exc:
+            log.warning("accepted config of %s not used as the baseline: %s", cid, exc)
+    return config, None
+
+
+def _accepted(ws: Workspace, family: str, dataset: str) -> list[str]:
+    out = []
+    for cid in list_campaigns(ws):
+        try:
+            c = CampaignStore(ws, cid).load()
+        except ReaError:
+            continue
+        if (
+            c.state is CampaignState.ACCEPTED
+            and c.model_family == family
+            and c.dataset == dataset
+            and c.proposal is not None
+            and not c.proposal.keeps_baseline
+        ):
+            out.append((c.review.at if c.review else c.created_at, cid))
+    return [cid for _, cid in sorted(out)]
+
+
+def _history(ws: Workspace, metric: str, baseline: dict[str, Any]) -> list[HistoryRow]:
+    """Strategy effects measured in this workspace (the analyst copy when published)."""
+    if not ws.analyst_db_path.exists() and not ws.db_path.exists():
+        return []
+    from rea_cli.insights import readable_db, strategy_effects
+    from rea_cli.planner.plan import METRIC_DIRECTION
+
+    try:
+        rows = strategy_effects(
+            readable_db(ws.db_path, ws.analyst_db_path),
+            metric=metric,
+            direction=METRIC_DIRECTION[metric],
+        )
+    except Exception as exc:  # history is advisory: never block planning on it
+        log.warning("insights history unavailable (%s); planning from the knowledge base", exc)
+        return []
+    return [
+        HistoryRow(
+            strategy=r["strategy"],
+            model_family=r["model_family"],
+            traits=r["traits"] or "",
+            n=int(r["n"]),
+            mean_rel_gain=float(r["mean_rel_gain"]),
+            sd_rel_gain=None if r["sd_rel_gain"] is None else float(r["sd_rel_gain"]),
+            n_campaigns=int(r["n_campaigns"]),
+        )
+        for r in rows
+        if r.get("mean_rel_gain") is not None and r.get("strategy")
+    ]
+
+
+def _cost(ws: Workspace, family: str, data: dict[str, Any]) -> cost_model.CostModel:
+    """Seconds per sample measured on this family and data in the workspace, else a prior."""
+    if not ws.analyst_db_path.exists() and not ws.db_path.exists():
+        return cost_model.prior(family)
+    from rea_cli.insights import cost_measurements, readable_db
+
+    try:
+        rows = cost_measurements(
+            readable_db(ws.db_path, ws.analyst_db_path),
+            model_family=family,
+            data=json.dumps(data, sort_keys=True, separators=(",", ":")),
+        )
+    except Exception as exc:
+        log.warning("cost history unavailable (%s); using the prior", exc)
+        return cost_model.prior(family)
+    return cost_model.learned(family, rows, "history")

@@ -1,0 +1,182 @@
+"""next_step: the phases chained, within the budget. Pure (the search port aside)."""
+
+from __future__ import annotations
+
+from rea_cli.campaign.model import Campaign, Gate, Hypothesis, Proposal
+from rea_cli.campaign.state import TrialStatus
+from rea_cli.planner.engine import combination, exploitation, validation
+from rea_cli.planner.engine.common import BASELINE, Finish, Results, Step
+from rea_cli.planner.engine.search import SearchPort
+from rea_cli.planner.plan import Plan, RankedHypothesis
+from rea_cli.planner.profile import TrainingProfile, training_profile
+from rea_cli.planner.ranking import rank_numbers
+
+
+def te_gpu_hours(plan: Plan, c: Campaign) -> float:
+    """GPU-hours of one full baseline trial: measured on the probe when it ran, else planned."""
+    seconds = [
+        j.gpu_seconds
+        for t in c.trials.values()
+        if t.hypothesis_id == BASELINE and not t.fidelity and t.status is TrialStatus.SUCCEEDED
+        for j in t.jobs[-1:]
+        if j.gpu_seconds > 0
+    ]
+    if seconds:
+        return sum(seconds) / len(seconds) / 3600.0
+    return plan.engine.te_gpu_hours
+
+
+def remaining_te(plan: Plan, c: Campaign) -> float:
+    b = c.budget
+    left = b.approved_gpu_hours - b.spent_gpu_hours - b.reserved_gpu_hours
+    return max(0.0, left) / max(te_gpu_hours(plan, c), 1e-12)
+
+
+def profile_of(plan: Plan, res: Results) -> TrainingProfile | None:
+    curves, diverged = [], 0
+    for s in plan.engine.validation_seeds:
+        t = res.get(BASELINE, s)
+        if t is None:
+            continue
+        if t.status is TrialStatus.SUCCEEDED:
+            curves.append(t.curve)
+        elif t.status is TrialStatus.FAILED:
+            diverged += 1
+    return training_profile(curves, plan.direction, diverged=diverged)
+
+
+def screen(
+    plan: Plan, res: Results, profile: TrainingProfile | None
+) -> tuple[list[str], dict[str, Hypothesis], list[RankedHypothesis]]:
+    """The hypotheses validation screens, re-ranked with the training profile: the knowledge
+    base's entries frozen in the plan are instantiated again with every fact now known (rules
+    that waited for the baseline's curve decide now)."""
+    pool = {h: plan.hypotheses[h] for h in (r.hypothesis_id for r in plan.ranking)}
+    ranking = list(plan.ranking)
+    if plan.knowledge and profile is not None:
+        from rea_cli.planner.knowledge import candidates, strategies_from_entries
+        from rea_cli.planner.plan import hypothesis_of
+        from rea_cli.planner.rules import profile_facts
+
+        facts = profile_facts(plan.baseline, plan.data_profile, profile.facts())
+        found, _ = candidates(strategies_from_entries(plan.knowledge), plan.baseline, facts)
+        pool, ranking = {}, []
+        for cand in found:
+            h = hypothesis_of(cand, plan.model_family)
+            numbers = rank_numbers(
+                prior_mean=h.prior_mean,
+                prior_sd=h.prior_sd,
+                cost=h.cost,
+                strategy=h.strategy,
+                family=plan.model_family,
+                traits=plan.traits,
+                history=plan.history_rows(),
+            )
+            if numbers.history_n:
+                h.source = "insights_history"
+            pool[cand.hypothesis_id] = h
+            ranking.append(RankedHypothesis(hypothesis_id=cand.hypothesis_id, numbers=numbers))
+        ranking.sort(key=lambda r: (-r.numbers.score, r.hypothesis_id))
+    chosen = [r.hypothesis_id for r in ranking[: plan.engine.screen]]
+    return chosen, {h: pool[h] for h in chosen}, ranking
+
+
+def next_step(
+    plan: Plan, c: Campaign, search: SearchPort | None, created_at: str, *, exhausted: bool = False
+) -> Step | Finish:
+    """The next step of the campaign (trials to run), or its end (the proposal).
+
+    `exhausted`: the budget cannot hold the worst case of any trial of the last step: end now
+    with what is known (the candidate is proposed only if it was already confirmed)."""
+    res = Results(c, plan.direction)
+    hyps: dict[str, Hypothesis] = {**plan.hypotheses, **c.hypotheses}
+    gates: dict[str, Gate] = {}
+    rec = c.phases.get("validation")
+    selected = list(rec.selected) if rec is not None and rec.selected is not None else None
+    left = remaining_te(plan, c)
+    confirm_cost = 2.0 * len(plan.engine.confirm_seeds)
+
+    # validation
+    new: dict[str, Hypothesis] = {}
+    probe = validation.probe_trials(plan)
+    if selected is None and res.all_finished(probe):
+        selected, new, _ = screen(plan, res, profile_of(plan, res))
+        hyps.update(new)
+    step, finalists = validation.next_step(plan, c, res, selected or [], hyps)
+    if step is not None and not exhausted and (step.kind == "probe" or left > confirm_cost):
+        step.new_hypotheses.update(new)
+        step.selected = selected
+        return step
+    vgate = validation.gate(plan, res, selected or [], finalists)
+    gates["validation"] = vgate
+
+    # combination
+    cstep, incumbent, cgate = combination.next_step(plan, res, vgate.winners, hyps)
+    gates["combination"] = cgate
+    if cstep is not None and not exhausted and left > confirm_cost + 1:
+        cstep.gates, cstep.new_hypotheses, cstep.selected = (
+            gates,
+            {**new, **cstep.new_hypotheses},
+            selected,
+        )
+        return cstep
+    hyps.update(cstep.new_hypotheses if cstep else {})
+    incumbent = incumbent or BASELINE
+
+    # exploitation: search rounds, each confirmed; another round while the budget allows and
+    # the last one improved on the confirmed gain before it
+    confirmed: list[Proposal] = []
+    candidate = incumbent
+    rounds = 0
+    for search_round in range(1, plan.engine.search_rounds + 1):
+        rounds = search_round
+        left = remaining_te(plan, c)
+        share = max(0.0, left - confirm_cost)
+        estep, candidate = exploitation.next_step(
+            plan, res, hyps, c.trials, incumbent, None if exhausted else search, share, search_round
+        )
+        if estep is not None and not exhausted:
+            estep.gates, estep.selected = gates, selected
+            estep.new_hypotheses = {**new, **estep.new_hypotheses}
+            return estep
+        conf = exploitation.confirmation_step(plan, res, candidate, hyps)
+        if conf is not None:
+            if exhausted or left <= 0:
+                break  # the budget ran out before this candidate could be confirmed
+            conf.gates, conf.selected, conf.new_hypotheses = gates, selected, new
+            conf.gates["exploitation"] = exploitation.search_gate(
+                candidate, exploitation.batches_run(hyps), rounds, confirmed
+            )
+            return conf
+        proposal = exploitation.proposal(plan, res, candidate, hyps, created_at)
+        best = _best(confirmed)
+        improved = proposal.significant and (
+            best is None or (proposal.gain or 0.0) > (best.gain or 0.0)
+        )
+        if improved:
+            confirmed.append(proposal)
+        if not improved or candidate == BASELINE:
+            break
+        if remaining_te(plan, c) < confirm_cost / 2 + plan.engine.exploitation_batch:
+            break  # not enough left for another round and its confirmation
+        incumbent = candidate  # the next round searches around the confirmed candidate
+    gates["exploitation"] = exploitation.search_gate(
+        candidate, exploitation.batches_run(hyps), rounds, confirmed
+    )
+    best = _best(confirmed)
+    if best is not None:
+        return Finish(best, gates)
+    why = "no configuration beat the baseline on the search seed" if candidate == BASELINE else ""
+    if candidate != BASELINE and not res.all_finished(
+        (exploitation.confirmation_step(plan, res, candidate, hyps) or Step("", "", [], "")).trials
+    ):
+        why = "the budget ran out before the candidate could be confirmed"
+        return Finish(
+            exploitation.proposal(plan, res, BASELINE, hyps, created_at, f"{why} ({candidate})"),
+            gates,
+        )
+    return Finish(exploitation.proposal(plan, res, candidate, hyps, created_at, why), gates)
+
+
+def _best(proposals: list[Proposal]) -> Proposal | None:
+    return max(proposals, key=lambda p: p.gain or 0.0) if proposals else None

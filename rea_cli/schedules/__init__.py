@@ -1,0 +1,1 @@
+"""Recurring campaigns (see rea_cli/app/schedules.py)."""

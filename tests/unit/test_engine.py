@@ -1,0 +1,221 @@
+"""The hypothesis engine's decisions, on campaign records with given results (pure functions).
+
+The engine is pure: a plan and a campaign record in, a step or the proposal out. These tests
+build the records the way the resume step leaves them (succeeded trials with their valid and
+test metrics and curves; failed ones) and check what it decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rea_cli.campaign.model import Budget, Campaign, CurvePoint, PhaseRecord, TrialRecord
+from rea_cli.campaign.state import CampaignState, TrialStatus
+from rea_cli.config import parse_settings
+from rea_cli.planner.engine import Finish, Step, exploitation, next_step, validation
+from rea_cli.planner.engine.common import BASELINE, STOP, Results, trial_id
+from rea_cli.planner.plan import Plan
+from rea_cli.planner.stats import benjamini_hochberg, holm, paired_gain
+from tests.plans import real_plan
+
+SETTINGS = parse_settings({"planner": {"max_hypotheses": 4, "validation_seeds": 3}})
+
+
+def _campaign(plan: Plan) -> Campaign:
+    return Campaign(
+        campaign_id=plan.campaign_id,
+        created_at="t",
+        created_by="me",
+        state=CampaignState.RUNNING,
+        model_family=plan.model_family,
+        dataset=plan.dataset,
+        metric=plan.metric,
+        direction=plan.direction,
+        backend="local",
+        plan_hash="h",
+        budget=Budget(approved_gpu_hours=plan.budget_gpu_hours),
+        hypotheses=dict(plan.hypotheses),
+    )
+
+
+def _done(
+    c: Campaign,
+    phase: str,
+    hid: str,
+    seed: int,
+    value: float | None,
+    *,
+    fidelity: dict[str, Any] | None = None,
+    test: float | None = None,
+    curve: list[float] | None = None,
+    stopped: str | None = None,
+) -> None:
+    """Record a finished trial: succeeded with `value`, or failed (diverged) when None."""
+    fid = fidelity or {}
+    t = TrialRecord(phase=phase, hypothesis_id=hid, seed=seed, fidelity=fid)
+    if value is None:
+        t.status = TrialStatus.FAILED
+    else:
+        t.status = TrialStatus.SUCCEEDED
+        t.metric_value, t.test_value, t.stopped = (
+            value,
+            test if test is not None else value,
+            stopped,
+        )
+        points = curve if curve is not None else [value - 0.01, value]
+        t.curve = [CurvePoint(epoch=i, value=v) for i, v in enumerate(points)]
+    c.trials[trial_id(phase, hid, seed, fid)] = t
+
+
+@pytest.fixture(scope="module")
+def plan() -> Plan:
+    return real_plan("e", settings=SETTINGS, budget_gpu_hours=40.0)
+
+
+def test_the_first_step_is_the_probe(plan: Plan) -> None:
+    step = next_step(plan, _campaign(plan), None, "now")
+    assert isinstance(step, Step) and step.kind == "probe"
+    assert [(t.hypothesis_id, t.seed, t.fidelity) for t in step.trials] == [
+        (BASELINE, s, {}) for s in plan.engine.validation_seeds
+    ]
+
+
+def test_after_the_probe_the_screen_is_decided_and_run(plan: Plan) -> None:
+    c = _campaign(plan)
+    for s in plan.engine.validation_seeds:
+        _done(c, "validation", BASELINE, s, 0.70 + s * 0.001, curve=[0.68, 0.69, 0.70])
+    step = next_step(plan, c, None, "now")
+    assert isinstance(step, Step) and step.phase == "validation"
+    assert step.selected is not None and len(step.selected) == plan.engine.screen
+    assert {t.hypothesis_id for t in step.trials} <= set(step.selected)
+    assert all(h in {**plan.hypotheses, **step.new_hypotheses} for h in step.selected)
+
+
+def test_gate_corrects_for_choosing_among_many(plan: Plan) -> None:
+    """Four hypotheses screened on three seeds: a real effect passes; a lucky one that would
+    pass a lone t-test at 0.2 does not survive the correction over all four."""
+    c = _campaign(plan)
+    seeds = plan.engine.validation_seeds
+    base = {0: 0.700, 1: 0.702, 2: 0.698}
+    real = {0: 0.720, 1: 0.721, 2: 0.719}  # +0.020 on every seed
+    lucky = {0: 0.703, 1: 0.7025, 2: 0.6982}  # small, noisy
+    flat = {0: 0.700, 1: 0.701, 2: 0.699}
+    for s in seeds:
+        _done(c, "validation", BASELINE, s, base[s])
+    hyps = ["real", "lucky", "flat", "noise"]
+    values = {"real": real, "lucky": lucky, "flat": flat, "noise": {0: 0.699, 1: 0.703, 2: 0.697}}
+    for h in hyps:
+        for s in seeds:
+            _done(c, "validation", h, s, values[h][s])
+    res = Results(c, plan.direction)
+    lone = paired_gain(base, lucky, "max").p_value
+    assert lone is not None and lone < 0.2  # would pass alone
+    gate = validation.gate(plan, res, hyps, hyps)
+    assert gate.winners == ["real"] and gate.best == "real"
+    assert gate.gains["lucky"]["p_adjusted"] > 0.2
+    assert "Benjamini-Hochberg" in gate.detail
+
+
+def test_a_diverged_seed_fails_its_hypothesis(plan: Plan) -> None:
+    c = _campaign(plan)
+    for s in plan.engine.validation_seeds:
+        _done(c, "validation", BASELINE, s, 0.70)
+        # a large gain on two seeds, diverged on the third: a failure, not a pair dropped
+        _done(c, "validation", "fragile", s, None if s == 2 else 0.75)
+    gate = validation.gate(plan, Results(c, plan.direction), ["fragile"], ["fragile"])
+    assert gate.winners == [] and gate.gains["fragile"]["failed_seeds"] == [2]
+    assert gate.gains["fragile"]["p_value"] == 1.0
+
+
+def test_hypotheses_stopped_at_a_rung_count_in_the_correction(plan: Plan) -> None:
+    c = _campaign(plan)
+    for s in plan.engine.validation_seeds:
+        _done(c, "validation", BASELINE, s, 0.70 + 0.001 * s)
+        _done(c, "validation", "a", s, 0.712 + 0.0012 * s)
+    res = Results(c, plan.direction)
+    alone = validation.gate(plan, res, ["a"], ["a"])
+    crowded = validation.gate(plan, res, ["a", *[f"x{i}" for i in range(12)]], ["a"])
+    assert alone.gains["a"]["p_adjusted"] < crowded.gains["a"]["p_adjusted"]
+    assert crowded.gains["x0"]["stopped_early"] is True
+
+
+def test_rungs_compare_at_equal_epochs_and_promote_the_best(plan: Plan) -> None:
+    p = plan.model_copy(update={"engine": plan.engine.model_copy(update={"rung_epochs": [1]})})
+    c = _campaign(p)
+    for s in p.engine.validation_seeds:
+        # the baseline's curve: 0.69 after epoch 1, 0.70 at the end
+        _done(c, "validation", BASELINE, s, 0.70, curve=[0.69, 0.695, 0.70])
+    screened = ["up", "down", "same"]
+    for h, v in (("up", 0.70), ("down", 0.68), ("same", 0.69)):
+        _done(c, "validation", h, 0, v, fidelity={STOP: 1}, curve=[v])
+    res = Results(c, p.direction)
+    gains = validation.rung_gains(p, res, screened, 1)
+    assert gains == pytest.approx({"up": 0.01, "down": -0.01, "same": 0.0})
+    assert validation.promote(p, gains) == ["up"]  # ceil(3 / eta=3) = 1
+
+
+def test_proposal_keeps_the_baseline_on_a_negative_or_unconfirmed_gain(plan: Plan) -> None:
+    seeds = plan.engine.confirm_seeds
+    for name, cand, expect in (
+        ("negative", [0.69, 0.688, 0.691, 0.689, 0.690], "baseline"),
+        ("noisy", [0.71, 0.69, 0.705, 0.695, 0.70], "baseline"),
+        ("real", [0.712, 0.711, 0.713, 0.710, 0.712], "cand"),
+    ):
+        c = _campaign(plan)
+        c.hypotheses["cand"] = plan.hypotheses[plan.ranking[0].hypothesis_id]
+        for s, v in zip(seeds, cand, strict=True):
+            _done(c, "exploitation", BASELINE, s, 0.700 + 0.0001 * (s - 1000))
+            _done(c, "exploitation", "cand", s, v)
+        res = Results(c, plan.direction)
+        hyps = {**plan.hypotheses, **c.hypotheses}
+        proposal = exploitation.proposal(plan, res, "cand", hyps, "now")
+        assert proposal.hypothesis_id == expect, name
+        assert proposal.candidate == "cand" and proposal.n == len(seeds)
+        assert proposal.significant == (expect == "cand")
+        if expect == "baseline":
+            assert proposal.summary.startswith("keep the baseline") and proposal.delta == {}
+
+
+def test_a_failed_confirmation_seed_keeps_the_baseline(plan: Plan) -> None:
+    c = _campaign(plan)
+    c.hypotheses["cand"] = plan.hypotheses[plan.ranking[0].hypothesis_id]
+    for s in plan.engine.confirm_seeds:
+        _done(c, "exploitation", BASELINE, s, 0.70)
+        _done(c, "exploitation", "cand", s, None if s == 1003 else 0.75)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    proposal = exploitation.proposal(plan, Results(c, plan.direction), "cand", hyps, "now")
+    assert proposal.hypothesis_id == BASELINE and "a failed seed" in proposal.summary
+
+
+def test_no_winner_still_searches_around_the_baseline_then_finishes(plan: Plan) -> None:
+    c = _campaign(plan)
+    for s in plan.engine.validation_seeds:
+        _done(c, "validation", BASELINE, s, 0.70)
+    selected = next_step(plan, c, None, "now")
+    assert isinstance(selected, Step) and selected.selected
+    c.phases.setdefault("validation", PhaseRecord())
+    c.phases["validation"].selected = selected.selected
+    c.hypotheses.update(selected.new_hypotheses)
+    for t in selected.trials:
+        _done(c, "validation", t.hypothesis_id, t.seed, 0.69, fidelity=t.fidelity)
+    for h in selected.selected:  # every hypothesis at full fidelity, all worse
+        for s in plan.engine.validation_seeds:
+            _done(c, "validation", h, s, 0.69)
+    # without a search port (a dry run): no batch; the candidate is the baseline: finish
+    end = next_step(plan, c, None, "now")
+    assert isinstance(end, Finish)
+    assert end.proposal.hypothesis_id == BASELINE
+    assert end.gates["validation"].winners == []
+
+
+def test_corrections() -> None:
+    ps = {"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.5}
+    h = holm(ps, 0.05)
+    assert h["a"] == (pytest.approx(0.04), True) and not h["c"][1]
+    # step-up: at 0.05 only a (0.03 > 2 x 0.05 / 4); at 0.06, b at rank 3 carries c with it
+    assert [k for k, (_, r) in benjamini_hochberg(ps, 0.05).items() if r] == ["a"]
+    bh = benjamini_hochberg(ps, 0.06)
+    assert bh["a"][1] and bh["b"][1] and bh["c"][1] and not bh["d"][1]
+    assert bh["b"][0] == pytest.approx(0.04 * 4 / 3) and bh["c"][0] == bh["b"][0]
