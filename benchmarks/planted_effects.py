@@ -48,12 +48,13 @@ def run(effect: str, spec: dict[str, Any], seeds: list[int], family: str) -> dic
         for seed in seeds:
             t0 = time.monotonic()
             outcome = Trainer(config, data, seed).run()
-            aucs.append(outcome.valid["auc"])
-            losses.append(outcome.valid["logloss"])
-            # what a trainer that restores the best epoch (by valid log loss) would report
-            best = min(outcome.history, key=lambda h: h["logloss"])
-            best_aucs.append(best["auc"])
-            best_losses.append(best["logloss"])
+            # the last epoch's metrics, and the best epoch's (the trainer restores and
+            # reports the best epoch by its monitor)
+            last = outcome.curve[-1].valid
+            aucs.append(last["auc"])
+            losses.append(last["logloss"])
+            best_aucs.append(outcome.valid["auc"])
+            best_losses.append(outcome.valid["logloss"])
             times.append(time.monotonic() - t0)
         out[label] = {
             "auc": round(statistics.mean(aucs), 4),

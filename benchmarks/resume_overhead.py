@@ -26,6 +26,7 @@ from rea_cli.executor.scheduler import (
     ArrayRequest,
     JobInfo,
     JobState,
+    Resources,
     SubmissionRequest,
     WakeupRequest,
 )
@@ -67,6 +68,9 @@ class RecordingScheduler:
 
     def enforced_limit_min(self, time_limit_min: float) -> float:
         return time_limit_min  # jobs "end" at once: nothing runs past its limit
+
+    def max_mem_gb(self, resources: Resources) -> float | None:
+        return None  # no memory limit: no out-of-memory kill to retry
 
     def release(self, job_ids: Sequence[str]) -> None:
         pass

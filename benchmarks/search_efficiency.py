@@ -10,10 +10,11 @@ speed drifts; benchmarks/searchbench/accounting.py). TPE and random search run o
 baseline's hyperparameter space (benchmarks/searchbench/space.py) until their cumulative
 compute passes the largest budget; a method's result at budget N is its best-by-valid config
 among the trials within N TE. rea runs a real campaign per search seed and budget on the local
-backend (benchmarks/searchbench/rea_side.py); a second campaign with half the largest budget in
-the same workspace gives the warm-start figure. Every selected config and the baseline are
-retrained on fresh seeds (1000 + i), paired by seed; gains are on the test split (and valid),
-with 95% Student-t intervals (benchmarks/searchbench/stats.py says how diverged seeds count).
+backend (benchmarks/searchbench/rea_side.py) with `rea plan --seed` = the search seed; a second
+campaign with half the largest budget and another seed in the same workspace gives the
+warm-start figure. Every selected config and the baseline are retrained on fresh seeds
+(900000 + i: no method ever trains on them), paired by seed; gains are on the test split (and
+valid), with 95% Student-t intervals (benchmarks/searchbench/stats.py: how diverged seeds count).
 
 Prints readable lines, then as its LAST line one JSON object (benchmarks/searchbench/report.py
 BenchLine); the per-trial log goes to --out/search_efficiency.json.
@@ -41,7 +42,12 @@ from benchmarks.searchbench.errors import BenchError  # noqa: E402
 from benchmarks.searchbench.report import BenchLine, Selection, budget_key  # noqa: E402
 
 METHODS = ("tpe", "random", "rea")
-RETRAIN_SEED_BASE = 1000
+# Retrain seeds no method trains on (rea's campaign seed S trains on 10000*S + offsets below
+# 10000, the searches on their search seed): a selection is never reported on the runs that
+# selected it. The warm-start campaigns plan with --seed WARM_SEED_BASE + search seed.
+MAX_SEEDS = 20
+WARM_SEED_BASE = MAX_SEEDS
+RETRAIN_SEED_BASE = 900_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,11 +61,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="search seeds (0..N-1)")
     p.add_argument("--retrain-seeds", type=int, default=5, help="fresh seeds for retraining")
     p.add_argument("--model", default="dcn_v2")
+    p.add_argument(
+        "--profile",
+        "--rea-profile",
+        dest="rea_profile",
+        default="standard",
+        help="rea's profile (tiny, demo, standard): the data (synthetic rows) and the baseline's "
+        "training, the same for every method",
+    )
     p.add_argument("--workers", type=int, default=2, help="training processes at once")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--out", type=Path, default=None, help="folder for the log and rea workspaces")
     rea = p.add_argument_group("rea campaign (defaults: a standard campaign, as a user runs it)")
-    rea.add_argument("--rea-profile", default="standard")
     rea.add_argument(
         "--rea-settings",
         type=Path,
@@ -107,23 +120,20 @@ class Bench:
     """One benchmark run: the pool, the searches, the rea campaigns, the retrains."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from ranking_models.config import apply_delta, default_config
-
         self.args = args
         self.started = time.monotonic()
         self.budgets = parse_budgets(args.budget)
         self.methods = parse_methods(args.methods)
-        if args.seeds < 1 or args.retrain_seeds < 2 or args.workers < 1:
-            raise BenchError("need --seeds >= 1, --retrain-seeds >= 2 and --workers >= 1")
+        if not 1 <= args.seeds <= MAX_SEEDS or args.retrain_seeds < 2 or args.workers < 1:
+            raise BenchError(
+                f"need 1 <= --seeds <= {MAX_SEEDS}, --retrain-seeds >= 2 and --workers >= 1"
+            )
         if args.rea_settings is not None and not args.rea_settings.is_file():
             raise BenchError(f"--rea-settings {args.rea_settings}: no such file")
         self.seeds = list(range(args.seeds))
         self.retrain_seeds = [RETRAIN_SEED_BASE + i for i in range(args.retrain_seeds)]
-        self.spec = data_spec(args.dataset)
-        try:
-            self.baseline = apply_delta(default_config(args.model), {"train.monitor": "ne"})
-        except ValueError as exc:
-            raise BenchError(f"--model {args.model}: {exc}") from None
+        self.spec = data_spec(args.dataset, args.rea_profile)
+        self.baseline = baseline(args.model, args.rea_profile)
         self.out: Path = args.out or ROOT / "out" / "search-efficiency" / slug(args.dataset)
         self.out.mkdir(parents=True, exist_ok=True)
         self.errors: list[str] = []
@@ -231,6 +241,9 @@ class Bench:
                 settings=settings,
                 budget_gpu_hours=args.rea_budget_gpu_h,
                 campaign_id=f"bench-s{seed}-warm" if method == "rea-warm" else None,
+                # the warm campaign replicates with other trial seeds: its gain must come from
+                # the first campaign's history, not from reusing the first's identical trials
+                plan_seed=WARM_SEED_BASE + seed if method == "rea-warm" else seed,
                 expected_data=self.spec,
                 env=self.rea_env(),
             )
@@ -458,6 +471,18 @@ class Bench:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(path)
+
+
+def baseline(model: str, profile: str) -> dict[str, Any]:
+    """The baseline config of `rea plan --model M --profile P --metric ne`: every method starts
+    from the config rea's campaign starts from."""
+    from rea_cli.errors import ReaError
+    from rea_cli.planner.plan import baseline_config
+
+    try:
+        return baseline_config(model, profile, accounting.METRIC)
+    except ReaError as exc:
+        raise BenchError(f"--model / --rea-profile: {exc}") from None
 
 
 def same_monitor(config: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ def real_plan(
     budget_gpu_hours: float = 4.0,
     settings: Settings | None = None,
     history: list[HistoryRow] | None = None,
+    seed: int = 0,
 ) -> Plan:
     from ranking_models.data.fingerprint import fingerprint
     from ranking_models.data.profile import profile_data
@@ -51,4 +52,5 @@ def real_plan(
         history=history or [],
         cost=cost.prior(family),
         runbooks=load_runbooks(),
+        seed=seed,
     )

@@ -238,6 +238,7 @@ def run_rea_campaign(
     settings: str = "",
     budget_gpu_hours: float | None = None,
     campaign_id: str | None = None,
+    plan_seed: int | None = None,
     expected_data: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     timeout_s: float | None = None,
@@ -248,6 +249,8 @@ def run_rea_campaign(
     baseline trial is charged as a scheduler allocation (process wall time on the local
     backend): the GPU-hour budget is budget_te x alloc_seconds / 3600 unless budget_gpu_hours
     overrides it. A workspace that exists is reused (a second campaign sees the first's history).
+    plan_seed (default: seed) is `rea plan --seed`: a second campaign with another one trains
+    no trial identical to the first's, so what it gains comes from the history, not a cache.
     Failures are returned in ReaRun.error, never raised.
     """
     started = time.monotonic()
@@ -268,7 +271,7 @@ def run_rea_campaign(
         plan = ["plan", "--model", model, "--dataset", dataset, "--budget", budget_arg(gpu_h)]
         plan += ["--metric", metric, "--profile", profile, "--id", cid, "--json"]
         if seeded:
-            plan += ["--seed", str(seed)]
+            plan += ["--seed", str(seed if plan_seed is None else plan_seed)]
         _ok(rea_cli(workspace, *plan, env=env), "plan")
         _ok(rea_cli(workspace, "approve", cid, "--yes", env=env), "approve")
         _ok(rea_cli(workspace, "launch", cid, env=env), "launch")

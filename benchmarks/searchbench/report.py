@@ -92,7 +92,8 @@ class CrossBudget(BaseModel):
 
 
 class WarmStart(BaseModel):
-    """A second campaign in the first's workspace (no review accepted) with half the budget.
+    """A second campaign in the first's workspace (no review accepted), with half the budget
+    and another `rea plan --seed` (no trial identical to the first's: it gains by the history).
 
     reached: the second's mean test gain >= the first's, and the first's is > 0 (a campaign
     that gained nothing leaves nothing to reach); met: reached, using at most half the

@@ -8,7 +8,6 @@ a run that failed part-way), the same clock that writes result.json for rea's tr
 from __future__ import annotations
 
 import concurrent.futures as cf
-import inspect
 import json
 import multiprocessing
 import os
@@ -47,16 +46,7 @@ def _data(features: dict[str, Any]) -> Any:
     section = FeatureConfig.model_validate(features or {})
     key = json.dumps(section.model_dump(mode="json"), sort_keys=True)
     if key not in _DATA:
-        if section == FeatureConfig.model_validate({}):
-            _DATA[key] = load_data(_SPEC)
-        elif "features" in inspect.signature(load_data).parameters:
-            _DATA[key] = load_data(_SPEC, features=section)  # type: ignore[call-arg]
-        else:
-            raise RuntimeError(
-                "this ranking_models applies no feature processing in-process "
-                "(load_data(spec, features=...) is missing): cannot train a config that sets "
-                "features.*"
-            )
+        _DATA[key] = load_data(_SPEC, features=section)
     return _DATA[key]
 
 

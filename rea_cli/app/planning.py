@@ -44,6 +44,7 @@ def plan_campaign(
     metric: str | None = None,
     profile: str = "standard",
     campaign_id: str | None = None,
+    seed: int = 0,
 ) -> tuple[Campaign, Plan]:
     """Propose hypotheses and a three-phase plan; the campaign starts PLANNED."""
     check_user_text("--goal", goal)
@@ -84,6 +85,7 @@ def plan_campaign(
         history=_history(ws, metric, baseline),
         cost=_cost(ws, model, data),
         runbooks=load_runbooks(ws.root / "runbooks"),  # a bad runbook is refused here
+        seed=seed,
     )
     campaign = Campaign(
         campaign_id=cid,

@@ -327,7 +327,7 @@ MAX_DECISIONS = 50  # steps decided in one resume (reused trials let the engine 
 def advance(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> ResumeOutcome:
     """Ask the engine what comes next; reuse identical trials measured before; submit the
     step's trials that are new, as many as the budget's worst case allows; or propose."""
-    search = OptunaSearch(store.dir / "search", store.campaign_id)
+    search = OptunaSearch(store.dir / "search", store.campaign_id, seed=plan.engine.seed)
     exhausted = False
     for _ in range(MAX_DECISIONS):
         decision = engine.next_step(plan, c, search, now_iso(), exhausted=exhausted)

@@ -64,7 +64,7 @@ class OptunaSearch:
         storage = JournalStorage(JournalFileBackend(str(self.folder / "study.log")))
         distributions = {k.key: _distribution(k) for k in space}
         sampler = optuna.samplers.TPESampler(
-            seed=self.seed + len(finished),
+            seed=self.seed * 100_003 + len(finished),  # campaigns seeded apart sample apart
             multivariate=True,
             constant_liar=True,
             n_startup_trials=min(5, max(1, len(space))),

@@ -87,6 +87,15 @@ def plan(
     campaign_id: Annotated[
         str | None, typer.Option("--id", help="Campaign id (default: generated).")
     ] = None,
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=100_000,
+            help="The campaign's seed: its trials' seeds and the search's sampler "
+            "(the same seed and data reuse identical trials measured before).",
+        ),
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
@@ -103,6 +112,7 @@ def plan(
         metric=metric,
         profile=profile,
         campaign_id=campaign_id,
+        seed=seed,
     )
     if as_json:
         print_json({"campaign_id": c.campaign_id, "plan": p.dump()})

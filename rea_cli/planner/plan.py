@@ -66,6 +66,7 @@ class EngineSettings(BaseModel):
     budget_te: float  # the budget in trial-equivalents (full baseline trials), as planned
     te_gpu_hours: float  # GPU-hours of one full baseline trial, as planned
     shares: dict[str, float]  # phase -> trial-equivalents planned for it
+    seed: int = 0  # the campaign's seed: its trial seeds and the search's sampler
 
 
 class RankedHypothesis(BaseModel):
@@ -233,6 +234,18 @@ def screen_cost(costs: list[float], n: int, s: EngineSettings, epochs: int) -> f
     return early + final
 
 
+SEED_STRIDE = 10_000  # campaign seeds s and s+1 never share a trial seed
+
+
+def trial_seeds(seed: int, validation: int, confirmation: int) -> tuple[list[int], list[int]]:
+    """The validation seeds and the confirmation's fresh seeds of a campaign seeded `seed`."""
+    base = SEED_STRIDE * seed
+    return (
+        list(range(base, base + validation)),
+        list(range(base + 1000, base + 1000 + confirmation)),
+    )
+
+
 def fit_engine(
     *,
     settings: Settings,
@@ -240,6 +253,7 @@ def fit_engine(
     te_gpu_hours: float,
     epochs: int,
     pool_costs: list[float],
+    seed: int = 0,
 ) -> EngineSettings:
     """The engine's settings for a budget of `budget_te` full baseline trials.
 
@@ -249,8 +263,9 @@ def fit_engine(
     Refuses (UsageError naming the smallest budget) when not even one hypothesis fits.
     """
     p = settings.planner
+    validation_seeds, confirm_seeds = trial_seeds(seed, p.validation_seeds, p.confirmation_seeds)
     base = EngineSettings(
-        validation_seeds=list(range(p.validation_seeds)),
+        validation_seeds=validation_seeds,
         screen_seeds=min(p.screen_seeds, p.validation_seeds),
         rung_epochs=rung_epochs(epochs, p.eta),
         eta=p.eta,
@@ -261,11 +276,12 @@ def fit_engine(
         exploitation_batch=p.exploitation_batch,
         stall_batches=p.stall_batches,
         search_rounds=p.search_rounds,
-        confirm_seeds=list(range(1000, 1000 + p.confirmation_seeds)),
+        confirm_seeds=confirm_seeds,
         patience=p.early_stopping_patience,
         budget_te=round(budget_te, 3),
         te_gpu_hours=te_gpu_hours,
         shares={},
+        seed=seed,
     )
     probe = float(p.validation_seeds)
     confirm = 2.0 * p.confirmation_seeds
@@ -422,6 +438,7 @@ def build_plan(
     history: list[HistoryRow],
     cost: cost_model.CostModel,
     runbooks: list[Runbook] | None = None,
+    seed: int = 0,
 ) -> Plan:
     """Rank the pool, fit the engine to the budget, and describe every phase. Pure."""
     from rea_cli.planner.profile import traits as traits_of
@@ -463,6 +480,7 @@ def build_plan(
         te_gpu_hours=te_gpu_hours,
         epochs=epochs,
         pool_costs=[h.cost for h, _, _ in pool],
+        seed=seed,
     )
     limit = cost_model.time_limit_min(device_s, cost, policy)
     hypotheses = {

@@ -22,11 +22,9 @@ TINY = {"name": "synthetic", "n_rows": 3000, "n_categorical": 3, "n_numerical": 
 TINY_REA = """
 [planner]
 max_hypotheses = 2
-validation_min_gain = -1.0
-validation_seeds = 1
-combination_top_k = 2
-combination_seeds = 1
-exploitation_seeds = 2
+exploitation_batch = 2
+stall_batches = 1
+search_rounds = 1
 """
 
 
@@ -99,8 +97,8 @@ def test_whole_run_with_tpe_and_random(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_whole_run_with_a_rea_campaign(tmp_path: Path) -> None:
-    """The rea plumbing on today's engine: a tiny campaign, a fixed budget (the small TE
-    budget does not fit its coarse worst-case plan), then the warm-start campaign."""
+    """The rea plumbing: a tiny campaign on a fixed budget (2 TE cannot hold rea's probe and
+    5-seed confirmation), then the warm-start campaign with another seed."""
     settings = tmp_path / "rea-settings.toml"
     settings.write_text(TINY_REA)
     line, _ = _bench(
@@ -132,6 +130,10 @@ def test_whole_run_with_a_rea_campaign(tmp_path: Path) -> None:
     log = json.loads(Path(line.log_file or "").read_text())
     assert {t["method"] for t in log["trials"]} == {"tpe", "rea", "rea-warm"}
     assert all(r["state"] == "AWAITING_REVIEW" for r in log["rea_runs"])
+    # each campaign trains on its own seeds, none on the retrain seeds
+    seeds = {m: {t["seed"] for t in log["trials"] if t["method"] == m} for m in ("rea", "rea-warm")}
+    assert seeds["rea"] and seeds["rea-warm"] and not seeds["rea"] & seeds["rea-warm"]
+    assert not (seeds["rea"] | seeds["rea-warm"]) & set(line.retrain_seeds)
 
 
 @pytest.mark.slow

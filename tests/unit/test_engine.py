@@ -219,3 +219,24 @@ def test_corrections() -> None:
     bh = benjamini_hochberg(ps, 0.06)
     assert bh["a"][1] and bh["b"][1] and bh["c"][1] and not bh["d"][1]
     assert bh["b"][0] == pytest.approx(0.04 * 4 / 3) and bh["c"][0] == bh["b"][0]
+
+
+def test_campaign_seeds_never_share_a_trial_seed() -> None:
+    from rea_cli.planner.plan import trial_seeds
+
+    seen: set[int] = set()
+    for seed in range(4):
+        validation, confirmation = trial_seeds(seed, 20, 20)
+        assert not set(validation) & set(confirmation)  # fresh seeds stay fresh
+        assert not (set(validation) | set(confirmation)) & seen
+        seen |= set(validation) | set(confirmation)
+    assert trial_seeds(0, 2, 5) == ([0, 1], [1000, 1001, 1002, 1003, 1004])
+
+
+def test_a_seeded_plan_trains_on_its_own_seeds() -> None:
+    seeded = real_plan("s", settings=SETTINGS, budget_gpu_hours=40.0, seed=2)
+    assert seeded.engine.seed == 2
+    assert seeded.engine.validation_seeds == [20000, 20001, 20002]
+    assert seeded.engine.confirm_seeds[0] == 21000
+    probe = next_step(seeded, _campaign(seeded), None, "t")
+    assert isinstance(probe, Step) and {t.seed for t in probe.trials} == {20000, 20001, 20002}
