@@ -70,7 +70,7 @@ def run_weekly_twice(ws: Path, timeout: float) -> None:
     assert again["action"] == "none" and _runs(ws) == [RUN1], again
     doc1 = _wait_ended(ws, RUN1, timeout)
     approval = json.loads((ws / "campaigns" / RUN1 / "approval.json").read_text())
-    assert "standing approval of schedule weekly" in approval["by"]
+    assert (approval["standing"] or "").startswith("schedule weekly, approved by ")
 
     assert _tick(ws, "2026-12-04T00:00")["action"] == "none"  # not due before a week
     second = _tick(ws, "2026-12-08T00:05")

@@ -13,6 +13,7 @@ import typer
 from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from rea_cli.cli.common import console, handle_errors, print_json, workspace
 from rea_cli.errors import RefusedError, UsageError
@@ -100,20 +101,22 @@ def plan(
 ) -> None:
     """Propose hypotheses and plan validation -> combination -> exploitation within the budget."""
     from rea_cli.app.planning import plan_campaign
-    from rea_cli.cli.budgets import budget_hours
+    from rea_cli.cli.budgets import budget_hours, say_note
 
     ws = workspace(ctx)
+    approved = budget_hours(budget)
     c, p = plan_campaign(
         ws,
         model=model,
         dataset=dataset,
-        budget_gpu_hours=budget_hours(budget),
+        budget_gpu_hours=approved.hours,
         goal=goal,
         metric=metric,
         profile=profile,
         campaign_id=campaign_id,
         seed=seed,
     )
+    say_note(approved)
     if as_json:
         print_json({"campaign_id": c.campaign_id, "plan": p.dump()})
         return
@@ -447,5 +450,8 @@ def report(
         print_json(data)
         return
     console.print(Markdown(text))
-    console.print(f"\nreport written to {path} (with every trial)", highlight=False, soft_wrap=True)
-    console.print(f"with plots: {data['html']}", highlight=False, soft_wrap=True)
+    # each path on a line of its own, never wrapped: it is copied, whatever the width
+    say = console.print
+    say("\nreport written (with every trial), and with plots:")
+    say(Text(f"  {path}"), soft_wrap=True)
+    say(Text(f"  {data['html']}"), soft_wrap=True)

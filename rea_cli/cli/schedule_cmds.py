@@ -97,7 +97,7 @@ def approve_cmd(
     from datetime import timedelta
 
     from rea_cli.app.schedules import approve_schedule
-    from rea_cli.cli.budgets import budget_hours
+    from rea_cli.cli.budgets import budget_hours, say_note
     from rea_cli.clock import parse_time
     from rea_cli.errors import UsageError
 
@@ -107,8 +107,9 @@ def approve_cmd(
     until = parse_time(valid_until, "--valid-until") if valid_until else now + timedelta(days=90)
     if valid_until and len(valid_until.strip()) == 10:
         until += timedelta(days=1, microseconds=-1)  # a date covers that whole day
-    run_h = budget_hours(run_budget, "--run-budget")
-    period_h = budget_hours(period_budget, "--period-budget")
+    run_arg = budget_hours(run_budget, "--run-budget")
+    period_arg = budget_hours(period_budget, "--period-budget")
+    run_h, period_h = run_arg.hours, period_arg.hours
     if not yes and not typer.confirm(
         f"Approve every run of schedule {name}: {run_h:g} GPU-h per run, at most {period_h:g} "
         f"GPU-h per {period}, until {until:%Y-%m-%d %H:%M} UTC?"
@@ -123,6 +124,7 @@ def approve_cmd(
         valid_until=until,
         now=now,
     )
+    say_note(run_arg, period_arg)
     if as_json:
         print_json(a.model_dump(mode="json"))
         return

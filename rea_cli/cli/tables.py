@@ -44,7 +44,6 @@ def render(
     text_rows = [[cell(r.get(c)) for c in columns] for r in rows]
     if fits(text_rows, columns, width):
         table = Table(
-            title=Text(title) if title else None,
             caption=caption,
             box=box.SIMPLE_HEAD,
             pad_edge=False,
@@ -55,7 +54,9 @@ def render(
         for row in text_rows:
             # cells hold user text (titles, paths, SQL results): plain text, never markup
             table.add_row(*(Text(value) for value in row))
-        return table
+        # the title above, in the console's width (a table's title wraps in the table's, and
+        # cuts a long path mid-word)
+        return Group(Text(title, style="bold"), table) if title else table
     return vertical(text_rows, columns, title=title, caption=caption)
 
 

@@ -66,18 +66,20 @@ def _fill(disk: Path, leave_kb: int) -> None:
     """Fill the filesystem until `leave_kb` KB are free (a filler file, removed by _free)."""
     _free(disk)
     avail_kb = shutil.disk_usage(disk).free // 1024
-    with open(disk / "filler", "wb") as fh:
+    # unbuffered: a full disk shows in write(), never at close() when the file is closed
+    with open(disk / "filler", "wb", buffering=0) as fh:
         fh.truncate(0)
         chunk = b"\0" * (1024 * 1024)
         left = max(0, avail_kb - leave_kb) * 1024
         while left > 0:
             n = min(left, len(chunk))
             try:
-                fh.write(chunk[:n])
-                fh.flush()
+                written = fh.write(chunk[:n])
             except OSError:
                 break
-            left -= n
+            if not written:
+                break
+            left -= written
     assert shutil.disk_usage(disk).free // 1024 <= leave_kb + 64
 
 
