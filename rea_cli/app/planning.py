@@ -21,6 +21,7 @@ from rea_cli.fsutil import read_json, write_json_atomic
 from rea_cli.identity import current_user
 from rea_cli.planner import cost as cost_model
 from rea_cli.planner.plan import Plan, baseline_config, build_plan, data_spec, plan_hash
+from rea_cli.planner.plan import parse_budget as parse_budget  # for the CLI's --budget
 from rea_cli.planner.ranking import HistoryRow
 from rea_cli.runbooks import load_runbooks
 from rea_cli.text import check_user_text

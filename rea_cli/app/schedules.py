@@ -49,6 +49,7 @@ from rea_cli.schedules.model import (
     template_hash,
     used_in_period,
 )
+from rea_cli.schedules.model import parse_every as parse_every  # for the CLI's --every
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rea_cli.campaign.model import Budget, Campaign, Proposal
+from rea_cli.campaign.model import PHASES, Budget, Campaign, Proposal
 from rea_cli.campaign.state import CampaignState, TrialStatus
 from rea_cli.campaign.store import CampaignStore, list_campaigns
 from rea_cli.errors import ReaError
@@ -44,6 +44,10 @@ class CampaignSummary(BaseModel):
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def phases_in_run_order(self) -> list[tuple[str, PhaseCounts]]:
+        """The phases with trials, in the order a campaign runs them."""
+        return [(name, self.phases[name]) for name in PHASES if name in self.phases]
 
 
 def summary(c: Campaign) -> CampaignSummary:

@@ -7,7 +7,8 @@ chains a new wake-up. It also cancels and pauses a campaign whose measured spend
 approved budget, and reports stuck campaigns. It never waits on a busy campaign and never starts a
 second tick: both locks are probed without waiting.
 
-`decide` is pure (campaign + scheduler view + clock -> decision); `tick` does the I/O.
+`decide` is pure (campaign + scheduler view + clock -> decision); `tick` does the I/O. The cron
+(or scrontab) entry that runs the tick is cron.py's, re-exported here for the CLI.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from rea_cli.campaign.journal import now_iso
 from rea_cli.campaign.model import Campaign, JobRecord, Round
 from rea_cli.campaign.state import CampaignState, RoundStatus
 from rea_cli.campaign.store import CampaignStore, list_campaigns
+from rea_cli.cron import CronTool as CronTool  # re-exported for `rea cron`
+from rea_cli.cron import install_cron as install_cron
+from rea_cli.cron import remove_cron as remove_cron
+from rea_cli.cron import workspace_cron_block as workspace_cron_block
 from rea_cli.errors import LockedError, ReaError, os_error
 from rea_cli.executor.backends import make_scheduler
 from rea_cli.executor.scheduler import (

@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 import typer
 
+from rea_cli.app.planning import parse_budget
 from rea_cli.cli.common import err_console
-from rea_cli.planner.plan import parse_budget
 
 _BARE = re.compile(r"\s*\d+(?:\.\d+)?\s*")
 

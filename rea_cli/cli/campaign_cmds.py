@@ -329,7 +329,6 @@ def status(
 
 
 def _print_summary(s: Any) -> None:
-    from rea_cli.campaign.model import PHASES
     from rea_cli.numfmt import hours, proposal_line
 
     b = s.budget
@@ -344,8 +343,8 @@ def _print_summary(s: Any) -> None:
     table = Table()
     for col in ("phase", "pending", "running", "succeeded", "failed", "cancelled"):
         table.add_column(col)
-    ordered = [(name, s.phases[name]) for name in PHASES if name in s.phases]
-    for name, p in ordered:  # in run order
+    ordered = s.phases_in_run_order()
+    for name, p in ordered:
         table.add_row(
             name,
             *(

@@ -51,8 +51,7 @@ def add_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a campaign template with its cadence; it runs nothing before `rea schedule approve`."""
-    from rea_cli.app.schedules import add_schedule
-    from rea_cli.schedules.model import parse_every
+    from rea_cli.app.schedules import add_schedule, parse_every
 
     t = add_schedule(
         workspace(ctx),

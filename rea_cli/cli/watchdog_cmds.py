@@ -10,7 +10,7 @@ from rich.markup import escape
 from rea_cli.cli.common import console, handle_errors, print_json, workspace
 
 if TYPE_CHECKING:
-    from rea_cli.cron import CronTool
+    from rea_cli.app.watchdog import CronTool
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ScrontabOpt = Annotated[
@@ -87,7 +87,7 @@ def cron_install(
     apply: ApplyOpt = False,
 ) -> None:
     """Print the crontab (or scrontab) entry running `rea tick`; --apply installs it."""
-    from rea_cli.cron import install_cron, workspace_cron_block
+    from rea_cli.app.watchdog import install_cron, workspace_cron_block
 
     ws = workspace(ctx)
     tool = _tool(scrontab)
@@ -109,7 +109,7 @@ def cron_install(
 @handle_errors
 def cron_remove(ctx: typer.Context, scrontab: ScrontabOpt = False, apply: ApplyOpt = False) -> None:
     """Remove this workspace's `rea tick` entry from the crontab (or scrontab)."""
-    from rea_cli.cron import remove_cron
+    from rea_cli.app.watchdog import remove_cron
 
     ws = workspace(ctx)
     tool = _tool(scrontab)

@@ -1,10 +1,10 @@
-"""The one table from Slurm state strings to JobState."""
+"""The one table from Slurm state strings to JobState, and the pending reasons that never clear."""
 
 from __future__ import annotations
 
 import pytest
 
-from rea_cli.executor.scheduler import JobState
+from rea_cli.executor.scheduler import JobState, never_starts
 from rea_cli.executor.slurm.states import SLURM_STATES, to_job_state
 
 
@@ -71,3 +71,29 @@ def test_has_ended_is_terminal_or_unknown() -> None:
     assert not ended & still_running
     assert set(JobState) == ended | still_running
     assert not JobState.UNKNOWN.is_terminal  # backends: a job they cannot map is not "ended"
+
+
+@pytest.mark.parametrize(
+    ("reason", "never"),
+    [
+        ("PartitionConfig", True),  # the request exceeds what the partition allows per job
+        ("PartitionTimeLimit", True),
+        ("QOSMaxGRESPerJob", True),
+        ("InvalidAccount", True),
+        ("AssocMaxWallDurationPerJobLimit", True),
+        ("Resources", False),  # waits for nodes to free up
+        ("Priority", False),
+        ("QOSMaxGRESPerUser", False),  # clears when the user's other jobs end
+        ("PartitionDown", False),  # clears when an admin brings it back
+        ("JobArrayTaskLimit", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_never_starts_only_for_reasons_that_cannot_clear(reason: str | None, never: bool) -> None:
+    assert never_starts(JobState.PENDING, reason) is never
+
+
+@pytest.mark.parametrize("state", [s for s in JobState if s is not JobState.PENDING])
+def test_never_starts_only_while_pending(state: JobState) -> None:
+    assert not never_starts(state, "PartitionConfig")

@@ -1,18 +1,33 @@
-"""The campaign state machine, the journal, the config loader and the runbooks."""
+"""The campaign state machine (and its trials', rounds' and phases'), the journal, the config
+loader and the runbooks."""
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rea_cli.campaign.journal import append_event, read_events
-from rea_cli.campaign.state import TRANSITIONS, CampaignState, check_transition
+from rea_cli.campaign.model import PhaseRecord, Round, TrialRecord
+from rea_cli.campaign.state import (
+    PHASE_TRANSITIONS,
+    ROUND_TRANSITIONS,
+    TRANSITIONS,
+    TRIAL_TRANSITIONS,
+    CampaignState,
+    PhaseStatus,
+    RoundStatus,
+    StateError,
+    TrialStatus,
+    check_transition,
+)
 from rea_cli.errors import RefusedError, UsageError
 from rea_cli.runbooks import Failure, Footprint, choose_action, diagnose, load_runbooks
 
 S = CampaignState
+T, R, P = TrialStatus, RoundStatus, PhaseStatus
 
 
 def test_state_machine_happy_path() -> None:
@@ -38,6 +53,59 @@ def test_refused_transitions_say_what_to_do(current: S, target: S, hint: str) ->
 def test_final_states_have_no_way_out() -> None:
     for state in S:
         assert (not TRANSITIONS[state]) == state.is_final
+
+
+def _trial(status: TrialStatus) -> TrialRecord:
+    return TrialRecord(phase="validation", hypothesis_id="baseline", seed=0, status=status)
+
+
+def _round(status: RoundStatus) -> Round:
+    return Round(round=1, trial_ids=["t1"], status=status)
+
+
+def test_every_part_status_has_a_row() -> None:
+    assert set(TRIAL_TRANSITIONS) == set(T)
+    assert set(ROUND_TRANSITIONS) == set(R)
+    assert set(PHASE_TRANSITIONS) == set(P)
+
+
+@pytest.mark.parametrize(
+    ("record", "path"),
+    [
+        (_trial(T.PENDING), [T.SUBMITTED, T.FAILED, T.PENDING, T.SUBMITTED, T.SUCCEEDED]),  # retry
+        (_trial(T.PENDING), [T.SUCCEEDED]),  # reused from an identical trial
+        (_trial(T.FAILED), [T.CANCELLED]),
+        (_round(R.SUBMITTING), [R.SUBMITTING, R.RELEASED, R.RELEASED]),
+        (PhaseRecord(), [P.SUBMITTED, P.SUBMITTED, P.DONE]),
+        (PhaseRecord(), [P.SKIPPED]),
+    ],
+)
+def test_part_status_changes_in_the_table_are_taken(
+    record: TrialRecord | Round | PhaseRecord, path: list[Any]
+) -> None:
+    for target in path:
+        record.set_status(target)
+        assert record.status is target
+
+
+@pytest.mark.parametrize(
+    ("record", "target", "message"),
+    [
+        (_trial(T.SUCCEEDED), T.PENDING, "trial: succeeded -> pending"),  # a result stays
+        (_trial(T.CANCELLED), T.SUBMITTED, "trial: cancelled -> submitted"),
+        (_trial(T.PENDING), T.FAILED, "trial: pending -> failed"),  # only a submitted one fails
+        (_round(R.RELEASED), R.SUBMITTING, "round: released -> submitting"),
+        (PhaseRecord(status=P.DONE), P.SUBMITTED, "phase: done -> submitted"),
+        (PhaseRecord(status=P.SUBMITTED), P.SKIPPED, "phase: submitted -> skipped"),
+    ],
+)
+def test_part_status_changes_outside_the_table_are_refused(
+    record: TrialRecord | Round | PhaseRecord, target: Any, message: str
+) -> None:
+    before = record.status
+    with pytest.raises(StateError, match=f"^{message} is not a valid change$"):
+        record.set_status(target)
+    assert record.status is before  # refused before anything changed
 
 
 def test_journal_sequence_survives_a_torn_line(tmp_path: Path) -> None:
