@@ -27,11 +27,26 @@ def parse_time(text: str, what: str = "--now") -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# a supplied time must leave room for due-time arithmetic (a time plus its interval, a cron's
+# next time, a shift to UTC) inside datetime's years 1 to 9999
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def now(explicit: str | None = None) -> datetime:
-    """--now when given, else $REA_NOW, else the real time (all timezone-aware)."""
-    if explicit:
-        return parse_time(explicit)
+    """--now when given (an empty one is an error, not the real time), else $REA_NOW, else the
+    real time (all timezone-aware)."""
+    if explicit is not None:
+        return _in_range(parse_time(explicit), explicit, "--now")
     env = os.environ.get(ENV)
     if env:
-        return parse_time(env, f"${ENV}")
+        return _in_range(parse_time(env, f"${ENV}"), env, f"${ENV}")
     return datetime.now(UTC)
+
+
+def _in_range(value: datetime, text: str, what: str) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise UsageError(
+            f"{what} {text!r}: out of range; give a time from {EARLIEST:%Y-%m-%d} to "
+            f"{LATEST:%Y-%m-%d} (UTC)"
+        )
+    return value

@@ -117,15 +117,18 @@ def encode(table: pa.Table, fmt: str) -> bytes:
     return (json.dumps(table.to_pylist(), indent=2, default=str) + "\n").encode("utf-8")
 
 
-def write_insights_report(ws: Workspace, output: Path | None = None) -> tuple[Path, int]:
+def write_insights_report(
+    ws: Workspace, output: Path | None = None, *, force: bool = False
+) -> tuple[Path, int]:
     """insights-report.html: the effect of each hypothesis across campaigns, with plots.
-    Returns its path and the number of effects drawn from."""
+    Returns its path and the number of effects drawn from. A chosen output is checked like
+    any analyst output (never onto a file of rea, never over a file without force)."""
     from rea_cli.fsutil import write_text_atomic
     from rea_cli.insights import hypothesis_effects
     from rea_cli.report.html import render_insights
 
+    path = check_output(ws, output, force=force) if output else ws.root / "insights-report.html"
     source = _source(ws)
     rows = hypothesis_effects(source)
-    path = output or ws.root / "insights-report.html"
     write_text_atomic(path, render_insights(rows, source.name))
     return path, len(rows)

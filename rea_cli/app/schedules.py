@@ -50,6 +50,7 @@ from rea_cli.schedules.model import (
     used_in_period,
 )
 from rea_cli.schedules.model import parse_every as parse_every  # for the CLI's --every
+from rea_cli.text import check_user_text
 from rea_cli.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,12 @@ def _read(path: Path, model: type[BaseModel], what: str) -> Any:
     except FileNotFoundError:
         return None
     except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        why = first["msg"].removeprefix("Value error, ")
         raise UsageError(
-            f"{path}: not a valid {what} ({exc.errors()[0]['msg']}); remove the schedule with "
-            f"`rea schedule remove` and add it again"
+            f"{path}: not a valid {what} ({where + ': ' if where else ''}{why}); "
+            f"remove the schedule with `rea schedule remove {path.parent.name}` and add it again"
         ) from None
 
 
@@ -154,6 +158,7 @@ def add_schedule(
 ) -> Template:
     """Write the template; it runs nothing until a standing approval covers it."""
     files = ScheduleFiles(ws, check_name(name))
+    check_user_text("--goal", goal)  # what each run's plan checks, refused now, not at each tick
     if (cron is None) == (every_days is None):
         raise UsageError("give exactly one of --cron EXPR or --every DURATION (e.g. 7d)")
     if cron is not None:
@@ -238,11 +243,19 @@ def set_paused(ws: Workspace, name: str, paused: bool) -> ScheduleState:
 
 def remove_schedule(ws: Workspace, name: str) -> list[str]:
     """Remove the schedule's files; its campaigns stay (and any running one goes on).
-    Returns the campaign ids it had started."""
+    Returns the campaign ids it had started. A damaged schedule is removed too: removing it
+    is what every error about its files says to do."""
     files = ScheduleFiles(ws, check_name(name))
-    load_template(files)
+    missing = UsageError(f"no schedule {name!r} in {ws.root}; see `rea schedule list`")
+    if not files.dir.is_dir():
+        raise missing  # before the lock: an unknown name writes nothing
     with schedules_lock(ws):
-        runs = [r.campaign_id for r in load_state(files).runs]
+        if not files.dir.is_dir():
+            raise missing
+        try:
+            runs = [r.campaign_id for r in load_state(files).runs]
+        except UsageError:
+            runs = []  # an unreadable state.json: its campaigns stay all the same
         shutil.rmtree(files.dir)
     return runs
 
@@ -424,7 +437,9 @@ def start_run(ws: Workspace, t: Template, approval: StandingApproval, cid: str) 
         if c.budget.approved_gpu_hours > approval.run_gpu_hours + 1e-9:
             raise RefusedError(
                 f"campaign {cid} asks {c.budget.approved_gpu_hours:g} GPU-h, more than the "
-                f"standing approval's {approval.run_gpu_hours:g} per run"
+                f"standing approval's {approval.run_gpu_hours:g} per run; approve it yourself "
+                f"(`rea approve {cid}`), cancel it (`rea cancel {cid}`) or raise the run budget "
+                f"(`rea schedule approve {t.name} --run-budget ...`)"
             )
         approve_campaign(
             ws, cid, standing=f"schedule {t.name}, approved by {approval.by} at {approval.at}"

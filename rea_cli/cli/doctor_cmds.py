@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rea_cli.cli.common import console, handle_errors, print_json, workspace
+from rea_cli.cli.common import console, handle_errors, one_line, print_json, workspace
 
 STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "dim"}
 
@@ -37,13 +37,14 @@ def doctor(
     if as_json:
         print_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})
     else:
-        for c in checks:
+        for c in checks:  # a check's text may hold user input (a data set name): one line each
             console.print(
-                f"[{STYLE[c.verdict]}]{c.verdict:<4}[/] {escape(c.name)}: {escape(c.detail)}",
+                f"[{STYLE[c.verdict]}]{c.verdict:<4}[/] {escape(one_line(c.name))}: "
+                f"{escape(one_line(c.detail))}",
                 highlight=False,
             )
             if c.fix and c.verdict in ("FAIL", "WARN"):
-                console.print(f"     fix: {escape(c.fix)}", highlight=False)
+                console.print(f"     fix: {escape(one_line(c.fix))}", highlight=False)
         console.print(
             f"{len(failed)} check(s) failed" if failed else "all checks passed",
             highlight=False,

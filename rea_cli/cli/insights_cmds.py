@@ -131,12 +131,13 @@ def report_cmd(
             "--output", "-o", help="HTML file (default: <workspace>/insights-report.html)."
         ),
     ] = None,
+    force: ForceOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write the cross-campaign report: the effect of each hypothesis, with plots (HTML)."""
     from rea_cli.app.analysis import write_insights_report
 
-    path, n = write_insights_report(workspace(ctx), output)
+    path, n = write_insights_report(workspace(ctx), output, force=force)
     if as_json:
         typer.echo(json.dumps({"report": str(path), "effects": n}, indent=2))
         return

@@ -41,7 +41,8 @@ def add_cmd(
         str | None, typer.Option(help="Cron expression (five fields, UTC), e.g. '0 6 * * 1'.")
     ] = None,
     every: Annotated[
-        str | None, typer.Option(help="Or a fixed interval: 7d, 1d, 12h (first run at once).")
+        str | None,
+        typer.Option(help="Or a fixed interval, 1h to 366d: 7d, 1d, 12h (first run at once)."),
     ] = None,
     metric: Annotated[
         str | None, typer.Option(help="auc, ne or logloss (default from rea.toml).")
@@ -103,9 +104,12 @@ def approve_cmd(
     if period not in ("day", "week", "month"):
         raise UsageError(f"--period {period!r}: use day, week or month")
     now = _now()
-    until = parse_time(valid_until, "--valid-until") if valid_until else now + timedelta(days=90)
-    if valid_until and len(valid_until.strip()) == 10:
-        until += timedelta(days=1, microseconds=-1)  # a date covers that whole day
+    if valid_until is None:
+        until = now + timedelta(days=90)
+    else:  # an empty --valid-until is an error, not the default
+        until = parse_time(valid_until, "--valid-until")
+        if len(valid_until.strip()) == 10:
+            until += timedelta(days=1, microseconds=-1)  # a date covers that whole day
     run_arg = budget_hours(run_budget, "--run-budget")
     period_arg = budget_hours(period_budget, "--period-budget")
     run_h, period_h = run_arg.hours, period_arg.hours

@@ -15,18 +15,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rea_cli.campaign.store import check_campaign_id
 from rea_cli.errors import UsageError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 Period = Literal["day", "week", "month"]
+# `every N days` between an hour (a tick runs every few minutes) and a leap year: beyond these,
+# the due-time arithmetic divides by zero or leaves datetime's range
+MIN_EVERY_DAYS, MAX_EVERY_DAYS = 1 / 24, 366.0
 # campaign states after which a run no longer holds budget or blocks the next run
 ENDED = ("AWAITING_REVIEW", "ACCEPTED", "REJECTED", "CANCELLED", "FAILED")
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _iso_time(value: str) -> str:
+    """A time field of a schedule file must parse as an ISO 8601 time (a hand edit may not)."""
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 time") from None
+    return value
 
 
 class Template(_Doc):
@@ -39,9 +52,16 @@ class Template(_Doc):
     profile: str = "standard"
     goal: str = ""
     cron: str | None = None  # five cron fields, UTC
-    every_days: float | None = Field(None, gt=0)
+    every_days: float | None = Field(None, ge=MIN_EVERY_DAYS, le=MAX_EVERY_DAYS)
     created_at: str
     created_by: str
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_fields(cls, value: str | None) -> str | None:
+        if value is not None and not cron_ok(value):
+            raise ValueError(f"{value!r} is not a cron expression of five fields")
+        return value
 
     @model_validator(mode="after")
     def _one_cadence(self) -> Template:
@@ -66,12 +86,24 @@ class StandingApproval(_Doc):
     period_gpu_hours: float = Field(gt=0)
     valid_until: str  # ISO date or time (UTC when no zone)
 
+    _times = field_validator("at", "valid_until")(_iso_time)
+
 
 class RunRecord(_Doc):
     campaign_id: str
     due_at: str  # the cadence's time this run stands for
     started_at: str
     period: str  # period key at start ("2026-12", "2026-W49", "2026-12-01")
+
+    _times = field_validator("due_at", "started_at")(_iso_time)
+
+    @field_validator("campaign_id")
+    @classmethod
+    def _campaign_id(cls, value: str) -> str:
+        try:
+            return check_campaign_id(value)
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class ScheduleState(_Doc):
@@ -94,18 +126,24 @@ def check_name(name: str) -> str:
 
 
 def parse_every(text: str) -> float:
-    """'7d', '7 days', '12h' -> days."""
+    """'7d', '7 days', '12h' -> days (from 1h to 366d)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(d|days?|h|hours?)\s*", text.lower())
-    if not m or float(m.group(1)) <= 0:
-        raise UsageError(f"--every {text!r}: give a duration like 7d, 1d or 12h")
-    value = float(m.group(1))
-    return value / 24.0 if m.group(2).startswith("h") else value
+    days = float(m.group(1)) / (24.0 if m.group(2).startswith("h") else 1.0) if m else 0.0
+    if not MIN_EVERY_DAYS <= days <= MAX_EVERY_DAYS:
+        raise UsageError(
+            f"--every {text!r}: give a duration like 7d, 1d or 12h, from 1h to {MAX_EVERY_DAYS:g}d"
+        )
+    return days
+
+
+def cron_ok(expr: str) -> bool:
+    from croniter import croniter
+
+    return len(expr.split()) == 5 and bool(croniter.is_valid(expr))
 
 
 def check_cron(expr: str) -> str:
-    from croniter import croniter
-
-    if len(expr.split()) != 5 or not croniter.is_valid(expr):
+    if not cron_ok(expr):
         raise UsageError(
             f"--cron {expr!r}: not a cron expression; give five fields (minute hour day month "
             "weekday), e.g. '0 6 * * 1' for Mondays at 06:00 UTC"

@@ -1,6 +1,7 @@
 """Every door rea has, fed hostile input (issue 10): CLI arguments, rea.toml, hypotheses.toml,
 knowledge files, runbooks, BYO schemas and data, plan/campaign/approval/journal files and the
-DuckDB files. For each case the real `rea` command (a new process, as a user runs it) must:
+DuckDB files, recurring campaigns (`rea schedule ...`, their files, `rea tick`), `rea doctor`.
+For each case the real `rea` command (a new process, as a user runs it) must:
 
 - print no traceback and exactly one `error:` line, exit 1 (refused) or 2 (bad input), and that
   line names what is wrong (a needle of the case) and is not the "bug in rea" fallback;
@@ -10,7 +11,9 @@ DuckDB files. For each case the real `rea` command (a new process, as a user run
   the backend's own state and the insights DB (a sync may run), and each case's own checks.
 
 A second table holds inputs rea must accept, saying what it did with them (a hypothesis it
-cannot use is dropped with its reason, a damaged campaign is listed as UNREADABLE, ...).
+cannot use is dropped with its reason, a damaged campaign is listed as UNREADABLE, ...). A third
+holds inputs that the checking commands (`rea tick`, `rea doctor`) report as findings among their
+others: exit 1, the finding named on stdout, the same guarantees otherwise.
 """
 
 from __future__ import annotations
@@ -36,6 +39,23 @@ PLAN_TINY = [*PLAN_ARGS, "--profile", "tiny"]
 TEMPLATE_STATES = {"p1": "PLANNED", "a1": "APPROVED"}
 # what a command may touch even when it fails: locks, the backend's state, the insights DB
 ALLOWED_CHANGES = (".rea/", "insights.duckdb", "insights.duckdb.wal", "insights-analyst.duckdb")
+# the template workspace's recurring campaign: added, approved, then paused (so no case starts it)
+SCHEDULE = "schedules/w"
+SCHEDULE_ADD = ["schedule", "add", "new", "--model", "lr", "--dataset", "synthetic"]
+SCHEDULE_APPROVE = ["schedule", "approve", "w", "--yes"]
+BAD_BUDGETS = [
+    "",
+    "0",
+    "-1",
+    "lots",
+    "1e400",
+    "nan",
+    "inf",
+    "1e26gpu-h",
+    "4gpu-h; rm -rf /",
+    "4 gpu-years",
+]
+BAD_SCHEDULE_NAMES = ["../../x", "a/b", "..", "a\nb", "$(touch x)", "x" * 41, "", "nope"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,7 @@ class Case:
     codes: tuple[int, ...] = (1, 2)
     changed: tuple[str, ...] = ()  # workspace files (relative) the case itself changes
     post: Callable[[Path], None] | None = None
+    env: dict[str, str] | None = None  # e.g. REA_NOW
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -174,6 +195,74 @@ def _no_campaign(cid: str) -> Callable[[Path], None]:
     return check
 
 
+def _run_record(cid: str, due_at: str = "2026-12-01T00:00:00+00:00") -> dict[str, str]:
+    return {"campaign_id": cid, "due_at": due_at, "started_at": due_at, "period": "2026-12"}
+
+
+def _schedule_file(name: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
+    return _json_edit(f"{SCHEDULE}/{name}", change)
+
+
+# (case id, damaged file, setup): every schedule file, cut, garbage, or valid JSON with values
+# no writer produces (a cadence that overflows the due-time arithmetic, times that do not parse)
+SCHEDULE_DAMAGE: list[tuple[str, str, Callable[[Path], None]]] = [
+    ("template-cut", "template.json", _write(f"{SCHEDULE}/template.json", b'{"name": "w"')),
+    ("template-bytes", "template.json", _write(f"{SCHEDULE}/template.json", b"\xff\xfe\x00")),
+    ("template-list", "template.json", _write(f"{SCHEDULE}/template.json", b"[]")),
+    (
+        "template-every-huge",
+        "template.json",
+        _schedule_file("template.json", lambda d: d.update(every_days=1e300)),
+    ),
+    (
+        "template-every-tiny",
+        "template.json",
+        _schedule_file("template.json", lambda d: d.update(every_days=1e-9)),
+    ),
+    (
+        "template-cron",
+        "template.json",
+        _schedule_file("template.json", lambda d: d.update(every_days=None, cron="0 6 * *")),
+    ),
+    (
+        "template-key",
+        "template.json",
+        _schedule_file("template.json", lambda d: d.update(colour=1)),
+    ),
+    ("state-cut", "state.json", _write(f"{SCHEDULE}/state.json", b"{")),
+    (
+        "state-paused",
+        "state.json",
+        _schedule_file("state.json", lambda d: d.update(paused="maybe")),
+    ),
+    (
+        "state-run-id",
+        "state.json",
+        _schedule_file("state.json", lambda d: d.update(runs=[_run_record("../../x")])),
+    ),
+    (
+        "state-run-time",
+        "state.json",
+        _schedule_file("state.json", lambda d: d.update(runs=[_run_record("w-1", "soon")])),
+    ),
+    ("approval-list", "approval.json", _write(f"{SCHEDULE}/approval.json", b"[]")),
+    (
+        "approval-until",
+        "approval.json",
+        _schedule_file("approval.json", lambda d: d.update(valid_until="never")),
+    ),
+    (
+        "approval-inf",
+        "approval.json",
+        _schedule_file("approval.json", lambda d: d.update(period_gpu_hours=float("inf"))),
+    ),
+    (
+        "approval-negative",
+        "approval.json",
+        _schedule_file("approval.json", lambda d: d.update(run_gpu_hours=-1)),
+    ),
+]
+
 # ----------------------------------------------------------------------------- the cases
 
 HOSTILE_IDS = ["../../x", "a/b", "..", ".hidden", "x" * 65, "é", "a b", "a\nb", "-", "$(touch x)"]
@@ -279,6 +368,183 @@ CASES: list[Case] = [
         Case(f"cron-every-{i}", ["cron", "install", "--every", e], "every")
         for i, e in enumerate(["0", "61", "-5", "abc", "1e3", ""])
     ],
+    # --- the tick's clock
+    *[
+        Case(f"tick-now-{i}", ["tick", "--now", v], "--now", codes=(2,))
+        for i, v in enumerate(
+            [
+                "",
+                "garbage",
+                "tomorrow",
+                "2026-13-01",
+                "2026-12-01T25:00",
+                "9999-12-31T23:59:59.999999",
+                "0001-01-01T00:00+01:00",
+                "2026-12-01\n* * * * * touch x",
+            ]
+        )
+    ],
+    Case("tick-env-now", ["tick"], "$REA_NOW", codes=(2,), env={"REA_NOW": "next week"}),
+    Case("tick-env-now-far", ["tick"], "$REA_NOW", codes=(2,), env={"REA_NOW": "9999-12-31"}),
+    Case("tick-unknown-option", ["tick", "--nwo", "2026-12-01"], "no such option"),
+    Case("tick-extra-argument", ["tick", "a1"], "unexpected extra argument"),
+    # --- recurring campaigns
+    *[
+        Case(f"schedule-add-cron-{i}", [*SCHEDULE_ADD, "--cron", c], "--cron", codes=(2,))
+        for i, c in enumerate(
+            [
+                "",
+                "every monday",
+                "61 * * * *",
+                "0 6 * * 1 2026",
+                "* * * *",
+                "@weekly",
+                "0 6 * * 1; touch x",
+                "0 6 31 2 *\n* * * * * touch x",
+            ]
+        )
+    ],
+    *[
+        Case(f"schedule-add-every-{i}", [*SCHEDULE_ADD, "--every", e], "--every", codes=(2,))
+        for i, e in enumerate(
+            [
+                "",
+                "weekly",
+                "0d",
+                "-1d",
+                "0.5h",
+                "367d",
+                "9" * 30 + "d",
+                "1e400d",
+                "nan",
+                "inf",
+                "7",
+                "7 weeks",
+                "7d; rm -rf /",
+            ]
+        )
+    ],
+    Case(
+        "schedule-add-both",
+        [*SCHEDULE_ADD, "--every", "7d", "--cron", "0 6 * * 1"],
+        "exactly one",
+        codes=(2,),
+    ),
+    Case("schedule-add-neither", SCHEDULE_ADD, "exactly one", codes=(2,)),
+    *[
+        Case(
+            f"schedule-add-name-{i}",
+            ["schedule", "add", name, *SCHEDULE_ADD[3:], "--every", "7d"],
+            "schedule name",
+            codes=(2,),
+        )
+        for i, name in enumerate([*HOSTILE_IDS, "", "x" * 41])
+    ],
+    Case(
+        "schedule-add-exists",
+        ["schedule", "add", "w", *SCHEDULE_ADD[3:], "--every", "7d"],
+        "already exists",
+        codes=(2,),
+    ),
+    *[
+        Case(
+            f"schedule-add-{what}",
+            [*SCHEDULE_ADD, "--every", "7d", *extra],
+            needle,
+            codes=(2,),
+        )
+        for what, extra, needle in [
+            ("model", ["--model", "resnet"], "model"),
+            ("dataset", ["--dataset", "imagenet"], "dataset"),
+            ("profile", ["--profile", "huge"], "profile"),
+            ("metric", ["--metric", "accuracy"], "metric"),
+            ("goal-escape", ["--goal", "ok \x1b[2J\x1b[H cleared"], "--goal"),
+            ("goal-huge", ["--goal", "g" * 100_000], "--goal"),
+        ]
+    ],
+    Case(
+        "schedule-add-missing-model",
+        ["schedule", "add", "new", "--dataset", "synthetic", "--every", "7d"],
+        "missing option",
+    ),
+    *[
+        Case(
+            f"schedule-approve-{which}-budget-{i}",
+            [*SCHEDULE_APPROVE, *args],
+            "budget",
+            codes=(2,),
+        )
+        for i, b in enumerate(BAD_BUDGETS)
+        for which, args in [
+            ("run", ["--run-budget", b, "--period-budget", "20gpu-h"]),
+            ("period", ["--run-budget", "1gpu-h", "--period-budget", b]),
+        ]
+    ],
+    Case(
+        "schedule-approve-run-over-period",
+        [*SCHEDULE_APPROVE, "--run-budget", "30gpu-h", "--period-budget", "20gpu-h"],
+        "exceeds",
+        codes=(2,),
+    ),
+    *[
+        Case(
+            f"schedule-approve-{option[2:]}-{i}",
+            [*SCHEDULE_APPROVE, "--run-budget", "1gpu-h", "--period-budget", "2gpu-h", option, v],
+            option,
+            codes=(2,),
+        )
+        for option, values in [
+            ("--period", ["year", "", "Month", "week; rm -rf /"]),
+            ("--valid-until", ["", "forever", "2000-01-01", "2026-13-01", "2099-12-31\nx"]),
+        ]
+        for i, v in enumerate(values)
+    ],
+    Case(
+        "schedule-approve-unknown",
+        [
+            "schedule",
+            "approve",
+            "nope",
+            "--yes",
+            "--run-budget",
+            "1gpu-h",
+            "--period-budget",
+            "2gpu-h",
+        ],
+        "no schedule",
+        codes=(2,),
+    ),
+    Case(  # stdin closed: the prompt aborts
+        "schedule-approve-no-tty",
+        ["schedule", "approve", "w", "--run-budget", "1gpu-h", "--period-budget", "2gpu-h"],
+        "aborted",
+        codes=(1,),
+    ),
+    *[
+        Case(f"schedule-{cmd}-name-{i}", ["schedule", cmd, name], "schedule", codes=(2,))
+        for cmd in ("pause", "resume", "remove")
+        for i, name in enumerate(BAD_SCHEDULE_NAMES)
+    ],
+    Case("schedule-list-extra-argument", ["schedule", "list", "w"], "unexpected extra argument"),
+    Case("schedule-unknown-command", ["schedule", "rename", "w"], "no such command"),
+    Case(
+        "schedule-list-env-now",
+        ["schedule", "list"],
+        "$REA_NOW",
+        codes=(2,),
+        env={"REA_NOW": "2026-12-01T06:00\x1b[2J"},
+    ),
+    # --- doctor (a data set it cannot use is a FAIL among its checks: see REPORTED)
+    Case("doctor-unknown-option", ["doctor", "--fix"], "no such option"),
+    Case("doctor-extra-argument", ["doctor", "p1"], "unexpected extra argument"),
+    Case("doctor-dataset-missing", ["doctor", "--dataset"], "requires an argument"),
+    Case(
+        "doctor-toml",
+        ["doctor"],
+        "toml",
+        setup=_write("rea.toml", "[local\n"),
+        changed=("rea.toml",),
+    ),
     # --- insights
     *[
         Case(f"sql-{i}", ["insights", "sql", q], needle)
@@ -329,6 +595,28 @@ CASES: list[Case] = [
     ),
     Case("export-into-campaigns", ["insights", "export", "{ws}/campaigns"], "refusing"),
     Case("export-into-state", ["insights", "export", "{ws}/.rea/out"], "refusing"),
+    Case("effects-extra-argument", ["insights", "effects", "dcn_v2"], "unexpected extra argument"),
+    Case("effects-unknown-option", ["insights", "effects", "--model", "lr"], "no such option"),
+    Case("effects-option-missing", ["insights", "effects", "--hypothesis"], "requires an argument"),
+    *[
+        Case(f"report-onto-{i}", ["insights", "report", "-o", target, "--force"], "refusing")
+        for i, target in enumerate(
+            [
+                "{ws}/rea.toml",
+                "{ws}/insights.duckdb",
+                "{ws}/insights-analyst.duckdb",
+                "{ws}/hypotheses.toml",
+                "{ws}/campaigns/p1/plan.json",
+                "{ws}/campaigns/new.html",
+                "{ws}/.rea/x.html",
+            ]
+        )
+    ],
+    Case("report-onto-existing", ["insights", "report", "-o", "{box}/outside.txt"], "--force"),
+    Case("report-onto-folder", ["insights", "report", "-o", "{box}", "--force"], "folder"),
+    Case("report-output-empty", ["insights", "report", "-o", ""], "folder"),
+    Case("path-extra-argument", ["insights", "path", "p1"], "unexpected extra argument"),
+    Case("path-unknown-option", ["insights", "path", "--json"], "no such option"),
     # --- workspace and init
     Case("workspace-missing", ["--workspace", "{box}/nowhere", "status"], "rea init"),
     Case("workspace-newline", ["--workspace", "{box}/a\nb", "status"], "workspace"),
@@ -698,7 +986,12 @@ CASES: list[Case] = [
     ),
     # --- the DuckDB files
     *[
-        Case(f"db-{i}", ["insights", "sql", "FROM campaigns"], "insights", setup=setup)
+        Case(f"db-{i}{suffix}", ["insights", *args], "insights", setup=setup)
+        for suffix, args in [
+            ("", ["sql", "FROM campaigns"]),
+            ("-effects", ["effects"]),
+            ("-report", ["report"]),
+        ]
         for i, setup in enumerate(
             [
                 lambda ws: (
@@ -710,6 +1003,39 @@ CASES: list[Case] = [
                     or (ws / "insights-analyst.duckdb").write_bytes(b"\x00" * 4096)
                 ),
             ]
+        )
+    ],
+    # --- schedule files (the tick reports them: see REPORTED)
+    *[
+        Case(
+            f"schedule-file-{name}-{'-'.join(args)}",
+            ["schedule", *args],
+            f"{SCHEDULE}/{file}",
+            setup=setup,
+            codes=(2,),
+            changed=(f"{SCHEDULE}/{file}",),
+        )
+        for name, file, setup in SCHEDULE_DAMAGE
+        for args in (
+            [["list"]]
+            + ([["pause", "w"]] if file != "approval.json" else [])
+            + (
+                [
+                    ["resume", "w"],
+                    [
+                        "approve",
+                        "w",
+                        "--run-budget",
+                        "1gpu-h",
+                        "--period-budget",
+                        "2gpu-h",
+                        "--yes",
+                    ],
+                ]
+                if name.endswith("-cut") and file == "template.json"
+                else []
+            )
+            + ([["resume", "w"]] if name.endswith("-cut") and file == "state.json" else [])
         )
     ],
 ]
@@ -747,6 +1073,20 @@ def _listed_unreadable(ws: Path, done: subprocess.CompletedProcess[str]) -> None
 
 def _approved_despite_db(ws: Path, done: subprocess.CompletedProcess[str]) -> None:
     _state_is("p1", "APPROVED")(ws)
+
+
+def _schedule_removed(ws: Path, done: subprocess.CompletedProcess[str]) -> None:
+    assert not (ws / SCHEDULE).exists() and "removed schedule w" in done.stdout, done.stdout
+    listed = _rea(ws, ["schedule", "list", "--json"], ws.parent)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+
+
+def _no_effects_tables_intact(ws: Path, done: subprocess.CompletedProcess[str]) -> None:
+    assert json.loads(done.stdout) == []
+    counted = _rea(
+        ws, ["insights", "sql", "SELECT count(*) AS n FROM campaigns", "-f", "json"], ws.parent
+    )
+    assert counted.returncode == 0, counted.stderr  # the filter was a value, not SQL
 
 
 ACCEPTED: list[Accepted] = [
@@ -799,6 +1139,60 @@ ACCEPTED: list[Accepted] = [
         _approved_despite_db,
         lambda ws: (ws / "insights.duckdb").write_bytes(b"garbage" * 512),
     ),
+    # what every error about a damaged schedule file says to do must work
+    *[
+        Accepted(
+            f"schedule-remove-damaged-{name}", ["schedule", "remove", "w"], _schedule_removed, setup
+        )
+        for name, _, setup in SCHEDULE_DAMAGE
+        if name.endswith("-cut")
+    ],
+    *[
+        Accepted(
+            f"effects-filter-{option[2:]}",
+            ["insights", "effects", option, "x' OR 1=1; DROP TABLE campaigns; --", "--json"],
+            _no_effects_tables_intact,
+        )
+        for option in ("--model-family", "--dataset", "--hypothesis")
+    ],
+]
+
+
+# findings of the checking commands: exit 1, each needle on stdout
+@dataclass(frozen=True)
+class Reported:
+    id: str
+    args: list[str]
+    needles: tuple[str, ...]
+    setup: Callable[[Path], None] | None = None
+    changed: tuple[str, ...] = ()
+
+
+REPORTED: list[Reported] = [
+    # the tick goes on with every other campaign and schedule, naming the damaged file and the fix
+    *[
+        Reported(
+            f"tick-schedule-file-{name}",
+            ["tick"],
+            ("schedule w error", f"{SCHEDULE}/{file}", "rea schedule remove w"),
+            setup,
+            (f"{SCHEDULE}/{file}",),
+        )
+        for name, file, setup in SCHEDULE_DAMAGE
+    ],
+    *[
+        Reported(f"doctor-dataset-{i}", ["doctor", "--dataset", d], ("FAIL data set",))
+        for i, d in enumerate(
+            [
+                "imagenet",
+                "",
+                "criteo:/nonexistent.tsv",
+                "{box}/nowhere/schema.toml",
+                "../../x.yaml",
+                "synthetic\x1b[31m",
+            ]
+        )
+    ],
 ]
 
 
@@ -813,6 +1207,13 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert done.returncode == 0, done.stderr
     done = _rea(ws, ["approve", "a1", "--yes"], ws.parent)
     assert done.returncode == 0, done.stderr
+    for args in (
+        [*SCHEDULE_ADD[:2], "w", *SCHEDULE_ADD[3:], "--profile", "tiny", "--every", "7d"],
+        [*SCHEDULE_APPROVE, "--run-budget", "1gpu-h", "--period-budget", "2gpu-h"],
+        ["schedule", "pause", "w"],
+    ):
+        done = _rea(ws, args, ws.parent)
+        assert done.returncode == 0, done.stderr
     return ws
 
 
@@ -885,34 +1286,48 @@ def test_hostile_input_is_one_error_line_and_changes_nothing(box: Path, case: Ca
     ws = box / "ws"
     if case.setup is not None:
         case.setup(ws)
-    outside_before = {k: v for k, v in _files(box).items() if not k.startswith("ws/") and k != "ws"}
+    outside_before = _outside(box)
     ws_before = _files(ws)
 
-    done = _rea(ws, _expand(case.args, box), box)
+    done = _rea(ws, _expand(case.args, box), box, case.env)
 
     line = _one_error_line(done)
     assert done.returncode in case.codes, (done.returncode, line)
     assert case.needle.lower() in line.lower(), line
-    outside_after = {k: v for k, v in _files(box).items() if not k.startswith("ws/") and k != "ws"}
+    _assert_nothing_changed(box, outside_before, ws_before, case.changed)
+    if case.post is not None:
+        case.post(ws)
+
+
+def _outside(box: Path) -> dict[str, bytes | str]:
+    return {k: v for k, v in _files(box).items() if not k.startswith("ws/") and k != "ws"}
+
+
+def _assert_nothing_changed(
+    box: Path,
+    outside_before: dict[str, bytes | str],
+    ws_before: dict[str, bytes | str],
+    changed: tuple[str, ...],
+) -> None:
+    ws = box / "ws"
+    outside_after = _outside(box)
     assert outside_after == outside_before, _changed(outside_before, outside_after)
     ws_after = _files(ws)
     assert not [k for k in ws_after if k.endswith(".tmp")], "half-written file left"
     unexpected = {
         k
         for k in _changed(ws_before, ws_after)
-        if not k.startswith(ALLOWED_CHANGES) and not k.endswith("/.lock") and k not in case.changed
+        if not k.startswith(ALLOWED_CHANGES) and not k.endswith("/.lock") and k not in changed
     }
     assert not unexpected, unexpected
     for cid, state in TEMPLATE_STATES.items():
         path = ws / "campaigns" / cid / "campaign.json"
         if (
             path.read_bytes() == ws_before.get(f"campaigns/{cid}/campaign.json")
-            and f"campaigns/{cid}/campaign.json" not in case.changed
+            and f"campaigns/{cid}/campaign.json" not in changed
         ):
             _state_is(cid, state)(ws)
     assert sorted(p.name for p in (ws / "campaigns").iterdir()) == sorted(TEMPLATE_STATES)
-    if case.post is not None:
-        case.post(ws)
 
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=[c.id for c in ACCEPTED])
@@ -927,3 +1342,22 @@ def test_accepted_input_says_what_rea_did(box: Path, case: Accepted) -> None:
     case.check(ws, done)
     assert {k: v for k, v in _files(box).items() if not k.startswith("ws")} == outside_before
     assert not [p for p in ws.rglob("*.tmp")], "half-written file left"
+
+
+@pytest.mark.parametrize("case", REPORTED, ids=[c.id for c in REPORTED])
+def test_reported_input_is_a_finding_and_changes_nothing(box: Path, case: Reported) -> None:
+    ws = box / "ws"
+    if case.setup is not None:
+        case.setup(ws)
+    outside_before = _outside(box)
+    ws_before = _files(ws)
+
+    done = _rea(ws, _expand(case.args, box), box)
+
+    both = done.stdout + done.stderr
+    assert "Traceback" not in both and BUG not in both, both
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    for needle in case.needles:
+        assert needle in done.stdout, done.stdout
+    assert all(ch.isprintable() or ch == "\n" for ch in done.stdout), "a control character printed"
+    _assert_nothing_changed(box, outside_before, ws_before, case.changed)

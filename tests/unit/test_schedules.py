@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
+from rea_cli.clock import now
 from rea_cli.errors import UsageError
 from rea_cli.schedules.model import (
     RunRecord,
@@ -94,6 +96,31 @@ def test_bad_cadences_are_one_line_errors() -> None:
     assert parse_every("12h") == 0.5
     with pytest.raises(ValueError, match="exactly one"):
         _t(cron="0 3 * * 1")
+
+
+def test_cadences_and_times_stay_within_what_due_time_arithmetic_can_do() -> None:
+    assert parse_every("1h") == pytest.approx(1 / 24) and parse_every("366d") == 366.0
+    for text in ("0.5h", "367d", "9" * 30 + "d", "0d"):  # 1e23 days overflowed every tick
+        with pytest.raises(UsageError, match="from 1h to 366d"):
+            parse_every(text)
+    # the same bounds hold for a hand-edited file, and a cron or time must parse
+    for bad in ({"every_days": 1e300}, {"every_days": 1e-9}, {"every_days": None, "cron": "0 6"}):
+        with pytest.raises(ValidationError):
+            _t(**bad)
+    for bad_approval in ({"valid_until": "never"}, {"at": "x"}, {"period_gpu_hours": float("inf")}):
+        with pytest.raises(ValidationError):
+            _approval(**bad_approval)
+    with pytest.raises(ValidationError, match="invalid campaign id"):
+        RunRecord(
+            campaign_id="../x", due_at=T0.isoformat(), started_at=T0.isoformat(), period="2026-12"
+        )
+
+
+def test_a_supplied_clock_is_checked() -> None:
+    assert now("2026-12-01T06:00") == T0
+    for text in ("", "soon", "9999-12-31T23:59:59", "0001-01-01T00:00+01:00"):
+        with pytest.raises(UsageError, match="--now"):
+            now(text)
 
 
 def test_decide_starts_a_due_run() -> None:
