@@ -308,17 +308,37 @@ def _step(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> Re
                 )
                 for tid, t in retries.items()
             ]
-            overrides = {tid: t.overrides for tid, t in retries.items() if t.overrides}
-            # one array, one --mem: the most any of its trials was given by a runbook
-            mem = max((t.mem_gb for t in retries.values() if t.mem_gb), default=None)
-            rp = round_plan(
-                store, plan, c, sched, current, defs, overrides, kind="retry", mem_gb=mem
-            )
-            refused = _submit(store, c, sched, rp)
-            if refused:
-                return refused
-            return ResumeOutcome("submitted", f"retrying {len(defs)} trial(s) of {current}")
+            # a retry the budget cannot hold is given up (the trial stays failed) instead of
+            # pausing the campaign: the engine then decides with what is left
+            fitted = _fit(plan, c, sched, current, defs, store)
+            kept = {d.trial_id for d in fitted}
+            for d in defs:
+                if d.trial_id not in kept:
+                    _drop_retry(store, c, d.trial_id)
+            if fitted:
+                overrides = {tid: t.overrides for tid, t in retries.items() if t.overrides}
+                # one array, one --mem: the most any of its trials was given by a runbook
+                mem = max(
+                    (t.mem_gb for tid, t in retries.items() if tid in kept and t.mem_gb),
+                    default=None,
+                )
+                rp = round_plan(
+                    store, plan, c, sched, current, fitted, overrides, kind="retry", mem_gb=mem
+                )
+                refused = _submit(store, c, sched, rp)
+                if refused:
+                    return refused
+                return ResumeOutcome("submitted", f"retrying {len(fitted)} trial(s) of {current}")
+            store.save(c)
     return advance(store, plan, c, sched)
+
+
+def _drop_retry(store: CampaignStore, c: Campaign, trial_id: str) -> None:
+    job = c.trials[trial_id].jobs[-1]
+    why = "the budget left cannot hold its retry's worst case"
+    job.action = "give_up"
+    job.reason = f"{job.reason}; {why}" if job.reason else why
+    store.event("retry_dropped", trial_id=trial_id, detail=why)
 
 
 MAX_DECISIONS = 50  # steps decided in one resume (reused trials let the engine move on at once)

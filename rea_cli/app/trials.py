@@ -9,7 +9,7 @@ from ranking_models.contracts import TrialSpec
 from rea_cli.campaign.model import Campaign, Hypothesis
 from rea_cli.campaign.state import TrialStatus
 from rea_cli.campaign.store import CampaignStore
-from rea_cli.executor.scheduler import Scheduler
+from rea_cli.executor.scheduler import JobState, Scheduler
 from rea_cli.executor.submission import RoundPlan
 from rea_cli.planner import cost as cost_model
 from rea_cli.planner.engine import TrialDef
@@ -75,6 +75,17 @@ def expected_seconds(plan: Plan, campaign: Campaign, trial: TrialDef) -> float:
     return full * max(trial.cost, 0.05)
 
 
+def timeout_scale(campaign: Campaign, trial_id: str) -> float:
+    """2 ** the number of times the trial's jobs reached their time limit."""
+    record = campaign.trials.get(trial_id)
+    if record is None:
+        return 1.0
+    timeouts = [
+        j for j in record.jobs if j.state is JobState.TIMEOUT or j.failure_kind == "timeout"
+    ]
+    return 2.0 ** len(timeouts)
+
+
 def round_plan(
     store: CampaignStore,
     plan: Plan,
@@ -91,7 +102,14 @@ def round_plan(
     settings = store.ws.settings
     cost = learned_cost(plan, campaign)
     longest = max((expected_seconds(plan, campaign, t) for t in trials), default=0.0)
-    limit = cost_model.time_limit_min(longest, cost, limit_policy(settings))
+    policy = limit_policy(settings)
+    limit = cost_model.time_limit_min(longest, cost, policy)
+    # a trial that reached its limit before gets twice the limit per timeout: the estimate
+    # missed what this config costs (feature processing, a slow first epoch), and the same
+    # limit would only time out again
+    scale = max((timeout_scale(campaign, t.trial_id) for t in trials), default=1.0)
+    if scale > 1.0:
+        limit = round(min(policy.cap_min, max(limit, limit * scale)), 3)
     return RoundPlan(
         phase=phase,
         specs=[
