@@ -154,9 +154,11 @@ def cost_measurements(
     db_path: Path, *, model_family: str, data: str, retries: int = 5
 ) -> list[tuple[float, int]]:
     """(device_time_s, samples_seen) of succeeded attempts of this family on this exact data
-    spec (canonical JSON): what the cost model learns seconds per sample from."""
+    spec (canonical JSON): what the cost model learns seconds per sample from. The baselines'
+    attempts when there are any: the cost model prices a trial as a multiple of a full
+    baseline trial, and the other configs (more fields, bigger models) cost more per sample."""
     sql = (
-        "SELECT a.device_time_s, a.samples_seen FROM attempts a "
+        "SELECT a.device_time_s, a.samples_seen, t.hypothesis_id = 'baseline' FROM attempts a "
         "JOIN trials t USING (campaign_id, trial_id) "
         "JOIN campaigns c USING (campaign_id) "
         "WHERE a.status = 'succeeded' AND a.device_time_s > 0 AND a.samples_seen > 0 "
@@ -167,4 +169,5 @@ def cost_measurements(
             rows = con.execute(sql, [model_family, data]).fetchall()
         except duckdb.Error:
             return []
-    return [(float(t), int(n)) for t, n in rows]
+    base = [(float(t), int(n)) for t, n, is_base in rows if is_base]
+    return base or [(float(t), int(n)) for t, n, _ in rows]

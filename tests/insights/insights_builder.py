@@ -265,6 +265,8 @@ class CampaignBuilder:
         train_lines: int = 2,
         job_state: str | None = "COMPLETED",
         gpu_seconds: float = 12.0,
+        device_time_s: float = 10.1,
+        samples_seen: int = 80000,
     ) -> Path:
         """Write attempt n of trial tid as the trainer does: attempt.json, metrics.jsonl (train
         lines, the valid eval line, the test eval line of a finished run), result.json (status
@@ -283,7 +285,17 @@ class CampaignBuilder:
             if status == "succeeded":
                 self.metric_line(tid, n, _eval_line("test", final_values(auc - 0.01, logloss)))
         if status is not None:
-            result = attempt_result(tid, n, job_id, status, auc, logloss, failure_kind)
+            result = attempt_result(
+                tid,
+                n,
+                job_id,
+                status,
+                auc,
+                logloss,
+                failure_kind,
+                device_time_s=device_time_s,
+                samples_seen=samples_seen,
+            )
             trainer_write_json(folder / "result.json", result.dump())
         if job_state is not None:
             self.job(
@@ -325,6 +337,9 @@ def attempt_result(
     auc: float | None,
     logloss: float = 0.55,
     failure_kind: str | None = None,
+    *,
+    device_time_s: float = 10.1,
+    samples_seen: int = 80000,
 ) -> AttemptResult:
     """result.json of an attempt that trained one epoch (or failed in its second)."""
     failed = status == "failed"
@@ -358,10 +373,15 @@ def attempt_result(
             "started_at": T0,
             "ended_at": T1,
             "wall_time_s": 12.3,
-            "device_time_s": 10.1,
+            "device_time_s": device_time_s,
             "startup_s": 2.0,
-            "samples_seen": 80000,
-            "samples_per_s": 80000.0,
+            "samples_seen": samples_seen,
+            # the default figures as before; a test's own figures with their own rate
+            "samples_per_s": (
+                80000.0
+                if (device_time_s, samples_seen) == (10.1, 80000)
+                else samples_seen / device_time_s
+            ),
             "peak_memory_mb": 600.0,
             "n_params": 123456,
             "device": "cpu",
