@@ -240,3 +240,57 @@ def test_a_seeded_plan_trains_on_its_own_seeds() -> None:
     assert seeded.engine.confirm_seeds[0] == 21000
     probe = next_step(seeded, _campaign(seeded), None, "t")
     assert isinstance(probe, Step) and {t.seed for t in probe.trials} == {20000, 20001, 20002}
+
+
+def _validated_winner(plan: Plan) -> tuple[Campaign, str]:
+    """A campaign whose validation found one clear winner (every other hypothesis worse)."""
+    c = _campaign(plan)
+    for s in plan.engine.validation_seeds:
+        _done(c, "validation", BASELINE, s, 0.70)
+    selected = next_step(plan, c, None, "now")
+    assert isinstance(selected, Step) and selected.selected
+    c.phases.setdefault("validation", PhaseRecord())
+    c.phases["validation"].selected = selected.selected
+    c.hypotheses.update(selected.new_hypotheses)
+    winner = selected.selected[0]
+    for t in selected.trials:
+        good = t.hypothesis_id == winner
+        _done(c, "validation", t.hypothesis_id, t.seed, 0.75 if good else 0.69, fidelity=t.fidelity)
+    for h in selected.selected:
+        for s in plan.engine.validation_seeds:
+            _done(c, "validation", h, s, 0.75 + 0.001 * s if h == winner else 0.69)
+    return c, winner
+
+
+@pytest.mark.parametrize(("left_te", "confirmed"), [(19.0, "winner"), (40.0, "search")])
+def test_the_confirmation_fits_what_is_left(plan: Plan, left_te: float, confirmed: str) -> None:
+    """The search's best trains 3x longer: confirming it (5 seeds x 3 + 5 baseline trials)
+    costs more than 19 trial-equivalents, confirming the validated winner does not. With 19
+    left the winner is confirmed rather than nothing; with 40 the search's best."""
+    from rea_cli.planner.engine.decide import confirmation_te, te_gpu_hours
+
+    c, winner = _validated_winner(plan)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    epochs = int(plan.baseline["train"]["epochs"])
+    point = exploitation.search_id(1, 0)
+    c.hypotheses[point] = hyps[winner].model_copy(
+        update={
+            "source": "search",
+            "delta": {**hyps[winner].delta, "train.epochs": 3 * epochs},
+            "parents": [winner],
+            "level": "r1b1",
+            "cost": 3.0,
+            "study": "s",
+            "number": 0,
+        }
+    )
+    _done(c, "exploitation", point, plan.engine.validation_seeds[0], 0.80)
+    res = Results(c, plan.direction)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    assert confirmation_te(plan, res, point, hyps) > 19.0 > confirmation_te(plan, res, winner, hyps)
+    c.budget.approved_gpu_hours = left_te * te_gpu_hours(plan, c)
+    c.budget.spent_gpu_hours = c.budget.reserved_gpu_hours = 0.0
+    step = next_step(plan, c, None, "now")
+    assert isinstance(step, Step) and step.kind == "confirmation", step
+    expect = winner if confirmed == "winner" else point
+    assert {t.hypothesis_id for t in step.trials} == {expect, BASELINE}

@@ -32,6 +32,19 @@ def remaining_te(plan: Plan, c: Campaign) -> float:
     return max(0.0, left) / max(te_gpu_hours(plan, c), 1e-12)
 
 
+def confirmation_te(plan: Plan, res: Results, candidate: str, hyps: dict[str, Hypothesis]) -> float:
+    """Expected TE of the candidate's confirmation trials not submitted yet (those submitted
+    are in the budget's reservation already), plus one trial's worth of headroom (the last
+    ones are reserved at their worst case, not their expectation)."""
+    step = exploitation.confirmation_step(plan, res, candidate, hyps)
+    if step is None:
+        return 0.0
+    todo = [t for t in step.trials if res.get(t.hypothesis_id, t.seed, t.fidelity) is None]
+    if not todo:
+        return 0.0
+    return sum(t.cost for t in todo) + max(t.cost for t in todo)
+
+
 def profile_of(plan: Plan, res: Results) -> TrainingProfile | None:
     curves, diverged = [], 0
     for s in plan.engine.validation_seeds:
@@ -131,7 +144,10 @@ def next_step(
     for search_round in range(1, plan.engine.search_rounds + 1):
         rounds = search_round
         left = remaining_te(plan, c)
-        share = max(0.0, left - confirm_cost)
+        # keep what confirming the best so far costs (its epochs included), not a fixed share
+        best_now = exploitation.best_candidate(plan, res, hyps, incumbent, search_round)
+        reserve = max(confirm_cost, confirmation_te(plan, res, best_now, hyps))
+        share = max(0.0, left - reserve)
         estep, candidate = exploitation.next_step(
             plan, res, hyps, c.trials, incumbent, None if exhausted else search, share, search_round
         )
@@ -139,6 +155,16 @@ def next_step(
             estep.gates, estep.selected = gates, selected
             estep.new_hypotheses = {**new, **estep.new_hypotheses}
             return estep
+        if (
+            incumbent != BASELINE
+            and candidate != incumbent
+            and confirmation_te(plan, res, candidate, hyps)
+            > left
+            >= confirmation_te(plan, res, incumbent, hyps)
+        ):
+            # the search's best costs more to confirm than is left: confirm the incumbent
+            # (a validated winner) rather than end with nothing confirmed
+            candidate = incumbent
         conf = exploitation.confirmation_step(plan, res, candidate, hyps)
         if conf is not None:
             if exhausted or left <= 0:
