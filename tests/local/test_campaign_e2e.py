@@ -32,10 +32,17 @@ def test_campaign_runs_to_review_by_itself(workspace: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a runner started in the background (CI) ignores SIGINT, and
+        # its children would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(6)  # past the interpreter start-up, into the live loop
+    # into the live loop (its first line), however long the interpreter takes to start
+    assert watcher.stdout is not None
+    first = watcher.stdout.readline()
+    time.sleep(1)
     watcher.send_signal(signal.SIGINT)
-    out, err = watcher.communicate(timeout=30)
+    rest, err = watcher.communicate(timeout=30)
+    out = first + rest
     assert watcher.returncode == 0, err
     assert "validation" in out and "stopped watching" in out
     assert campaign_doc(ws, "e2e")["state"] == "RUNNING"

@@ -234,9 +234,12 @@ def test_cancel_keeps_finished_trials_and_releases_the_reservation(tmp_path: Pat
     try:
         doc = campaign_doc(ws, cid)
         (rnd,) = doc["phases"]["validation"]["rounds"]
-        first, second = rnd["array_job_ids"][:2]
+        first, second, last = *rnd["array_job_ids"][:2], rnd["array_job_ids"][-1]
+        # the last task waits (a user hold) so that one task is surely still queued at the
+        # cancel, however fast the others run
+        subprocess.run(["scontrol", "uhold", last], capture_output=True, check=False)
         wait_for(lambda: _sacct_state(first) == "COMPLETED", 300, "the first trial to end")
-        assert any(j[0] == second for j in _queued(prefix))  # the second still runs or waits
+        assert any(j[0] == last for j in _queued(prefix))
         assert doc["trials"][rnd["trial_ids"][0]]["jobs"][0]["state"] == "HELD"  # as recorded
 
         # arrays and wake-up started where rea says, whatever this process's directory (#9)
@@ -261,7 +264,7 @@ def test_cancel_keeps_finished_trials_and_releases_the_reservation(tmp_path: Pat
         assert finished["jobs"][0]["state"] == "COMPLETED"
         assert finished["jobs"][0]["gpu_seconds"] > 0
         # every other task as Slurm ended it: the second may have finished meanwhile, the
-        # last ones had not started (one task at a time)
+        # held last one never started
         recorded = {
             job: doc["trials"][tid]["jobs"][0]["state"]
             for job, tid in zip(rnd["array_job_ids"], rnd["trial_ids"], strict=True)
