@@ -287,10 +287,40 @@ def test_the_confirmation_fits_what_is_left(plan: Plan, left_te: float, confirme
     _done(c, "exploitation", point, plan.engine.validation_seeds[0], 0.80)
     res = Results(c, plan.direction)
     hyps = {**plan.hypotheses, **c.hypotheses}
-    assert confirmation_te(plan, res, point, hyps) > 19.0 > confirmation_te(plan, res, winner, hyps)
+    assert (
+        confirmation_te(plan, c, res, point, hyps)
+        > 19.0
+        > confirmation_te(plan, c, res, winner, hyps)
+    )
     c.budget.approved_gpu_hours = left_te * te_gpu_hours(plan, c)
     c.budget.spent_gpu_hours = c.budget.reserved_gpu_hours = 0.0
     step = next_step(plan, c, None, "now")
     assert isinstance(step, Step) and step.kind == "confirmation", step
     expect = winner if confirmed == "winner" else point
     assert {t.hypothesis_id for t in step.trials} == {expect, BASELINE}
+
+
+def test_a_confirmation_is_priced_at_what_its_candidate_measured(plan: Plan) -> None:
+    """A search point that trains as long as the baseline (nominal cost 1) but took 3 baseline
+    trials' time (wider model, more feature fields): its confirmation is priced at 3."""
+    from rea_cli.campaign.model import JobRecord
+    from rea_cli.planner.engine.decide import confirmation_te, measured_te, te_gpu_hours
+
+    c, winner = _validated_winner(plan)
+    point = exploitation.search_id(1, 0)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    c.hypotheses[point] = hyps[winner].model_copy(
+        update={"source": "search", "level": "r1b1", "cost": 1.0, "study": "s", "number": 0}
+    )
+    _done(c, "exploitation", point, plan.engine.validation_seeds[0], 0.80)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    res = Results(c, plan.direction)
+    nominal = confirmation_te(plan, c, res, point, hyps)
+    te_s = te_gpu_hours(plan, c) * 3600.0
+    record = res.get(point, plan.engine.validation_seeds[0])
+    assert record is not None
+    record.jobs = [JobRecord(job_id="1_0", round=1, gpu_seconds=3.0 * te_s)]
+    assert measured_te(plan, c, point, 1.0) == pytest.approx(3.0)
+    assert measured_te(plan, c, point, 4.0) == 4.0  # never below the nominal cost
+    seeds = len(plan.engine.confirm_seeds)
+    assert confirmation_te(plan, c, res, point, hyps) == pytest.approx(nominal + 2 * seeds + 2)

@@ -32,17 +32,37 @@ def remaining_te(plan: Plan, c: Campaign) -> float:
     return max(0.0, left) / max(te_gpu_hours(plan, c), 1e-12)
 
 
-def confirmation_te(plan: Plan, res: Results, candidate: str, hyps: dict[str, Hypothesis]) -> float:
-    """Expected TE of the candidate's confirmation trials not submitted yet (those submitted
-    are in the budget's reservation already), plus one trial's worth of headroom (the last
-    ones are reserved at their worst case, not their expectation)."""
+def measured_te(plan: Plan, c: Campaign, hid: str, nominal: float) -> float:
+    """A hypothesis's cost in trial-equivalents as measured: the most GPU time a succeeded
+    full-fidelity trial of it took over one baseline trial's (its nominal cost prices only
+    the training length; an architecture or feature change costs more per sample)."""
+    te_s = te_gpu_hours(plan, c) * 3600.0
+    seconds = [
+        j.gpu_seconds
+        for t in c.trials.values()
+        if t.hypothesis_id == hid and not t.fidelity and t.status is TrialStatus.SUCCEEDED
+        for j in t.jobs[-1:]
+        if j.gpu_seconds > 0
+    ]
+    if not seconds or te_s <= 0:
+        return nominal
+    return max(nominal, max(seconds) / te_s)
+
+
+def confirmation_te(
+    plan: Plan, c: Campaign, res: Results, candidate: str, hyps: dict[str, Hypothesis]
+) -> float:
+    """TE of the candidate's confirmation trials not submitted yet (those submitted are in
+    the budget's reservation already), each at its measured cost, plus one trial's worth of
+    headroom (the last ones are reserved at their worst case, not their expectation)."""
     step = exploitation.confirmation_step(plan, res, candidate, hyps)
     if step is None:
         return 0.0
     todo = [t for t in step.trials if res.get(t.hypothesis_id, t.seed, t.fidelity) is None]
     if not todo:
         return 0.0
-    return sum(t.cost for t in todo) + max(t.cost for t in todo)
+    costs = [measured_te(plan, c, t.hypothesis_id, t.cost) for t in todo]
+    return sum(costs) + max(costs)
 
 
 def profile_of(plan: Plan, res: Results) -> TrainingProfile | None:
@@ -146,7 +166,7 @@ def next_step(
         left = remaining_te(plan, c)
         # keep what confirming the best so far costs (its epochs included), not a fixed share
         best_now = exploitation.best_candidate(plan, res, hyps, incumbent, search_round)
-        reserve = max(confirm_cost, confirmation_te(plan, res, best_now, hyps))
+        reserve = max(confirm_cost, confirmation_te(plan, c, res, best_now, hyps))
         share = max(0.0, left - reserve)
         estep, candidate = exploitation.next_step(
             plan, res, hyps, c.trials, incumbent, None if exhausted else search, share, search_round
@@ -158,9 +178,9 @@ def next_step(
         if (
             incumbent != BASELINE
             and candidate != incumbent
-            and confirmation_te(plan, res, candidate, hyps)
+            and confirmation_te(plan, c, res, candidate, hyps)
             > left
-            >= confirmation_te(plan, res, incumbent, hyps)
+            >= confirmation_te(plan, c, res, incumbent, hyps)
         ):
             # the search's best costs more to confirm than is left: confirm the incumbent
             # (a validated winner) rather than end with nothing confirmed
