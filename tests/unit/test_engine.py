@@ -324,3 +324,32 @@ def test_a_confirmation_is_priced_at_what_its_candidate_measured(plan: Plan) -> 
     assert measured_te(plan, c, point, 4.0) == 4.0  # never below the nominal cost
     seeds = len(plan.engine.confirm_seeds)
     assert confirmation_te(plan, c, res, point, hyps) == pytest.approx(nominal + 2 * seeds + 2)
+
+
+def test_a_search_batch_is_sized_by_what_its_points_can_cost(plan: Plan) -> None:
+    """Points may train up to the space's longest epochs: with 6 TE to spend and points that
+    can cost 3, the batch asks 2 points, not 6."""
+    knobs = exploitation.knobs_for(plan, BASELINE, plan.hypotheses)
+    epochs = int(plan.baseline["train"]["epochs"])
+    (knob,) = [k for k in knobs if k.key == "train.epochs"]
+    longest = (
+        max(float(c) for c in knob.choices) if knob.kind == "choice" else float(knob.high or 0)
+    )
+    assert exploitation.longest_point_te(plan, knobs) == pytest.approx(max(1.0, longest / epochs))
+
+    asked: list[int] = []
+
+    class Port:
+        def ask(
+            self, study: str, knobs: Any, n: int, *rest: Any
+        ) -> list[tuple[int, dict[str, Any]]]:
+            asked.append(n)
+            return []
+
+    c = _campaign(plan)
+    for s in plan.engine.validation_seeds:
+        _done(c, "exploitation", BASELINE, s, 0.70)
+    res = Results(c, plan.direction)
+    per_point = exploitation.longest_point_te(plan, knobs)
+    exploitation.next_step(plan, res, plan.hypotheses, c.trials, BASELINE, Port(), 2 * per_point)  # type: ignore[arg-type]
+    assert asked == [min(plan.engine.exploitation_batch, 2)]
