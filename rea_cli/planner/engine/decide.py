@@ -12,15 +12,20 @@ from rea_cli.planner.profile import TrainingProfile, training_profile
 from rea_cli.planner.ranking import rank_numbers
 
 
-def te_gpu_hours(plan: Plan, c: Campaign) -> float:
-    """GPU-hours of one full baseline trial: measured on the probe when it ran, else planned."""
-    seconds = [
+def full_run_seconds(c: Campaign, hid: str) -> list[float]:
+    """GPU seconds of the last job of each succeeded full-fidelity trial of a hypothesis."""
+    return [
         j.gpu_seconds
         for t in c.trials.values()
-        if t.hypothesis_id == BASELINE and not t.fidelity and t.status is TrialStatus.SUCCEEDED
+        if t.hypothesis_id == hid and not t.fidelity and t.status is TrialStatus.SUCCEEDED
         for j in t.jobs[-1:]
         if j.gpu_seconds > 0
     ]
+
+
+def te_gpu_hours(plan: Plan, c: Campaign) -> float:
+    """GPU-hours of one full baseline trial: measured on the probe when it ran, else planned."""
+    seconds = full_run_seconds(c, BASELINE)
     if seconds:
         return sum(seconds) / len(seconds) / 3600.0
     return plan.engine.te_gpu_hours
@@ -37,13 +42,7 @@ def measured_te(plan: Plan, c: Campaign, hid: str, nominal: float) -> float:
     full-fidelity trial of it took over one baseline trial's (its nominal cost prices only
     the training length; an architecture or feature change costs more per sample)."""
     te_s = te_gpu_hours(plan, c) * 3600.0
-    seconds = [
-        j.gpu_seconds
-        for t in c.trials.values()
-        if t.hypothesis_id == hid and not t.fidelity and t.status is TrialStatus.SUCCEEDED
-        for j in t.jobs[-1:]
-        if j.gpu_seconds > 0
-    ]
+    seconds = full_run_seconds(c, hid)
     if not seconds or te_s <= 0:
         return nominal
     return max(nominal, max(seconds) / te_s)
