@@ -201,6 +201,18 @@ def _runner_exits_and_leaves_no_process(scheduler: LocalScheduler, job_ids: list
     assert left == [], f"tasks left behind (running or zombie): {left}"
 
 
+def open_files(pid: int) -> dict[int, str]:
+    """The files a process holds, by descriptor. The trainer opens and closes files while it
+    runs (data shards, its metrics log), so a descriptor listed may be gone when it is read."""
+    files = {}
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            files[int(fd.name)] = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+    return files
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fork", [True, False], ids=["fork", "REA_LOCAL_FORK=0"])
 def test_cancel_kills_running_trials_which_hold_none_of_the_runners_files(
@@ -225,7 +237,7 @@ def test_cancel_kills_running_trials_which_hold_none_of_the_runners_files(
         if fork:
             assert Path(f"/proc/{pid}/comm").read_text().strip() == "rea-trial"
         assert os.getsid(pid) == pid and os.getpgid(pid) == pid  # killpg reaches all it starts
-        files = {int(fd.name): os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        files = open_files(pid)
         logs = Path(task.log_dir)
         assert files[0] == os.devnull
         assert (files[1], files[2]) == (str(logs / f"{job_id}.out"), str(logs / f"{job_id}.err"))
