@@ -252,29 +252,25 @@ class Bench:
         self.probe()
 
     def probe(self) -> None:
-        """Baseline trials as rea's backends run them (processes), as many at once as rea runs
-        trials: their wall time is what a trial's allocation is charged, their device time a
-        clock reading in the conditions of rea's trials."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from benchmarks.searchbench.rea_side import measure_trial_process
+        """Baseline trials as rea's local backend runs them (one array, forked from its runner,
+        as many at once as rea runs trials): their elapsed time is what a trial's allocation is
+        charged, their device time a clock reading in the conditions of rea's trials."""
+        from benchmarks.searchbench.rea_side import measure_trials_local
 
         n, workers = len(self.probes), self.args.workers
-        folders = [self.out / "probes" / str(n + i) for i in range(workers)]
-        with ThreadPoolExecutor(workers) as threads:
-            done = list(
-                threads.map(
-                    lambda f: measure_trial_process(
-                        f, self.baseline, self.spec, self.seeds[0], self.rea_env()
-                    ),
-                    folders,
-                )
-            )
+        done = measure_trials_local(
+            self.out / "probes" / str(n // workers),
+            self.baseline,
+            self.spec,
+            self.seeds[0],
+            workers,
+            self.rea_env(),
+        )
         self.probes += done
         say(
-            f"probe {n // workers}: {workers} baseline trial(s) as processes: "
+            f"probe {n // workers}: {workers} baseline trial(s) on the local backend: "
             + ", ".join(
-                f"{w:.2f} s wall / {r.device_time_s:.2f} device-s / start {r.startup_s} s"
+                f"{w:.2f} s allocation / {r.device_time_s:.2f} device-s / start {r.startup_s} s"
                 for w, r in done
             )
         )

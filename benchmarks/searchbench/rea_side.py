@@ -317,40 +317,55 @@ def _check_data(campaign_dir: Path, expected: dict[str, Any] | None, run: ReaRun
         )
 
 
-def measure_trial_process(
+def measure_trials_local(
     folder: Path,
     config: dict[str, Any],
     data: dict[str, Any],
     seed: int,
+    n: int,
     env: dict[str, str] | None = None,
-) -> tuple[float, RunResult]:
-    """Run one trial as rea's backends do (`python -m ranking_models.train SPEC`): its wall
-    time (what a local allocation is charged) and its result."""
+) -> list[tuple[float, RunResult]]:
+    """Run `n` copies of one trial at once exactly as rea's local backend runs a phase's
+    array (forked from its runner, `n` at a time): per task, the allocation seconds the
+    backend charges (the job's elapsed time) and its result."""
+    from rea_cli.executor import backends
+    from rea_cli.executor.local import LocalScheduler
+    from rea_cli.executor.scheduler import ArrayRequest, Resources, TaskSpec
+
     folder.mkdir(parents=True, exist_ok=True)
-    spec = TrialSpec(
-        trial_id="alloc-probe",
-        seed=seed,
-        config=config,
-        data=data,
-        checkpoint_dir=str(folder / "checkpoint"),
-        attempts_dir=str(folder / "attempts"),
-    )
-    spec_path = folder / "spec.json"
-    spec_path.write_text(json.dumps(spec.dump(), indent=2))
-    full = {**os.environ, **(env or {})}
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "ranking_models.train", str(spec_path)],
-        capture_output=True,
-        text=True,
-        env=full,
-        check=False,
-    )
-    wall = time.monotonic() - started
-    results = sorted(folder.glob("attempts/*/result.json"))
-    if not results:
-        tail = done.stderr.strip().splitlines()[-1:] or [""]
-        raise ReaCommandError(
-            f"the trial process left no result.json (exit {done.returncode}): {tail[0]}"
+    tasks = []
+    for i in range(n):
+        trial = folder / f"t{i}"
+        spec = TrialSpec(
+            trial_id=f"alloc-probe-{i}",
+            seed=seed,
+            config=config,
+            data=data,
+            checkpoint_dir=str(trial / "checkpoint"),
+            attempts_dir=str(trial / "attempts"),
         )
-    return wall, _run_result(read_contract(results[-1], AttemptResult))
+        trial.mkdir(parents=True, exist_ok=True)
+        (trial / "spec.json").write_text(json.dumps(spec.dump(), indent=2))
+        tasks.append(
+            TaskSpec(backends.trial_argv(trial / "spec.json"), trial, trial / "logs", env or {})
+        )
+    scheduler = LocalScheduler(folder / "state", max_parallel=n)
+    ids = scheduler.submit_array(
+        ArrayRequest("rea.alloc-probe", tasks, Resources(time_limit_min=60), n, workdir=folder)
+    )
+    while True:
+        infos = scheduler.states(ids)
+        if all(i.state.is_terminal for i in infos.values()):
+            break
+        time.sleep(0.1)
+    out = []
+    for job_id, task in zip(ids, tasks, strict=True):
+        results = sorted(Path(task.workdir).glob("attempts/*/result.json"))
+        if not results:
+            raise ReaCommandError(
+                f"the probe trial left no result.json ({infos[job_id].state.value}); "
+                f"see {task.log_dir}"
+            )
+        result = _run_result(read_contract(results[-1], AttemptResult))
+        out.append((infos[job_id].elapsed_s or 0.0, result))
+    return out

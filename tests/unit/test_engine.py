@@ -300,6 +300,44 @@ def test_the_confirmation_fits_what_is_left(plan: Plan, left_te: float, confirme
     assert {t.hypothesis_id for t in step.trials} == {expect, BASELINE}
 
 
+def test_the_next_best_point_is_confirmed_when_the_best_costs_too_much(plan: Plan) -> None:
+    """Two search points beat the validated winner: the best trains 3x longer and cannot be
+    confirmed with 19 trial-equivalents, the second trains as long as the baseline and can:
+    the second is confirmed (before, the campaign fell back to the winner or ended with
+    nothing confirmed when the search ran around the baseline)."""
+    from rea_cli.planner.engine.decide import confirmation_te, te_gpu_hours
+
+    c, winner = _validated_winner(plan)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    epochs = int(plan.baseline["train"]["epochs"])
+    costly, cheap = exploitation.search_id(1, 0), exploitation.search_id(1, 1)
+    for number, (hid, factor) in enumerate([(costly, 3), (cheap, 1)]):
+        c.hypotheses[hid] = hyps[winner].model_copy(
+            update={
+                "source": "search",
+                "delta": {**hyps[winner].delta, "train.epochs": factor * epochs},
+                "parents": [winner],
+                "level": "r1b1",
+                "cost": float(factor),
+                "study": "s",
+                "number": number,
+            }
+        )
+    seed = plan.engine.validation_seeds[0]
+    _done(c, "exploitation", costly, seed, 0.80)
+    _done(c, "exploitation", cheap, seed, 0.78)
+    res = Results(c, plan.direction)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    assert exploitation.ranked_candidates(plan, res, hyps, winner) == [costly, cheap, winner]
+    assert confirmation_te(plan, c, res, costly, hyps) > 19.0
+    assert confirmation_te(plan, c, res, cheap, hyps) < 19.0
+    c.budget.approved_gpu_hours = 19.0 * te_gpu_hours(plan, c)
+    c.budget.spent_gpu_hours = c.budget.reserved_gpu_hours = 0.0
+    step = next_step(plan, c, None, "now")
+    assert isinstance(step, Step) and step.kind == "confirmation", step
+    assert {t.hypothesis_id for t in step.trials} == {cheap, BASELINE}
+
+
 def test_a_confirmation_is_priced_at_what_its_candidate_measured(plan: Plan) -> None:
     """A search point that trains as long as the baseline (nominal cost 1) but took 3 baseline
     trials' time (wider model, more feature fields): its confirmation is priced at 3."""

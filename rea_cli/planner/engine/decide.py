@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from rea_cli.campaign.model import Campaign, Gate, Hypothesis, Proposal
 from rea_cli.campaign.state import TrialStatus
 from rea_cli.planner.engine import combination, exploitation, validation
@@ -38,14 +40,16 @@ def remaining_te(plan: Plan, c: Campaign) -> float:
 
 
 def measured_te(plan: Plan, c: Campaign, hid: str, nominal: float) -> float:
-    """A hypothesis's cost in trial-equivalents as measured: the most GPU time a succeeded
-    full-fidelity trial of it took over one baseline trial's (its nominal cost prices only
-    the training length; an architecture or feature change costs more per sample)."""
+    """A hypothesis's cost in trial-equivalents as measured: the GPU time of its median
+    succeeded full-fidelity run over one baseline trial's, never below its nominal cost (which
+    prices only the training length; an architecture or feature change costs more per
+    sample)."""
     te_s = te_gpu_hours(plan, c) * 3600.0
     seconds = full_run_seconds(c, hid)
     if not seconds or te_s <= 0:
         return nominal
-    return max(nominal, max(seconds) / te_s)
+    # the median run: one run slowed by a busy node must not price every later one
+    return max(nominal, statistics.median(seconds) / te_s)
 
 
 def confirmation_te(
@@ -174,16 +178,16 @@ def next_step(
             estep.gates, estep.selected = gates, selected
             estep.new_hypotheses = {**new, **estep.new_hypotheses}
             return estep
-        if (
-            incumbent != BASELINE
-            and candidate != incumbent
-            and confirmation_te(plan, c, res, candidate, hyps)
-            > left
-            >= confirmation_te(plan, c, res, incumbent, hyps)
-        ):
-            # the search's best costs more to confirm than is left: confirm the incumbent
-            # (a validated winner) rather than end with nothing confirmed
-            candidate = incumbent
+        # the best that can still be confirmed with what is left: a search point that costs
+        # more to confirm than the budget holds gives way to the next best (down to the
+        # incumbent), rather than the campaign ending with nothing confirmed
+        options = [
+            h
+            for h in exploitation.ranked_candidates(plan, res, hyps, incumbent, search_round)
+            if h != BASELINE
+        ]
+        fits = [h for h in options if confirmation_te(plan, c, res, h, hyps) <= left]
+        candidate = fits[0] if fits else candidate
         conf = exploitation.confirmation_step(plan, res, candidate, hyps)
         if conf is not None:
             if exhausted or left <= 0:
