@@ -62,6 +62,7 @@ def plan_campaign(
     baseline, origin = _baseline(ws, model, dataset, profile, metric)
     knowledge = load_knowledge(ws.root)
     family_strategies = [s for s in knowledge.strategies if model in s.families]
+    family_strategies += _earlier_proposals(ws, model, dataset, metric, fingerprint)
     found, dropped = candidates(
         family_strategies, baseline, profile_facts(baseline, data_profile, None)
     )
@@ -164,6 +165,100 @@ def _accepted(ws: Workspace, family: str, dataset: str) -> list[str]:
         ):
             out.append((c.review.at if c.review else c.created_at, cid))
     return [cid for _, cid in sorted(out)]
+
+
+def _earlier_proposals(
+    ws: Workspace, family: str, dataset: str, metric: str, fingerprint: Any
+) -> list[Any]:
+    """The confirmed proposals of this workspace's earlier campaigns on the same model, data
+    and metric that await review, as hypotheses of their own: a new campaign checks them
+    first (their prior is the gain they confirmed) instead of searching for them again. An
+    accepted proposal is the new baseline already; a rejected one is not tried again."""
+    from rea_cli.planner.knowledge import proposal_strategy
+
+    out = []
+    for cid in list_campaigns(ws):
+        try:
+            c = CampaignStore(ws, cid).load()
+        except ReaError:
+            continue
+        p = c.proposal
+        if (
+            c.state is not CampaignState.AWAITING_REVIEW
+            or c.model_family != family
+            or c.dataset != dataset
+            or c.metric != metric
+            or p is None
+            or p.keeps_baseline
+            or not p.significant
+            or not p.delta
+            or not p.gain
+            or not p.baseline_mean
+        ):
+            continue
+        plan = read_json(ws.campaign_dir(cid) / "plan.json")
+        if fingerprint is not None and not _same_data(plan, fingerprint):
+            continue
+        rel = p.gain / abs(p.baseline_mean)
+        half = (p.ci_high - p.ci_low) / 2 if p.ci_low is not None and p.ci_high else 0.0
+        test = f", test {p.test_gain:+.4g}" if p.test_gain is not None else ""
+        try:
+            out.append(
+                proposal_strategy(
+                    {
+                        "id": _proposal_id(cid),
+                        "name": f"the proposal of campaign {cid}",
+                        "rationale": (
+                            f"Campaign {cid} confirmed this change over {p.n} paired seeds "
+                            "and awaits review: checked again here before anything new."
+                        ),
+                        "reference": f"campaign {cid}",
+                        "family": family,
+                        "observation": (
+                            f"campaign {cid} confirmed {metric} {p.gain:+.4g}{test} "
+                            f"({p.hypothesis_id})"
+                        ),
+                        "prior": {
+                            "mean": max(-0.5, min(0.5, rel)),
+                            "sd": max(1e-4, min(0.5, half / abs(p.baseline_mean) or 1e-4)),
+                        },
+                        "cost": _epochs_ratio(plan, p.delta),
+                        "delta": p.delta,
+                    },
+                    f"campaign {cid}",
+                )
+            )
+        except ValueError as exc:  # a proposal no entry can hold: history is advisory
+            log.warning("proposal of %s not tried again: %s", cid, exc)
+    return out
+
+
+def _proposal_id(cid: str) -> str:
+    import hashlib
+    import re
+
+    text = re.sub(r"[^a-z0-9_.-]", "-", cid.lower())
+    if len(text) > 30:
+        text = text[:21] + "-" + hashlib.sha256(cid.encode()).hexdigest()[:8]
+    return f"proposal.{text}"
+
+
+def _same_data(plan: Any, fingerprint: Any) -> bool:
+    """The earlier campaign trained on the same data (its plan's fingerprint, when known)."""
+    theirs = plan.get("data_fingerprint") if isinstance(plan, dict) else None
+    if not theirs:
+        return True
+    mine = getattr(fingerprint, "model_dump", lambda **_: fingerprint)(mode="json")
+    return bool(theirs == mine)
+
+
+def _epochs_ratio(plan: Any, delta: dict[str, Any]) -> float:
+    """The proposal's training length over its baseline's (its cost as a hypothesis)."""
+    try:
+        base = float(plan["baseline"]["train"]["epochs"])
+        return max(0.1, float(delta.get("train.epochs", base)) / base)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 1.0
 
 
 def _history(ws: Workspace, metric: str, baseline: dict[str, Any]) -> list[HistoryRow]:

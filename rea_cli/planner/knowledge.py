@@ -34,7 +34,7 @@ from rea_cli.planner.rules import Outcome, Rule, RuleError
 Category = Literal[
     "feature", "training", "optimization", "capacity", "architecture", "regularization"
 ]
-Source = Literal["shipped", "workspace", "legacy"]
+Source = Literal["shipped", "workspace", "legacy", "history"]
 DropKind = Literal["family", "rule", "waiting", "noop", "invalid", "duplicate", "load"]
 SPEC_KINDS = ("levels", "scale", "add", "depth", "range", "copy")
 _ID = r"^[a-z0-9][a-z0-9_.-]{0,39}$"
@@ -320,6 +320,8 @@ def strategies_from_entries(entries: Iterable[Mapping[str, Any]]) -> list[Strate
         try:
             if source == "legacy":
                 out.append(_legacy_strategy(LegacyEntry.model_validate(raw), origin))
+            elif source == "history":
+                out.append(_proposal_strategy(ProposalEntry.model_validate(raw), origin))
             elif source in ("shipped", "workspace"):
                 out.append(_strategy(raw, typing.cast(Source, source), origin))
             else:
@@ -764,6 +766,49 @@ def _legacy_strategy(e: LegacyEntry, origin: str) -> Strategy:
         origin=origin,
         raw=e.model_dump(exclude_unset=True),
     )
+
+
+class ProposalEntry(_Strict):
+    """An earlier campaign's confirmed proposal, tried again as one hypothesis (see
+    rea_cli/app/planning.py): what it changed and what it gained when confirmed."""
+
+    id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1)
+    rationale: str = Field(min_length=1)
+    reference: str = Field(min_length=1)
+    family: str
+    observation: str = Field(min_length=1)
+    prior: Prior
+    cost: float = Field(1.0, gt=0.0, allow_inf_nan=False)
+    delta: dict[str, Any] = Field(min_length=1)
+
+
+def _proposal_strategy(e: ProposalEntry, origin: str) -> Strategy:
+    return Strategy(
+        id=e.id,
+        category=_legacy_category(e.delta),
+        name=e.name,
+        rationale=e.rationale,
+        reference=e.reference,
+        families=(e.family,),
+        when=(),
+        observation=e.observation,
+        boosts=(),
+        prior=e.prior,
+        boosted=None,
+        costs=(e.cost,),
+        labels=None,
+        delta=tuple((k, Fixed(v)) for k, v in e.delta.items()),
+        n_levels=1,
+        source="history",
+        origin=origin,
+        raw=e.model_dump(mode="json"),
+    )
+
+
+def proposal_strategy(entry: Mapping[str, Any], origin: str) -> Strategy:
+    """An earlier proposal (ProposalEntry's fields) as a strategy of one level."""
+    return _proposal_strategy(ProposalEntry.model_validate(entry), origin)
 
 
 def _legacy_category(delta: Mapping[str, Any]) -> Category:

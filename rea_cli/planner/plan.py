@@ -398,7 +398,9 @@ def gpus_per_trial(settings: Settings) -> int:
 
 def hypothesis_of(candidate: Any, family: str) -> Hypothesis:
     """A knowledge-base candidate as a campaign hypothesis."""
-    source = "workspace_kb" if candidate.source == "workspace" else "research_kb"
+    source = {"workspace": "workspace_kb", "history": "insights_history"}.get(
+        candidate.source, "research_kb"
+    )
     return Hypothesis(
         title=candidate.title,
         rationale=candidate.rationale,

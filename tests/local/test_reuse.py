@@ -42,3 +42,51 @@ def test_second_campaign_reuses_identical_trials(workspace: Path) -> None:
     assert {e["trial_id"] for e in events if e["event"] == "trial_reused"} == set(reused)
     # what was reused cost nothing: the second campaign spent less
     assert second["budget"]["spent_gpu_hours"] < first["budget"]["spent_gpu_hours"]
+
+
+def _awaiting_review(ws: Path, cid: str, delta: dict, *, rejected: bool = False) -> None:
+    """A planned campaign turned into one that confirmed `delta` (written by the real store)."""
+    from rea_cli.campaign.model import Proposal, Review
+    from rea_cli.campaign.state import CampaignState
+    from rea_cli.campaign.store import CampaignStore
+    from rea_cli.workspace import Workspace
+
+    start_campaign(ws, cid, launch=False)
+    store = CampaignStore(Workspace(ws), cid)
+    c = store.load()
+    c.state = CampaignState.REJECTED if rejected else CampaignState.AWAITING_REVIEW
+    c.proposal = Proposal(
+        hypothesis_id="search-r1-o3",
+        delta=delta,
+        metric=c.metric,
+        direction=c.direction,
+        baseline_mean=0.70,
+        candidate_mean=0.72,
+        gain=0.02,
+        ci_low=0.015,
+        ci_high=0.025,
+        n=5,
+        test_gain=0.018,
+        significant=True,
+    )
+    if rejected:
+        c.review = Review(decision="rejected", by="someone", at="2026-11-29T00:00:00+00:00")
+    store.save(c)
+
+
+def test_an_earlier_confirmed_proposal_is_checked_first(workspace: Path) -> None:
+    """A campaign awaiting review confirmed a change: the next campaign on the same model and
+    data plans it as a hypothesis of its own, ranked first (its prior is the gain it
+    confirmed), from the insights history. A rejected proposal is not tried again."""
+    ws = workspace
+    _awaiting_review(ws, "first", {"features.numeric_buckets": 16, "train.epochs": 4})
+    _awaiting_review(ws, "refused", {"model.embedding_dim": 4}, rejected=True)
+    start_campaign(ws, "next", launch=False)
+    plan = json.loads((ws / "campaigns" / "next" / "plan.json").read_text())
+    top = plan["ranking"][0]["hypothesis_id"]
+    assert top == "proposal.first", [r["hypothesis_id"] for r in plan["ranking"]]
+    h = plan["hypotheses"][top]
+    assert h["source"] == "insights_history"
+    assert h["delta"] == {"features.numeric_buckets": 16, "train.epochs": 4}
+    assert "campaign first confirmed" in h["trigger"]
+    assert not any(hid.startswith("proposal.refused") for hid in plan["hypotheses"])
