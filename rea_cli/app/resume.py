@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -349,8 +350,16 @@ def advance(store: CampaignStore, plan: Plan, c: Campaign, sched: Scheduler) -> 
     step's trials that are new, as many as the budget's worst case allows; or propose."""
     search = OptunaSearch(store.dir / "search", store.campaign_id, seed=plan.engine.seed)
     exhausted = False
+
+    def worst_te(trials: Sequence[TrialDef]) -> float:
+        """What the guard reserves to submit these trials as one round, in TE."""
+        rp = round_plan(store, plan, c, sched, "exploitation", trials)
+        return rp.reserved_gpu_hours / max(engine.te_gpu_hours(plan, c), 1e-12)
+
     for _ in range(MAX_DECISIONS):
-        decision = engine.next_step(plan, c, search, now_iso(), exhausted=exhausted)
+        decision = engine.next_step(
+            plan, c, search, now_iso(), exhausted=exhausted, worst_te=worst_te
+        )
         _record_gates(store, c, decision.gates)
         if isinstance(decision, engine.Finish):
             return _finish(store, c, decision)

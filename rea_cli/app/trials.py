@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,7 +69,23 @@ def learned_cost(plan: Plan, campaign: Campaign) -> cost_model.CostModel:
 
 
 def expected_seconds(plan: Plan, campaign: Campaign, trial: TrialDef) -> float:
-    """Expected device seconds of a trial (its cost multiplier x one full baseline trial)."""
+    """Expected device seconds of a trial: what full-fidelity runs of its hypothesis took (the
+    median; a confirmation repeats a measured config on other seeds), else its cost
+    multiplier x one full baseline trial (a multiplier prices the training length only: a
+    wider model or more feature fields cost more per sample)."""
+    if not trial.fidelity:
+        measured = [
+            t.device_time_s
+            for t in campaign.trials.values()
+            if t.hypothesis_id == trial.hypothesis_id
+            and not t.fidelity
+            and t.status is TrialStatus.SUCCEEDED
+            and t.reused_from is None
+            and t.stopped != "pruned"
+            and t.device_time_s > 0
+        ]
+        if measured:
+            return statistics.median(measured)
     n_train = int(plan.data_profile.get("n_train") or plan.data_profile.get("n_rows") or 0)
     epochs = int(plan.baseline["train"]["epochs"])
     full = cost_model.trial_seconds(learned_cost(plan, campaign), n_train, epochs)

@@ -7,6 +7,7 @@ test metrics and curves; failed ones) and check what it decides.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from rea_cli.campaign.model import Budget, Campaign, CurvePoint, PhaseRecord, Tr
 from rea_cli.campaign.state import CampaignState, TrialStatus
 from rea_cli.config import parse_settings
 from rea_cli.planner.engine import Finish, Step, exploitation, next_step, validation
-from rea_cli.planner.engine.common import BASELINE, STOP, Results, trial_id
+from rea_cli.planner.engine.common import BASELINE, STOP, Results, TrialDef, trial_id
 from rea_cli.planner.plan import Plan
 from rea_cli.planner.stats import benjamini_hochberg, holm, paired_gain
 from tests.plans import real_plan
@@ -338,6 +339,31 @@ def test_the_next_best_point_is_confirmed_when_the_best_costs_too_much(plan: Pla
     assert {t.hypothesis_id for t in step.trials} == {cheap, BASELINE}
 
 
+def test_the_confirmation_keeps_what_its_last_round_reserves(plan: Plan) -> None:
+    """The guard reserves a round at its time limits: the confirmation's price holds the
+    headroom its last pair needs beyond what it is expected to spend (6 TE reserved for a pair
+    expected to cost less), or the last pair never fits and nothing is confirmed."""
+    from rea_cli.planner.engine.decide import confirmation_te
+
+    c, winner = _validated_winner(plan)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    res = Results(c, plan.direction)
+    seeds = len(plan.engine.confirm_seeds)
+    pairs: list[list[str]] = []
+
+    def worst(trials: Sequence[TrialDef]) -> float:
+        pairs.append(sorted(t.hypothesis_id for t in trials))
+        return 6.0
+
+    cost = hyps[winner].cost  # the baseline's is 1
+    spent = seeds * (cost + 1.0)
+    assert confirmation_te(plan, c, res, winner, hyps) == pytest.approx(spent + max(cost, 1.0))
+    assert confirmation_te(plan, c, res, winner, hyps, worst) == pytest.approx(
+        spent + 6.0 - (cost + 1.0)
+    )
+    assert pairs == [sorted([winner, BASELINE])]
+
+
 def test_a_confirmation_is_priced_at_what_its_candidate_measured(plan: Plan) -> None:
     """A search point that trains as long as the baseline (nominal cost 1) but took 3 baseline
     trials' time (wider model, more feature fields): its confirmation is priced at 3."""
@@ -391,3 +417,25 @@ def test_a_search_batch_is_sized_by_what_its_points_can_cost(plan: Plan) -> None
     per_point = exploitation.longest_point_te(plan, knobs)
     exploitation.next_step(plan, res, plan.hypotheses, c.trials, BASELINE, Port(), 2 * per_point)  # type: ignore[arg-type]
     assert asked == [min(plan.engine.exploitation_batch, 2)]
+
+
+def test_a_measured_config_is_expected_to_take_what_it_took(plan: Plan) -> None:
+    """A confirmation repeats a config measured on other seeds: its expected time (and so its
+    time limit and the budget's reservation) is what those runs took, not its training length
+    over the baseline's (a config that took 3x the baseline's time would time out)."""
+    from rea_cli.app.trials import expected_seconds
+    from rea_cli.planner.engine.common import trial_def
+
+    c, winner = _validated_winner(plan)
+    nominal = trial_def("exploitation", winner, 99, cost=1.0)
+    before = expected_seconds(plan, c, nominal)
+    for i, t in enumerate(r for r in c.trials.values() if r.hypothesis_id == winner):
+        t.device_time_s = 0.0 if t.fidelity else 40.0 + i
+    full_runs = [t.device_time_s for t in c.trials.values() if t.device_time_s]
+    assert full_runs
+    assert expected_seconds(plan, c, nominal) == pytest.approx(
+        sorted(full_runs)[len(full_runs) // 2]
+    )
+    assert expected_seconds(plan, c, nominal) != pytest.approx(before)
+    rung = trial_def("validation", winner, 99, {STOP: 1}, cost=0.5)
+    assert expected_seconds(plan, c, rung) == pytest.approx(before * 0.5)  # not measured so

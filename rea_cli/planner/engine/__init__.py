@@ -18,6 +18,6 @@ Phases (docs/campaigns.md):
 """
 
 from rea_cli.planner.engine.common import Finish, Step, TrialDef
-from rea_cli.planner.engine.decide import next_step
+from rea_cli.planner.engine.decide import next_step, te_gpu_hours
 
-__all__ = ["Finish", "Step", "TrialDef", "next_step"]
+__all__ = ["Finish", "Step", "TrialDef", "next_step", "te_gpu_hours"]

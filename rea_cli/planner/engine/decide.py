@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable, Sequence
 
 from rea_cli.campaign.model import Campaign, Gate, Hypothesis, Proposal
 from rea_cli.campaign.state import TrialStatus
 from rea_cli.planner.engine import combination, exploitation, validation
-from rea_cli.planner.engine.common import BASELINE, Finish, Results, Step
+from rea_cli.planner.engine.common import BASELINE, Finish, Results, Step, TrialDef
 from rea_cli.planner.engine.search import SearchPort
 from rea_cli.planner.plan import Plan, RankedHypothesis
 from rea_cli.planner.profile import TrainingProfile, training_profile
@@ -52,12 +53,24 @@ def measured_te(plan: Plan, c: Campaign, hid: str, nominal: float) -> float:
     return max(nominal, statistics.median(seconds) / te_s)
 
 
+# What the budget must hold, in trial-equivalents, to submit these trials at once: their
+# time limits, overrun included, as the budget guard reserves them (the application layer
+# measures it with the scheduler's limits; None: one trial's expected cost is assumed).
+WorstCase = Callable[[Sequence[TrialDef]], float]
+
+
 def confirmation_te(
-    plan: Plan, c: Campaign, res: Results, candidate: str, hyps: dict[str, Hypothesis]
+    plan: Plan,
+    c: Campaign,
+    res: Results,
+    candidate: str,
+    hyps: dict[str, Hypothesis],
+    worst_te: WorstCase | None = None,
 ) -> float:
     """TE of the candidate's confirmation trials not submitted yet (those submitted are in
-    the budget's reservation already), each at its measured cost, plus one trial's worth of
-    headroom (the last ones are reserved at their worst case, not their expectation)."""
+    the budget's reservation already), each at its measured cost, plus the headroom its last
+    pair needs: the guard reserves a round at its worst case (time limits), not its
+    expectation, so without it the last pair never fits and the confirmation is never done."""
     step = exploitation.confirmation_step(plan, res, candidate, hyps)
     if step is None:
         return 0.0
@@ -65,7 +78,10 @@ def confirmation_te(
     if not todo:
         return 0.0
     costs = [measured_te(plan, c, t.hypothesis_id, t.cost) for t in todo]
-    return sum(costs) + max(costs)
+    last = todo[-2:]  # a candidate's seed and the baseline's: one round
+    if worst_te is None:
+        return sum(costs) + max(costs)
+    return sum(costs) + max(0.0, worst_te(last) - sum(costs[-len(last) :]))
 
 
 def profile_of(plan: Plan, res: Results) -> TrainingProfile | None:
@@ -118,7 +134,13 @@ def screen(
 
 
 def next_step(
-    plan: Plan, c: Campaign, search: SearchPort | None, created_at: str, *, exhausted: bool = False
+    plan: Plan,
+    c: Campaign,
+    search: SearchPort | None,
+    created_at: str,
+    *,
+    exhausted: bool = False,
+    worst_te: WorstCase | None = None,
 ) -> Step | Finish:
     """The next step of the campaign (trials to run), or its end (the proposal).
 
@@ -169,7 +191,7 @@ def next_step(
         left = remaining_te(plan, c)
         # keep what confirming the best so far costs (its epochs included), not a fixed share
         best_now = exploitation.best_candidate(plan, res, hyps, incumbent, search_round)
-        reserve = max(confirm_cost, confirmation_te(plan, c, res, best_now, hyps))
+        reserve = max(confirm_cost, confirmation_te(plan, c, res, best_now, hyps, worst_te))
         share = max(0.0, left - reserve)
         estep, candidate = exploitation.next_step(
             plan, res, hyps, c.trials, incumbent, None if exhausted else search, share, search_round
@@ -186,7 +208,7 @@ def next_step(
             for h in exploitation.ranked_candidates(plan, res, hyps, incumbent, search_round)
             if h != BASELINE
         ]
-        fits = [h for h in options if confirmation_te(plan, c, res, h, hyps) <= left]
+        fits = [h for h in options if confirmation_te(plan, c, res, h, hyps, worst_te) <= left]
         candidate = fits[0] if fits else candidate
         conf = exploitation.confirmation_step(plan, res, candidate, hyps)
         if conf is not None:
