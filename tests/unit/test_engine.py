@@ -341,8 +341,8 @@ def test_the_next_best_point_is_confirmed_when_the_best_costs_too_much(plan: Pla
 
 def test_the_confirmation_keeps_what_its_last_round_reserves(plan: Plan) -> None:
     """The guard reserves a round at its time limits: the confirmation's price holds the
-    headroom its last pair needs beyond what it is expected to spend (6 TE reserved for a pair
-    expected to cost less), or the last pair never fits and nothing is confirmed."""
+    headroom its last trial needs beyond what it is expected to spend (6 TE reserved for a
+    baseline trial expected to cost 1), or the last trial never fits and nothing is confirmed."""
     from rea_cli.planner.engine.decide import confirmation_te
 
     c, winner = _validated_winner(plan)
@@ -358,10 +358,9 @@ def test_the_confirmation_keeps_what_its_last_round_reserves(plan: Plan) -> None
     cost = hyps[winner].cost  # the baseline's is 1
     spent = seeds * (cost + 1.0)
     assert confirmation_te(plan, c, res, winner, hyps) == pytest.approx(spent + max(cost, 1.0))
-    assert confirmation_te(plan, c, res, winner, hyps, worst) == pytest.approx(
-        spent + 6.0 - (cost + 1.0)
-    )
-    assert pairs == [sorted([winner, BASELINE])]
+    headroom = 6.0 - min(cost, 1.0)  # the last trial, which may go alone, reserves 6
+    assert confirmation_te(plan, c, res, winner, hyps, worst) == pytest.approx(spent + headroom)
+    assert sorted(pairs) == sorted([[winner], [BASELINE]])
 
 
 def test_a_confirmation_is_priced_at_what_its_candidate_measured(plan: Plan) -> None:

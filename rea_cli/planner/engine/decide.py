@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from rea_cli.campaign.model import Campaign, Gate, Hypothesis, Proposal
 from rea_cli.campaign.state import TrialStatus
 from rea_cli.planner.engine import combination, exploitation, validation
-from rea_cli.planner.engine.common import BASELINE, Finish, Results, Step, TrialDef
+from rea_cli.planner.engine.common import BASELINE, Finish, Results, Step, TrialDef, trial_def
 from rea_cli.planner.engine.search import SearchPort
 from rea_cli.planner.plan import Plan, RankedHypothesis
 from rea_cli.planner.profile import TrainingProfile, training_profile
@@ -69,8 +69,8 @@ def confirmation_te(
 ) -> float:
     """TE of the candidate's confirmation trials not submitted yet (those submitted are in
     the budget's reservation already), each at its measured cost, plus the headroom its last
-    pair needs: the guard reserves a round at its worst case (time limits), not its
-    expectation, so without it the last pair never fits and the confirmation is never done."""
+    trial needs: the guard reserves a round at its worst case (time limits), not its
+    expectation, so without it the last trial never fits and the confirmation is never done."""
     step = exploitation.confirmation_step(plan, res, candidate, hyps)
     if step is None:
         return 0.0
@@ -78,10 +78,21 @@ def confirmation_te(
     if not todo:
         return 0.0
     costs = [measured_te(plan, c, t.hypothesis_id, t.cost) for t in todo]
-    last = todo[-2:]  # a candidate's seed and the baseline's: one round
     if worst_te is None:
         return sum(costs) + max(costs)
-    return sum(costs) + max(0.0, worst_te(last) - sum(costs[-len(last) :]))
+    # the last trial may go alone (the budget's reservation fits fewer trials near its end):
+    # the candidate's or the baseline's, whichever reserves more beyond its cost
+    last = list(zip(todo, costs, strict=True))[-2:]
+    return sum(costs) + max(0.0, *(worst_te([t]) - cost for t, cost in last))
+
+
+def _headroom(plan: Plan, worst_te: WorstCase | None) -> float:
+    """What a confirmation's last trial reserves beyond its expected cost, for a candidate
+    that costs what the baseline does (before the search found one to price)."""
+    if worst_te is None:
+        return 1.0
+    seed = plan.engine.confirm_seeds[-1]
+    return max(0.0, worst_te([trial_def(exploitation.PHASE, BASELINE, seed)]) - 1.0)
 
 
 def profile_of(plan: Plan, res: Results) -> TrainingProfile | None:
@@ -191,7 +202,10 @@ def next_step(
         left = remaining_te(plan, c)
         # keep what confirming the best so far costs (its epochs included), not a fixed share
         best_now = exploitation.best_candidate(plan, res, hyps, incumbent, search_round)
-        reserve = max(confirm_cost, confirmation_te(plan, c, res, best_now, hyps, worst_te))
+        reserve = max(
+            confirm_cost + _headroom(plan, worst_te),
+            confirmation_te(plan, c, res, best_now, hyps, worst_te),
+        )
         share = max(0.0, left - reserve)
         estep, candidate = exploitation.next_step(
             plan, res, hyps, c.trials, incumbent, None if exhausted else search, share, search_round
