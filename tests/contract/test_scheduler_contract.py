@@ -407,17 +407,21 @@ def test_a_task_ignoring_sigterm_ends_within_its_enforced_limit(
     scheduler: Scheduler, tmp_path: Path, job_name: str, request: pytest.FixtureRequest
 ) -> None:
     """What the budget reserves for a task (enforced_limit_min) bounds what it really runs,
-    even for a task that ignores the polite signal; a fractional limit is valid everywhere."""
+    for a task that ignores the polite signal and for one that obeys it; both end TIMEOUT, not
+    FAILED (on Slurm, submitit would end a non-requeued task FAILED 90 s early: rea's task lets
+    Slurm end it). A fractional limit is valid everywhere."""
     limit_min = 0.02  # local: 1.2 s; Slurm rounds up to 1 min
     stubborn = task(tmp_path, ["sh", "-c", "trap '' TERM; sleep 600"])
+    polite = task(tmp_path, ["sleep", "600"])
     resources = Resources(time_limit_min=limit_min, cpus_per_task=1)
     enforced = scheduler.enforced_limit_min(limit_min)
 
-    (job_id,) = scheduler.submit_array(
-        array(tmp_path, job_name, [stubborn], parallelism=1, resources=resources)
+    ids = scheduler.submit_array(
+        array(tmp_path, job_name, [stubborn, polite], parallelism=2, resources=resources)
     )
 
-    info = wait_for(scheduler, [job_id], deadline_s=enforced * 60 + DEADLINE_S)[job_id]
-    assert info.state is JobState.TIMEOUT, info
-    assert info.elapsed_s is not None
-    assert limit_min * 60 <= info.elapsed_s <= enforced * 60, (info.elapsed_s, enforced * 60)
+    infos = wait_for(scheduler, ids, deadline_s=enforced * 60 + DEADLINE_S)
+    for info in infos.values():
+        assert info.state is JobState.TIMEOUT, info
+        assert info.elapsed_s is not None
+        assert limit_min * 60 <= info.elapsed_s <= enforced * 60, (info.elapsed_s, enforced * 60)
