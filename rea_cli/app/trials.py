@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ranking_models.contracts import TrialSpec
-from rea_cli.campaign.model import Campaign, Hypothesis
+from rea_cli.campaign.model import Campaign, Hypothesis, TrialRecord
 from rea_cli.campaign.state import TrialStatus
 from rea_cli.campaign.store import CampaignStore
 from rea_cli.executor.scheduler import JobState, Scheduler
@@ -75,7 +75,7 @@ def expected_seconds(plan: Plan, campaign: Campaign, trial: TrialDef) -> float:
     wider model or more feature fields cost more per sample)."""
     if not trial.fidelity:
         measured = [
-            t.device_time_s
+            _run_seconds(t)
             for t in campaign.trials.values()
             if t.hypothesis_id == trial.hypothesis_id
             and not t.fidelity
@@ -90,6 +90,15 @@ def expected_seconds(plan: Plan, campaign: Campaign, trial: TrialDef) -> float:
     epochs = int(plan.baseline["train"]["epochs"])
     full = cost_model.trial_seconds(learned_cost(plan, campaign), n_train, epochs)
     return full * max(trial.cost, 0.05)
+
+
+def _run_seconds(t: TrialRecord) -> float:
+    """What one run of a trial took: the trainer's device time when it ran in one attempt;
+    after a retry (which continued the checkpoint, and whose killed attempt left no device
+    time) the allocation of all its jobs, an upper bound."""
+    if len(t.jobs) <= 1:
+        return t.device_time_s
+    return max(t.device_time_s, sum(j.gpu_seconds / max(j.gpus, 1) for j in t.jobs))
 
 
 def timeout_scale(campaign: Campaign, trial_id: str) -> float:

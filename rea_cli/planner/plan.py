@@ -376,6 +376,10 @@ def phase_plans(
 # Start-up allowance of one trial on each backend (seconds): process start, imports and data
 # loading. The local backend forks trials from a runner that has imported the trainer already.
 STARTUP_S = {"local": 3.0, "slurm": 60.0}
+# ... and what it is expected to take, which a trial's allocation is charged beyond the
+# trainer's own device time: a forked local trial starts in well under a second (data
+# memory-mapped), a Slurm task pays the interpreter, imports and the job's own start.
+EXPECTED_START_S = {"local": 0.5, "slurm": 20.0}
 FLOOR_MIN = {"local": 0.1, "slurm": 1.0}
 
 
@@ -475,7 +479,8 @@ def build_plan(
     device_s = cost_model.trial_seconds(cost, n_train, epochs)
     policy = limit_policy(settings)
     gpus = gpus_per_trial(settings)
-    te_gpu_hours = (device_s + policy.startup_s) / 3600.0 * max(gpus, 1)
+    # what one baseline trial is expected to be charged (the allowance is for its limit)
+    te_gpu_hours = (device_s + EXPECTED_START_S[settings.backend]) / 3600.0 * max(gpus, 1)
     engine = fit_engine(
         settings=settings,
         budget_te=budget_gpu_hours / te_gpu_hours,

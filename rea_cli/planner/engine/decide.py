@@ -16,14 +16,16 @@ from rea_cli.planner.ranking import rank_numbers
 
 
 def full_run_seconds(c: Campaign, hid: str) -> list[float]:
-    """GPU seconds of the last job of each succeeded full-fidelity trial of a hypothesis."""
-    return [
-        j.gpu_seconds
-        for t in c.trials.values()
-        if t.hypothesis_id == hid and not t.fidelity and t.status is TrialStatus.SUCCEEDED
-        for j in t.jobs[-1:]
-        if j.gpu_seconds > 0
-    ]
+    """GPU seconds of each succeeded full-fidelity trial of a hypothesis, over all its jobs: a
+    trial retried after a timeout continued its checkpoint, so its last job alone ran only the
+    epochs the first one did not finish (an underestimate that prices a confirmation too low)."""
+    out = []
+    for t in c.trials.values():
+        if t.hypothesis_id == hid and not t.fidelity and t.status is TrialStatus.SUCCEEDED:
+            seconds = sum(j.gpu_seconds for j in t.jobs)
+            if seconds > 0:
+                out.append(seconds)
+    return out
 
 
 def te_gpu_hours(plan: Plan, c: Campaign) -> float:
