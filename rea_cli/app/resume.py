@@ -61,6 +61,7 @@ from rea_cli.planner.engine.common import lineage
 from rea_cli.planner.plan import Plan, gpus_per_trial, plan_hash
 from rea_cli.runbooks import (
     MEM_KEY,
+    Decision,
     Failure,
     Footprint,
     choose_action,
@@ -766,6 +767,17 @@ def diagnose_failures(
             config=config,
             footprint=footprint,
         )
+        if decision.action != "give_up" and _costly_search_point(plan, c, t, job):
+            decision = Decision(
+                decision.runbook_id,
+                decision.diagnosis,
+                "give_up",
+                {},
+                f"{decision.detail}; a search point that outruns its time limit is a failed "
+                "point of the search (it costs more than its share allows), not retried".lstrip(
+                    "; "
+                ),
+            )
         job.runbook, job.diagnosis, job.action = (
             decision.runbook_id,
             decision.diagnosis,
@@ -795,6 +807,21 @@ def diagnose_failures(
             failure_kind=job.failure_kind,
         )
         crash_point("diagnosis_journaled")  # journaled, campaign not saved yet
+
+
+def _costly_search_point(plan: Plan, c: Campaign, t: TrialRecord, job: JobRecord) -> bool:
+    """A search point's trial (on the search seed: not a confirmation's) that reached its
+    time limit: the study records it as failed and asks elsewhere; a retry at twice the limit
+    would spend the confirmation's budget on a configuration too costly to confirm."""
+    h = c.hypotheses.get(t.hypothesis_id)
+    timed_out = job.state is JobState.TIMEOUT or job.failure_kind == "timeout"
+    return (
+        timed_out
+        and h is not None
+        and h.source == "search"
+        and t.phase == "exploitation"
+        and t.seed == plan.engine.validation_seeds[0]
+    )
 
 
 # Optimizer state and gradients a CPU trial adds once it trains: float32 Adam keeps two moments.

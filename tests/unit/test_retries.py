@@ -260,3 +260,58 @@ def test_a_retry_the_budget_holds_is_submitted(tmp_path: Path) -> None:
     assert [j.action for j in trial.jobs] == ["retry", None]
     assert trial.jobs[-1].job_id == str(len(sched.jobs) - 1)  # the retry array's one task
     assert not any(e["event"] == "retry_dropped" for e in store.events())
+
+
+# ---------------------------------------------------------------- search points
+
+
+def test_a_search_point_over_its_limit_is_a_failed_point_not_retried(tmp_path: Path) -> None:
+    """A search point that reaches its time limit costs more than the search's share allows:
+    the study records it as failed (not retried at twice the limit, which spent the budget the
+    confirmation needed). The same configuration's confirmation trial is retried as any is."""
+    from rea_cli.app.resume import diagnose_failures
+
+    b = CampaignBuilder(tmp_path, CID, dataset="synthetic")
+    b.campaign.phase = "exploitation"
+    b.hypothesis("search-r1-o0", source="search", delta={"model.cross_layers": 4})
+    search_seed = b.plan.engine.validation_seeds[0]
+    confirm_seed = b.plan.engine.confirm_seeds[0]
+    for tid, seed in (("point", search_seed), ("confirm", confirm_seed)):
+        b.trial(tid, "search-r1-o0", seed, phase="exploitation", fidelity={})
+        b.job(tid, f"{seed}", state="TIMEOUT", exit_code=None)
+        b.campaign.trials[tid].status = TrialStatus.FAILED
+    b.phase("exploitation")
+    b.write_campaign()
+
+    diagnose_failures(b.store, b.campaign, b.plan)
+
+    point, confirm = (b.campaign.trials[t].jobs[-1] for t in ("point", "confirm"))
+    assert (point.runbook, point.action) == ("timeout", "give_up"), point
+    assert "failed point of the search" in (point.reason or "")
+    assert confirm.action == "retry", confirm
+
+
+def test_a_retried_trial_costs_all_its_jobs(tmp_path: Path) -> None:
+    """A trial that timed out and was retried continued its checkpoint: its last job ran only
+    the epochs the first did not finish. What it cost (the confirmation's price, the next run's
+    time limit) is all its jobs, not the last one's time or its device time."""
+    from rea_cli.app.trials import expected_seconds
+    from rea_cli.planner.engine.decide import full_run_seconds
+
+    b = CampaignBuilder(tmp_path, CID, dataset="synthetic")
+    b.hypothesis("wide", delta={"model.embedding_dim": 32})
+    b.trial("once", BASELINE, 0, fidelity={})
+    b.job("once", "1", gpu_seconds=6.0)
+    b.trial("retried", "wide", 0, fidelity={})
+    b.job("retried", "2", state="TIMEOUT", exit_code=None, gpu_seconds=14.0)
+    b.job("retried", "3", gpu_seconds=5.5)
+    for tid, device in (("once", 5.0), ("retried", 5.2)):
+        record = b.campaign.trials[tid]
+        record.status, record.device_time_s = TrialStatus.SUCCEEDED, device
+
+    assert full_run_seconds(b.campaign, "wide") == [pytest.approx(19.5)]
+    assert full_run_seconds(b.campaign, BASELINE) == [pytest.approx(6.0)]
+    confirm = TrialDef("c", "wide", 1000, {}, lineage("wide", 1000))
+    assert expected_seconds(b.plan, b.campaign, confirm) == pytest.approx(19.5)
+    again = TrialDef("b", BASELINE, 1000, {}, lineage(BASELINE, 1000))
+    assert expected_seconds(b.plan, b.campaign, again) == pytest.approx(5.0)  # one attempt
