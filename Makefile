@@ -36,8 +36,18 @@ demo: data
 	$(REA) --workspace $(DEMO_WS) launch demo --follow
 	$(REA) --workspace $(DEMO_WS) report demo
 
+# The hostile-input table (about 500 cases, each one new `rea` process) runs on every core
+# (pytest-xdist); everything else one test at a time, since those tests time real trainers and
+# schedulers. With PYTEST_ARGS, one plain run of what they select.
+FUZZ := tests/unit/test_fuzz_inputs.py
+ifeq ($(strip $(PYTEST_ARGS)),)
+test: data
+	$(PY) -m pytest --ignore=$(FUZZ)
+	$(PY) -m pytest -n auto $(FUZZ)
+else
 test: data
 	$(PY) -m pytest $(PYTEST_ARGS)
+endif
 
 test-fast: install
 	$(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
