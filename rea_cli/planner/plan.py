@@ -67,6 +67,9 @@ class EngineSettings(BaseModel):
     te_gpu_hours: float  # GPU-hours of one full baseline trial, as planned
     shares: dict[str, float]  # phase -> trial-equivalents planned for it
     seed: int = 0  # the campaign's seed: its trial seeds and the search's sampler
+    # what every trial costs whatever its length (start, data, evaluations), in TE: a trial
+    # stopped at a third of the epochs costs this plus a third of the rest
+    trial_overhead_te: float = 0.0
 
 
 class RankedHypothesis(BaseModel):
@@ -219,19 +222,41 @@ def rung_epochs(epochs: int, eta: int) -> list[int]:
     return sorted(set(rungs))
 
 
+def trial_te(cost: float, overhead_te: float) -> float:
+    """A trial's expected TE: the fixed part every trial pays, plus its share of the rest."""
+    return overhead_te + (1.0 - overhead_te) * cost
+
+
 def screen_cost(costs: list[float], n: int, s: EngineSettings, epochs: int) -> float:
     """Expected trial-equivalents of validating the first n hypotheses of the ranked pool."""
     chosen = costs[:n]
     if not chosen:
         return 0.0
+    f = s.trial_overhead_te
     frac = (s.rung_epochs[0] / epochs) if s.rung_epochs else 1.0
-    early = sum(c * frac * s.screen_seeds for c in chosen) if s.rung_epochs else 0.0
+    early = sum(trial_te(c * frac, f) * s.screen_seeds for c in chosen) if s.rung_epochs else 0.0
     promoted = (
         sorted(chosen, reverse=True)[: max(1, math.ceil(n / s.eta))] if s.rung_epochs else chosen
     )
     v = len(s.validation_seeds)
-    final = sum(c * (v - s.screen_seeds * frac) for c in promoted)
+    continued = s.screen_seeds if s.rung_epochs else 0  # they go on from their checkpoints
+    final = sum(
+        trial_te(c * (1 - frac), f) * continued + trial_te(c, f) * (v - continued) for c in promoted
+    )
     return early + final
+
+
+# A change worth confirming usually costs more than the baseline (more feature fields, a wider
+# or longer model): the plan prices a candidate's confirmation runs at this many baseline
+# trials; the campaign prices them at what the candidate measured.
+CANDIDATE_COST = 1.5
+
+
+def confirmation_cost(seeds: int, headroom_te: float, candidate: float = CANDIDATE_COST) -> float:
+    """TE of a confirmation on `seeds` fresh seeds (the candidate's runs and the baseline's),
+    with the headroom its last trial needs: the budget guard reserves a trial's worst case
+    (its time limit and what the scheduler lets it overrun), not what it will spend."""
+    return seeds * (candidate + 1.0) + headroom_te
 
 
 SEED_STRIDE = 10_000  # campaign seeds s and s+1 never share a trial seed
@@ -254,6 +279,8 @@ def fit_engine(
     epochs: int,
     pool_costs: list[float],
     seed: int = 0,
+    overhead_te: float = 0.0,
+    headroom_te: float = 1.0,
 ) -> EngineSettings:
     """The engine's settings for a budget of `budget_te` full baseline trials.
 
@@ -282,9 +309,10 @@ def fit_engine(
         te_gpu_hours=te_gpu_hours,
         shares={},
         seed=seed,
+        trial_overhead_te=round(overhead_te, 4),
     )
     probe = float(p.validation_seeds)
-    confirm = 2.0 * p.confirmation_seeds
+    confirm = confirmation_cost(p.confirmation_seeds, headroom_te)
     rest = budget_te - probe - confirm
     smallest = probe + confirm + screen_cost(pool_costs, 1, base, epochs)
     if not pool_costs or rest < screen_cost(pool_costs, 1, base, epochs):
@@ -310,7 +338,7 @@ def fit_engine(
         "validation": round(validation, 3),
         "combination": round(combination, 3),
         "exploitation": round(exploitation, 3),
-        "confirmation": confirm,
+        "confirmation": round(confirm, 3),
     }
     return base.model_copy(update={"screen": n, "shares": shares})
 
@@ -380,6 +408,13 @@ STARTUP_S = {"local": 3.0, "slurm": 60.0}
 # trainer's own device time: a forked local trial starts in well under a second (data
 # memory-mapped), a Slurm task pays the interpreter, imports and the job's own start.
 EXPECTED_START_S = {"local": 0.5, "slurm": 20.0}
+# What every trial pays whatever its length (start, data loading, the final evaluations): on 2
+# CPU cores a local trial stopped after one epoch of three costs about 0.7 of a full one.
+TRIAL_FIXED_S = {"local": 1.0, "slurm": 30.0}
+# What a scheduler lets a trial run past its limit (local: the runner's kill grace and polls;
+# Slurm: rounding to whole minutes and OverTimeLimit, typically), for planning only: the
+# campaign reserves what its scheduler reports.
+OVERRUN_S = {"local": 7.0, "slurm": 60.0}
 FLOOR_MIN = {"local": 0.1, "slurm": 1.0}
 
 
@@ -480,7 +515,9 @@ def build_plan(
     policy = limit_policy(settings)
     gpus = gpus_per_trial(settings)
     # what one baseline trial is expected to be charged (the allowance is for its limit)
-    te_gpu_hours = (device_s + EXPECTED_START_S[settings.backend]) / 3600.0 * max(gpus, 1)
+    te_s = device_s + EXPECTED_START_S[settings.backend]
+    te_gpu_hours = te_s / 3600.0 * max(gpus, 1)
+    limit = cost_model.time_limit_min(device_s, cost, policy)
     engine = fit_engine(
         settings=settings,
         budget_te=budget_gpu_hours / te_gpu_hours,
@@ -488,8 +525,10 @@ def build_plan(
         epochs=epochs,
         pool_costs=[h.cost for h, _, _ in pool],
         seed=seed,
+        overhead_te=min(0.5, TRIAL_FIXED_S[settings.backend] / te_s),
+        # one trial's worst case (its limit and the scheduler's overrun) beyond its expectation
+        headroom_te=max(0.0, (limit * 60.0 + OVERRUN_S[settings.backend]) / te_s - 1.0),
     )
-    limit = cost_model.time_limit_min(device_s, cost, policy)
     hypotheses = {
         BASELINE: Hypothesis(
             title="Baseline",

@@ -94,6 +94,25 @@ def test_after_the_probe_the_screen_is_decided_and_run(plan: Plan) -> None:
     assert all(h in {**plan.hypotheses, **step.new_hypotheses} for h in step.selected)
 
 
+@pytest.mark.parametrize(("left_te", "screens"), [(100.0, True), (12.0, False)])
+def test_a_screen_runs_only_when_what_it_finds_can_be_confirmed(
+    plan: Plan, left_te: float, screens: bool
+) -> None:
+    """With 12 trial-equivalents left after the probe, screening would leave less than the
+    confirmation of what it may find costs (5 seeds x (a candidate + the baseline) and the
+    last trial's headroom): no rung is run, the campaign goes on with what it knows. With 100
+    left the screen runs."""
+    from rea_cli.planner.engine.decide import te_gpu_hours
+
+    c = _campaign(plan)
+    for s in plan.engine.validation_seeds:
+        _done(c, "validation", BASELINE, s, 0.70 + s * 0.001, curve=[0.68, 0.69, 0.70])
+    c.budget.approved_gpu_hours = left_te * te_gpu_hours(plan, c)
+    step = next_step(plan, c, None, "now")
+    ran = isinstance(step, Step) and step.phase == "validation"
+    assert ran is screens, step
+
+
 def test_gate_corrects_for_choosing_among_many(plan: Plan) -> None:
     """Four hypotheses screened on three seeds: a real effect passes; a lucky one that would
     pass a lone t-test at 0.2 does not survive the correction over all four."""

@@ -10,7 +10,7 @@ from rea_cli.campaign.state import TrialStatus
 from rea_cli.planner.engine import combination, exploitation, validation
 from rea_cli.planner.engine.common import BASELINE, Finish, Results, Step, TrialDef, trial_def
 from rea_cli.planner.engine.search import SearchPort
-from rea_cli.planner.plan import Plan, RankedHypothesis
+from rea_cli.planner.plan import Plan, RankedHypothesis, confirmation_cost, trial_te
 from rea_cli.planner.profile import TrainingProfile, training_profile
 from rea_cli.planner.ranking import rank_numbers
 
@@ -86,6 +86,37 @@ def confirmation_te(
     # the candidate's or the baseline's, whichever reserves more beyond its cost
     last = list(zip(todo, costs, strict=True))[-2:]
     return sum(costs) + max(0.0, *(worst_te([t]) - cost for t, cost in last))
+
+
+def _affordable(
+    plan: Plan,
+    c: Campaign,
+    step: Step,
+    hyps: dict[str, Hypothesis],
+    worst_te: WorstCase | None,
+    left: float,
+) -> bool:
+    """A validation or combination step runs only when what it costs leaves enough to
+    confirm what it may find: a candidate as costly as its costliest hypothesis (a
+    combination: its parts' extra costs added), at measured costs where known. Otherwise
+    the campaign goes on with what it knows rather than spend the confirmation's budget."""
+    f = plan.engine.trial_overhead_te
+    step_te = sum(trial_te(t.cost, f) for t in step.trials if t.trial_id not in c.trials)
+
+    def cost_of(hid: str) -> float:
+        h = hyps[hid]
+        if h.parents:
+            return 1.0 + sum(
+                max(0.0, measured_te(plan, c, p, hyps[p].cost) - 1.0)
+                for p in h.parents
+                if p in hyps
+            )
+        return measured_te(plan, c, hid, h.cost)
+
+    candidate = max((cost_of(t.hypothesis_id) for t in step.trials), default=1.0)
+    headroom = _headroom(plan, worst_te) + max(0.0, candidate - 1.0)
+    reserve = confirmation_cost(len(plan.engine.confirm_seeds), headroom, candidate)
+    return left - step_te >= reserve
 
 
 def _headroom(plan: Plan, worst_te: WorstCase | None) -> float:
@@ -174,7 +205,11 @@ def next_step(
         selected, new, _ = screen(plan, res, profile_of(plan, res))
         hyps.update(new)
     step, finalists = validation.next_step(plan, c, res, selected or [], hyps)
-    if step is not None and not exhausted and (step.kind == "probe" or left > confirm_cost):
+    if (
+        step is not None
+        and not exhausted
+        and (step.kind == "probe" or _affordable(plan, c, step, hyps, worst_te, left))
+    ):
         step.new_hypotheses.update(new)
         step.selected = selected
         return step
@@ -184,7 +219,11 @@ def next_step(
     # combination
     cstep, incumbent, cgate = combination.next_step(plan, res, vgate.winners, hyps)
     gates["combination"] = cgate
-    if cstep is not None and not exhausted and left > confirm_cost + 1:
+    if (
+        cstep is not None
+        and not exhausted
+        and _affordable(plan, c, cstep, {**hyps, **cstep.new_hypotheses}, worst_te, left)
+    ):
         cstep.gates, cstep.new_hypotheses, cstep.selected = (
             gates,
             {**new, **cstep.new_hypotheses},
