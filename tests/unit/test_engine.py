@@ -435,6 +435,36 @@ def test_a_search_batch_is_sized_by_what_its_points_can_cost(plan: Plan) -> None
     per_point = exploitation.longest_point_te(plan, knobs)
     exploitation.next_step(plan, res, plan.hypotheses, c.trials, BASELINE, Port(), 2 * per_point)  # type: ignore[arg-type]
     assert asked == [min(plan.engine.exploitation_batch, 2)]
+    # a point whose worst case (its time limit, as the guard reserves it) is 3 x per_point:
+    # the same share holds none
+    exploitation.next_step(
+        plan,
+        res,
+        plan.hypotheses,
+        c.trials,
+        BASELINE,
+        Port(),  # type: ignore[arg-type]
+        2 * per_point,
+        1,
+        3 * per_point,
+    )
+    assert asked == [min(plan.engine.exploitation_batch, 2)]  # not asked at all
+
+
+def test_a_combination_too_costly_to_confirm_gives_way_to_its_parts(plan: Plan) -> None:
+    """The candidates for the confirmation: the search's points that beat the incumbent, the
+    incumbent, then (when the incumbent is a combination) its parts, best first."""
+    c, winner = _validated_winner(plan)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    other = next(h for h in c.phases["validation"].selected or [] if h != winner)
+    for s in plan.engine.validation_seeds:
+        _done(c, "validation", other, s, 0.72)
+    combo = f"{winner}+{other}"
+    c.hypotheses[combo] = hyps[winner].model_copy(update={"parents": [winner, other]})
+    _done(c, "combination", combo, plan.engine.validation_seeds[0], 0.78)
+    res = Results(c, plan.direction)
+    hyps = {**plan.hypotheses, **c.hypotheses}
+    assert exploitation.ranked_candidates(plan, res, hyps, combo) == [combo, winner, other]
 
 
 def test_a_measured_config_is_expected_to_take_what_it_took(plan: Plan) -> None:

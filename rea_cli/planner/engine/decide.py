@@ -119,6 +119,23 @@ def _affordable(
     return left - step_te >= reserve
 
 
+def _point_te(
+    plan: Plan, c: Campaign, incumbent: str, hyps: dict[str, Hypothesis], worst: WorstCase | None
+) -> float:
+    """What one search point may cost at worst: a baseline trial's worst case, plus twice (the
+    limit's safety) what the costliest point may cost beyond it (the space's longest training,
+    or the incumbent's measured cost if higher)."""
+    if worst is None:
+        return 0.0
+    knobs = exploitation.knobs_for(plan, incumbent, hyps)
+    cost = max(
+        exploitation.longest_point_te(plan, knobs),
+        measured_te(plan, c, incumbent, hyps[incumbent].cost),
+    )
+    base = worst([trial_def(exploitation.PHASE, BASELINE, plan.engine.confirm_seeds[-1])])
+    return base + 2.0 * max(0.0, cost - 1.0)
+
+
 def _headroom(plan: Plan, worst_te: WorstCase | None) -> float:
     """What a confirmation's last trial reserves beyond its expected cost, for a candidate
     that costs what the baseline does (before the search found one to price)."""
@@ -249,7 +266,15 @@ def next_step(
         )
         share = max(0.0, left - reserve)
         estep, candidate = exploitation.next_step(
-            plan, res, hyps, c.trials, incumbent, None if exhausted else search, share, search_round
+            plan,
+            res,
+            hyps,
+            c.trials,
+            incumbent,
+            None if exhausted else search,
+            share,
+            search_round,
+            _point_te(plan, c, incumbent, hyps, worst_te),
         )
         if estep is not None and not exhausted:
             estep.gates, estep.selected = gates, selected
