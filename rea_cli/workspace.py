@@ -104,16 +104,8 @@ def init_workspace(
 
     shared: a workspace for a group (docs/security.md): its folders setgid and group-writable
     (owned by `group` when given), and rea runs with umask 002 there."""
-    ws = Workspace(root.expanduser().resolve())
+    ws, chosen, gid = check_init(root, backend=backend, shared=shared, group=group)
     config = ws.config_path
-    if config.exists():
-        raise UsageError(f"{config} already exists; this folder is already a rea workspace")
-    chosen = backend or default_backend()
-    if chosen not in ("local", "slurm"):
-        raise UsageError(f"unknown backend {chosen!r}; use 'local' or 'slurm'")
-    if group is not None and not shared:
-        raise UsageError("--group is for a shared workspace; add --shared")
-    gid = _group_id(group) if group is not None else None
     if shared:
         secure_umask(shared=True)
     ws.root.mkdir(parents=True, exist_ok=True)
@@ -128,6 +120,22 @@ def init_workspace(
 
     init_db(ws.db_path, storage_version=ws.settings.insights.storage_version)
     return ws
+
+
+def check_init(
+    root: Path, *, backend: str | None = None, shared: bool = False, group: str | None = None
+) -> tuple[Workspace, str, int | None]:
+    """What `init` refuses, checked before anything is asked of a cluster: (the workspace,
+    the backend, the group's id)."""
+    ws = Workspace(root.expanduser().resolve())
+    if ws.config_path.exists():
+        raise UsageError(f"{ws.config_path} already exists; this folder is already a rea workspace")
+    chosen = backend or default_backend()
+    if chosen not in ("local", "slurm"):
+        raise UsageError(f"unknown backend {chosen!r}; use 'local' or 'slurm'")
+    if group is not None and not shared:
+        raise UsageError("--group is for a shared workspace; add --shared")
+    return ws, chosen, _group_id(group) if group is not None else None
 
 
 def _group_id(name: str) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rea_cli.errors import SchedulerError
-from rea_cli.workspace import Workspace, default_backend, init_workspace
+from rea_cli.workspace import Workspace, check_init, init_workspace
 
 # What rea.toml asks per trial when the cluster allows it (config.default_toml's defaults).
 WANTED = {"cpus_per_trial": 4, "mem_gb": 16.0, "gpus_per_trial": 1}
@@ -23,7 +23,9 @@ class InitResult:
 def init(
     directory: Path, backend: str | None = None, *, shared: bool = False, group: str | None = None
 ) -> InitResult:
-    chosen = backend or default_backend()
+    # bad arguments are refused before the cluster is asked anything (a slow or unreachable
+    # controller must not stand between a typo and its one-line error)
+    _, chosen, _ = check_init(directory, backend=backend, shared=shared, group=group)
     fitted, note = slurm_defaults() if chosen == "slurm" else ({}, None)
     ws = init_workspace(
         directory, backend=chosen, shared=shared, group=group, slurm_defaults=fitted
