@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,13 +150,18 @@ def _baseline(
     return config, None
 
 
-def _accepted(ws: Workspace, family: str, dataset: str) -> list[str]:
-    out = []
+def _readable_campaigns(ws: Workspace) -> Iterator[tuple[str, Campaign]]:
+    """The workspace's campaigns that load (a damaged one is `rea status`'s to report)."""
     for cid in list_campaigns(ws):
         try:
-            c = CampaignStore(ws, cid).load()
+            yield cid, CampaignStore(ws, cid).load()
         except ReaError:
             continue
+
+
+def _accepted(ws: Workspace, family: str, dataset: str) -> list[str]:
+    out = []
+    for cid, c in _readable_campaigns(ws):
         if (
             c.state is CampaignState.ACCEPTED
             and c.model_family == family
@@ -177,11 +183,7 @@ def _earlier_proposals(
     from rea_cli.planner.knowledge import proposal_strategy
 
     out = []
-    for cid in list_campaigns(ws):
-        try:
-            c = CampaignStore(ws, cid).load()
-        except ReaError:
-            continue
+    for cid, c in _readable_campaigns(ws):
         p = c.proposal
         if (
             c.state is not CampaignState.AWAITING_REVIEW
